@@ -1,0 +1,86 @@
+"""The privacy allowlist: what of an entity may leave the service (SPEC §2).
+
+Only fields whose dotted path the entity schema declares public or internal are kept; anything
+undeclared is dropped, and nothing under a confidential or restricted path is ever looked into.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Final, TypeAlias
+
+
+class Classification(enum.Enum):
+    """How sensitive a field is; only public and internal fields are shared."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+    @property
+    def shareable(self) -> bool:
+        """Whether webhook payloads and the feed may carry fields of this class."""
+        return self in (Classification.PUBLIC, Classification.INTERNAL)
+
+
+FieldRules: TypeAlias = Mapping[str, Classification]
+"""Classification by dotted field path, e.g. ``"assigned_rep.salary"``."""
+
+_CREDENTIAL_NAMES: Final = frozenset({"password", "api_key"})
+_CREDENTIAL_SUFFIXES: Final = ("_secret", "_token")
+
+
+class _Dropped:
+    """Marker for a value that the allowlist removes."""
+
+
+_DROP: Final = _Dropped()
+
+
+def is_credential_name(key: str) -> bool:
+    """Whether a field name looks like a credential; such fields are dropped whatever the rules."""
+    name = key.lower()
+    return name in _CREDENTIAL_NAMES or name.endswith(_CREDENTIAL_SUFFIXES)
+
+
+def project(data: Mapping[str, Any], rules: FieldRules) -> dict[str, Any]:
+    """Return a new dict holding only the shareable fields of `data`; `data` is not modified."""
+    return _project_mapping(data, "", rules)
+
+
+def _project_mapping(data: Mapping[Any, Any], prefix: str, rules: FieldRules) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        # A key with a dot cannot be told apart from a nested path, so no rule can allow it.
+        if not isinstance(key, str) or "." in key or is_credential_name(key):
+            continue
+        path = prefix + key
+        kept = _project_value(value, path, rules)
+        if kept is not _DROP:
+            out[key] = kept
+    return out
+
+
+def _project_value(value: Any, path: str, rules: FieldRules) -> Any:
+    classification = rules.get(path)
+    if classification is not None and not classification.shareable:
+        return _DROP
+    return _project_declared(value, path, classification is not None, rules)
+
+
+def _project_declared(value: Any, path: str, shareable: bool, rules: FieldRules) -> Any:
+    # `path` is not blocked here; `shareable` says whether it is itself declared public/internal.
+    if isinstance(value, Mapping):
+        children = _project_mapping(value, path + ".", rules)
+        return children if children or shareable else _DROP
+    if isinstance(value, list | tuple):
+        # List elements share the list's path: "lines.sku" addresses the sku of every line.
+        items = [
+            item
+            for item in (_project_declared(element, path, shareable, rules) for element in value)
+            if item is not _DROP
+        ]
+        return items if items or shareable else _DROP
+    return value if shareable else _DROP

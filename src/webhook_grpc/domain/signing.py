@@ -1,0 +1,88 @@
+"""Webhook secrets and the two signature schemes an endpoint can verify (SPEC §4).
+
+Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 over ``{id}.{timestamp}.{body}``, keyed with the
+base64-decoded part of the secret after ``whsec_``. The overview's scheme: ``sha256=`` + hex
+HMAC-SHA256 of the raw body, keyed with the secret string exactly as issued.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Sequence
+from secrets import token_bytes
+
+from webhook_grpc.domain.errors import InvalidArgument
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
+
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+OVERVIEW_SIGNATURE_HEADER = "X-Webhook-Signature"
+
+_SECRET_RULE = (
+    f"must be '{SECRET_PREFIX}' followed by standard base64 of "
+    f"{MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes"
+)
+
+
+def generate_secret() -> str:
+    """Return a new secret: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def validate_secret(secret: str, field: str = "secret") -> None:
+    """Raise InvalidArgument unless `secret` is a well-formed ``whsec_`` secret."""
+    # Messages never echo the value: it is a credential.
+    if not secret.startswith(SECRET_PREFIX):
+        raise InvalidArgument(field, f"secret {_SECRET_RULE}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(field, f"secret is not valid base64; it {_SECRET_RULE}") from None
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise InvalidArgument(field, f"secret decodes to {len(key)} bytes; it {_SECRET_RULE}")
+
+
+def _standard_key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
+def _standard_message(msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{msg_id}.{timestamp}.".encode() + body
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature of one message: ``v1,<base64 HMAC-SHA256>``."""
+    digest = hmac.digest(
+        _standard_key(secret), _standard_message(msg_id, timestamp, body), "sha256"
+    )
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def overview_signature(secret: str, body: bytes) -> str:
+    """The overview's signature of a body: ``sha256=<hex HMAC-SHA256>``, keyed with the secret."""
+    return "sha256=" + hmac.digest(secret.encode(), body, "sha256").hex()
+
+
+def signature_headers(
+    secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Both signature headers for one attempt, one signature per secret (current first)."""
+    if not secrets:
+        raise ValueError("at least one secret is needed to sign a delivery")
+    # Built once and shared by every secret: the body can be up to max_payload_bytes.
+    message = _standard_message(msg_id, timestamp, body)
+    standard = []
+    overview = []
+    for secret in secrets:
+        digest = hmac.digest(_standard_key(secret), message, "sha256")
+        standard.append("v1," + base64.b64encode(digest).decode("ascii"))
+        overview.append("sha256=" + hmac.digest(secret.encode(), body, "sha256").hex())
+    return {
+        STANDARD_SIGNATURE_HEADER: " ".join(standard),
+        OVERVIEW_SIGNATURE_HEADER: " ".join(overview),
+    }
