@@ -1,0 +1,128 @@
+"""The domain's records: what services pass between the API, storage and the dispatcher."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SubscriptionStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class DisabledReason(enum.StrEnum):
+    MANUAL = "manual"
+    FAILURE_RATE = "failure_rate"
+    ENDPOINT_GONE = "endpoint_gone"
+
+
+class PayloadMode(enum.StrEnum):
+    FULL = "full"
+    THIN = "thin"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class AttemptError(enum.StrEnum):
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    DNS = "dns"
+    TLS = "tls"
+    HTTP_STATUS = "http_status"
+    REFUSED_TARGET = "refused_target"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    tenant_id: str
+    url: str
+    event_patterns: tuple[str, ...]
+    description: str
+    status: SubscriptionStatus
+    disabled_reason: DisabledReason | None
+    payload_mode: PayloadMode
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    disabled_at: datetime | None
+    previous_secret_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SubscriptionDraft:
+    """A validated request to create a subscription."""
+
+    tenant_id: str
+    url: str
+    event_patterns: tuple[str, ...]
+    description: str
+    payload_mode: PayloadMode
+    metadata: dict[str, str]
+    secret: str
+
+
+@dataclass(frozen=True)
+class SubscriptionChanges:
+    """Fields to replace in an update; None means unchanged."""
+
+    url: str | None = None
+    event_patterns: tuple[str, ...] | None = None
+    description: str | None = None
+    payload_mode: PayloadMode | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    tenant_id: str
+    type: str
+    entity_id: str
+    data: dict[str, Any]
+    previous: dict[str, Any] | None
+    occurred_at: datetime
+    published_at: datetime
+    cursor: str = ""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    attempt_number: int
+    attempted_at: datetime
+    status_code: int | None
+    latency: timedelta
+    error: AttemptError | None
+    error_message: str
+    response_body: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    tenant_id: str
+    event_id: str
+    subscription_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: tuple[Attempt, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str

@@ -1,0 +1,94 @@
+"""The async engine, transactions, and the translation of connection failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from webhook_grpc.domain.errors import StorageUnavailable
+
+from .urls import async_url
+
+# Read-only transactions on SQLite skip the write lock that BEGIN IMMEDIATE takes.
+_READ_ONLY = "webhook_grpc_read_only"
+
+
+class Database:
+    """One engine per process. Write transactions on SQLite take the write lock up front
+    (BEGIN IMMEDIATE), so check-then-insert rules like the subscription limit hold under
+    concurrency; PostgreSQL runs READ COMMITTED with explicit locks where a rule needs one."""
+
+    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+        url = async_url(database_url)
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        self.is_postgres = not self.is_sqlite
+        options: dict[str, Any] = {}
+        if self.is_postgres:
+            options = {
+                "pool_size": pool_size,
+                "max_overflow": pool_size,
+                "pool_timeout": 5,
+                "pool_pre_ping": True,
+                "connect_args": {"connect_timeout": 3},
+            }
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A read-write transaction, committed when the block exits without an error."""
+        async with self._unavailable_on_failure(), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (one consistent snapshot on PostgreSQL's READ COMMITTED
+        per statement; callers needing more use `transaction`)."""
+        async with self._unavailable_on_failure(), self.engine.connect() as connection:
+            await connection.execution_options(**{_READ_ONLY: True})
+            async with connection.begin():
+                yield connection
+
+    @asynccontextmanager
+    async def _unavailable_on_failure(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as error:
+            # Lost connections, refused connections, timeouts and SQLite lock contention:
+            # all retryable by the client.
+            raise StorageUnavailable(str(error.orig or error)) from error
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                raise StorageUnavailable(str(error.orig or error)) from error
+            raise
+        except OSError as error:
+            raise StorageUnavailable(str(error)) from error
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling is lax).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

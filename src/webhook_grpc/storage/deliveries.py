@@ -1,0 +1,295 @@
+"""Delivery rows (the dispatcher's queue) and their attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, func, select, tuple_, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
+
+from .tables import AttemptRow, DeliveryRow
+
+D = DeliveryRow.__table__
+A = AttemptRow.__table__
+PENDING = DeliveryStatus.PENDING.value
+
+
+@dataclass(frozen=True)
+class LeasedDelivery:
+    id: str
+    event_id: str
+    subscription_id: str
+    attempt_count: int
+    lease_token: str
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One finished attempt and what it decides for its delivery."""
+
+    delivery_id: str
+    subscription_id: str
+    lease_token: str
+    attempt_number: int
+    attempted_at: datetime
+    succeeded: bool
+    status_code: int | None
+    latency: timedelta
+    error: AttemptError | None
+    error_message: str
+    response_body: str
+    next_status: DeliveryStatus
+    next_attempt_at: datetime | None
+
+
+async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(D.insert(), rows)
+
+
+async def lease_due(
+    conn: AsyncConnection,
+    now: datetime,
+    lease_until: datetime,
+    lease_token: str,
+    limit: int,
+    per_subscription: int,
+    exclude_subscriptions: Collection[str] = (),
+) -> list[LeasedDelivery]:
+    """Take up to `limit` due deliveries, at most `per_subscription` of each subscription.
+
+    The lease moves next_attempt_at to `lease_until`: if this process dies, the rows fall due
+    again by themselves. PostgreSQL skips rows other dispatchers are leasing right now."""
+    due = select(D.c.id, D.c.subscription_id, D.c.next_attempt_at).where(
+        D.c.status == PENDING, D.c.next_attempt_at <= now
+    )
+    if exclude_subscriptions:
+        due = due.where(D.c.subscription_id.not_in(sorted(exclude_subscriptions)))
+    window = due.order_by(D.c.next_attempt_at).limit(limit * 4).subquery("window")
+    ranked = select(
+        window.c.id,
+        func.row_number()
+        .over(partition_by=window.c.subscription_id, order_by=window.c.next_attempt_at)
+        .label("rank"),
+    ).subquery("ranked")
+    picked = (
+        select(D.c.id)
+        .where(D.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_subscription)))
+        .order_by(D.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(D)
+        .where(
+            D.c.id.in_(picked.scalar_subquery()), D.c.status == PENDING, D.c.next_attempt_at <= now
+        )
+        .values(next_attempt_at=lease_until, lease_token=lease_token)
+        .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempt_count, D.c.lease_token)
+    )
+    return [LeasedDelivery(*row) for row in await conn.execute(statement)]
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    value = (
+        await conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.status == PENDING))
+    ).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+
+
+async def release(
+    conn: AsyncConnection, lease_token: str, ids: Sequence[str], now: datetime
+) -> None:
+    """Give leased, unattempted deliveries back so any dispatcher can take them at once."""
+    if ids:
+        await conn.execute(
+            update(D)
+            .where(D.c.id.in_(list(ids)), D.c.lease_token == lease_token, D.c.status == PENDING)
+            .values(next_attempt_at=now, lease_token=None)
+        )
+
+
+async def cancel(conn: AsyncConnection, ids: Sequence[str], now: datetime) -> None:
+    if ids:
+        await conn.execute(
+            update(D)
+            .where(D.c.id.in_(list(ids)), D.c.status == PENDING)
+            .values(
+                status=DeliveryStatus.CANCELLED.value,
+                next_attempt_at=None,
+                lease_token=None,
+                updated_at=now,
+            )
+        )
+
+
+async def cancel_pending(conn: AsyncConnection, subscription_id: str, now: datetime) -> int:
+    result = await conn.execute(
+        update(D)
+        .where(D.c.subscription_id == subscription_id, D.c.status == PENDING)
+        .values(
+            status=DeliveryStatus.CANCELLED.value,
+            next_attempt_at=None,
+            lease_token=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+async def record_attempts(conn: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """Store attempts and move their deliveries on, in two statements for the whole batch.
+
+    A delivery whose lease was lost (this attempt outlived it and another dispatcher took the
+    row) keeps the newer lease's state; the attempt itself is still recorded."""
+    if not records:
+        return
+    await conn.execute(
+        A.insert(),
+        [
+            {
+                "delivery_id": r.delivery_id,
+                "subscription_id": r.subscription_id,
+                "attempt_number": r.attempt_number,
+                "attempted_at": r.attempted_at,
+                "succeeded": r.succeeded,
+                "status_code": r.status_code,
+                "latency_ms": r.latency.total_seconds() * 1000,
+                "error": r.error.value if r.error else None,
+                "error_message": r.error_message,
+                "response_body": r.response_body,
+            }
+            for r in records
+        ],
+    )
+    await conn.execute(
+        update(D)
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"))
+        .values(
+            status=bindparam("b_status"),
+            attempt_count=bindparam("b_count"),
+            next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
+            lease_token=None,
+            updated_at=bindparam("b_now", type_=D.c.updated_at.type),
+        ),
+        [
+            {
+                "b_id": r.delivery_id,
+                "b_token": r.lease_token,
+                "b_status": r.next_status.value,
+                "b_count": r.attempt_number,
+                "b_next": r.next_attempt_at,
+                "b_now": r.attempted_at,
+            }
+            for r in records
+        ],
+    )
+
+
+async def failure_figures(
+    conn: AsyncConnection, subscription_id: str, since: datetime
+) -> tuple[int, int]:
+    """(attempts, failed attempts) of a subscription since a time."""
+    query = select(
+        func.count(), func.coalesce(func.sum(case((A.c.succeeded, 0), else_=1)), 0)
+    ).where(A.c.subscription_id == subscription_id, A.c.attempted_at >= since)
+    total, failed = (await conn.execute(query)).one()
+    return int(total), int(failed)
+
+
+def to_delivery(row: Row[Any], attempts: Sequence[Attempt] = ()) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        tenant_id=m["tenant_id"],
+        event_id=m["event_id"],
+        subscription_id=m["subscription_id"],
+        event_type=m["event_type"],
+        status=DeliveryStatus(m["status"]),
+        attempt_count=m["attempt_count"],
+        next_attempt_at=m["next_attempt_at"] if m["status"] == PENDING else None,
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        attempts=tuple(attempts),
+    )
+
+
+async def get(conn: AsyncConnection, delivery_id: str, tenant_id: str | None) -> Delivery | None:
+    query = select(D).where(D.c.id == delivery_id)
+    if tenant_id is not None:
+        query = query.where(D.c.tenant_id == tenant_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    attempts = await conn.execute(
+        select(A).where(A.c.delivery_id == delivery_id).order_by(A.c.attempt_number, A.c.id)
+    )
+    return to_delivery(
+        row,
+        [
+            Attempt(
+                attempt_number=a.attempt_number,
+                attempted_at=a.attempted_at,
+                status_code=a.status_code,
+                latency=timedelta(milliseconds=a.latency_ms),
+                error=AttemptError(a.error) if a.error else None,
+                error_message=a.error_message,
+                response_body=a.response_body,
+            )
+            for a in attempts
+        ],
+    )
+
+
+async def list_page(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    subscription_id: str = "",
+    status: DeliveryStatus | None = None,
+    event_id: str = "",
+    before: tuple[datetime, str] | None = None,
+    limit: int,
+) -> list[Delivery]:
+    query = select(D).where(D.c.tenant_id == tenant_id)
+    if subscription_id:
+        query = query.where(D.c.subscription_id == subscription_id)
+    if status is not None:
+        query = query.where(D.c.status == status.value)
+    if event_id:
+        query = query.where(D.c.event_id == event_id)
+    if before is not None:
+        query = query.where(tuple_(D.c.created_at, D.c.id) < tuple_(*before))
+    query = query.order_by(D.c.created_at.desc(), D.c.id.desc()).limit(limit)
+    return [to_delivery(row) for row in await conn.execute(query)]
+
+
+async def reschedule(
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    delivery_id: str | None = None,
+    subscription_id: str | None = None,
+    from_status: Collection[DeliveryStatus],
+    created_since: datetime | None = None,
+) -> int:
+    """Make finished deliveries pending again, due now (RetryDelivery, RecoverFailedDeliveries)."""
+    conditions = [D.c.status.in_([s.value for s in from_status])]
+    if delivery_id is not None:
+        conditions.append(D.c.id == delivery_id)
+    if subscription_id is not None:
+        conditions.append(D.c.subscription_id == subscription_id)
+    if created_since is not None:
+        conditions.append(D.c.created_at >= created_since)
+    result = await conn.execute(
+        update(D)
+        .where(and_(*conditions))
+        .values(status=PENDING, next_attempt_at=now, lease_token=None, updated_at=now)
+    )
+    return result.rowcount

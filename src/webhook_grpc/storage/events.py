@@ -1,0 +1,107 @@
+"""Event rows: inserting a published batch, and reading them back by id, key or feed position."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.models import Event
+
+from .tables import EventRow
+
+E = EventRow.__table__
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event row with its feed position (the cursor is made from it by the service)."""
+
+    event: Event
+    position: FeedPosition
+
+
+EVENT_COLUMNS = (
+    E.c.id,
+    E.c.tenant_id,
+    E.c.type,
+    E.c.entity_id,
+    E.c.data,
+    E.c.previous,
+    E.c.occurred_at,
+    E.c.published_at,
+    E.c.tx,
+    E.c.seq,
+)
+
+
+def to_stored(row: Row[Any]) -> StoredEvent:
+    m = row._mapping
+    return StoredEvent(
+        Event(
+            id=m["id"],
+            tenant_id=m["tenant_id"],
+            type=m["type"],
+            entity_id=m["entity_id"],
+            data=m["data"],
+            previous=m["previous"],
+            occurred_at=m["occurred_at"],
+            published_at=m["published_at"],
+        ),
+        FeedPosition(m["tx"], m["seq"]),
+    )
+
+
+async def insert_new(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> dict[str, FeedPosition]:
+    """Insert events; a row whose (tenant_id, idempotency_key) exists already is skipped.
+
+    Returns the feed position of each inserted event by id."""
+    if not rows:
+        return {}
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(E)
+        .on_conflict_do_nothing(
+            index_elements=[E.c.tenant_id, E.c.idempotency_key],
+            index_where=E.c.idempotency_key.is_not(None),
+        )
+        .returning(E.c.id, E.c.tx, E.c.seq)
+    )
+    result = await conn.execute(statement, list(rows))
+    return {row.id: FeedPosition(row.tx, row.seq) for row in result}
+
+
+async def by_idempotency_keys(
+    conn: AsyncConnection, tenant_id: str, keys: Sequence[str]
+) -> dict[str, StoredEvent]:
+    if not keys:
+        return {}
+    query = select(*EVENT_COLUMNS, E.c.idempotency_key).where(
+        E.c.tenant_id == tenant_id, E.c.idempotency_key.in_(sorted(set(keys)))
+    )
+    return {row.idempotency_key: to_stored(row) for row in await conn.execute(query)}
+
+
+async def by_id(conn: AsyncConnection, event_id: str) -> StoredEvent | None:
+    row = (await conn.execute(select(*EVENT_COLUMNS).where(E.c.id == event_id))).first()
+    return to_stored(row) if row else None
+
+
+async def by_ids(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+    if not event_ids:
+        return {}
+    query = select(*EVENT_COLUMNS).where(E.c.id.in_(sorted(set(event_ids))))
+    return {row.id: to_stored(row) for row in await conn.execute(query)}
+
+
+def published_before(cutoff: datetime) -> Any:
+    return E.c.published_at < cutoff

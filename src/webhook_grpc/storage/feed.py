@@ -1,0 +1,61 @@
+"""Feed reads: events of one tenant in (tx, seq) order, never past the visibility horizon.
+
+On PostgreSQL a row is served only when its writing transaction id is below the oldest
+transaction still running (pg_snapshot_xmin): every transaction that could still commit a row
+sorts after everything served so far, so a reader never skips a late commit. See
+docs/FEED_ORDERING.md. On SQLite writers are serialised, so rowid order is commit order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, false, func, or_, select, text, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.domain.cursors import FeedPosition
+
+from .events import EVENT_COLUMNS, E, StoredEvent, to_stored
+
+_HORIZON = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def _type_filter(patterns: Sequence[str]) -> ColumnElement[bool]:
+    if not patterns or "*" in patterns:
+        return true()
+    exact = [p for p in patterns if not p.endswith(".*")]
+    clauses: list[ColumnElement[bool]] = [
+        E.c.type.startswith(p[:-1], autoescape=True) for p in patterns if p.endswith(".*")
+    ]
+    if exact:
+        clauses.append(E.c.type.in_(exact))
+    return or_(false(), *clauses)
+
+
+async def read_page(
+    conn: AsyncConnection,
+    tenant_id: str,
+    after: FeedPosition,
+    limit: int,
+    patterns: Sequence[str] = (),
+    entity_id: str = "",
+) -> list[StoredEvent]:
+    query = select(*EVENT_COLUMNS).where(
+        E.c.tenant_id == tenant_id,
+        tuple_(E.c.tx, E.c.seq) > tuple_(after.tx, after.seq),
+        _type_filter(patterns),
+    )
+    if entity_id:
+        query = query.where(E.c.entity_id == entity_id)
+    if conn.dialect.name == "postgresql":
+        query = query.where(E.c.tx < _HORIZON)
+    query = query.order_by(E.c.tx, E.c.seq).limit(limit)
+    return [to_stored(row) for row in await conn.execute(query)]
+
+
+async def head(conn: AsyncConnection) -> FeedPosition:
+    """A position after every event a reader may already have seen, before every later one."""
+    if conn.dialect.name == "postgresql":
+        return FeedPosition(int((await conn.execute(select(_HORIZON))).scalar_one()), 0)
+    return FeedPosition(
+        0, int((await conn.execute(select(func.coalesce(func.max(E.c.seq), 0)))).scalar_one())
+    )

@@ -1,0 +1,119 @@
+"""Event types and entity field schemas in the database, shared by every process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.domain.projection import Classification
+
+from .tables import EntityFieldRow, EventTypeRow
+
+TYPES = EventTypeRow.__table__
+FIELDS = EntityFieldRow.__table__
+
+
+@dataclass(frozen=True)
+class EventTypeRecord:
+    type: str
+    entity: str
+    description: str
+    built_in: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _insert(conn: AsyncConnection, table: object) -> postgresql.Insert | sqlite.Insert:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)  # type: ignore[arg-type]
+
+
+async def upsert_type(
+    conn: AsyncConnection,
+    event_type: str,
+    entity: str,
+    description: str,
+    now: datetime,
+    *,
+    built_in: bool = False,
+    overwrite: bool = True,
+) -> None:
+    statement = _insert(conn, TYPES).values(
+        type=event_type,
+        entity=entity,
+        description=description,
+        built_in=built_in,
+        created_at=now,
+        updated_at=now,
+    )
+    if overwrite:
+        statement = statement.on_conflict_do_update(
+            index_elements=[TYPES.c.type],
+            set_={"description": description, "updated_at": now},
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=[TYPES.c.type])
+    await conn.execute(statement)
+
+
+async def upsert_fields(
+    conn: AsyncConnection,
+    entity: str,
+    fields: Mapping[str, Classification],
+    now: datetime,
+    *,
+    overwrite: bool = True,
+) -> None:
+    if not fields:
+        return
+    statement = _insert(conn, FIELDS).values(
+        [
+            {"entity": entity, "path": path, "classification": c.value, "updated_at": now}
+            for path, c in fields.items()
+        ]
+    )
+    keys = [FIELDS.c.entity, FIELDS.c.path]
+    if overwrite:
+        statement = statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={"classification": statement.excluded.classification, "updated_at": now},
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    await conn.execute(statement)
+
+
+async def list_types(conn: AsyncConnection, entity: str | None = None) -> list[EventTypeRecord]:
+    query = select(TYPES).order_by(TYPES.c.type)
+    if entity:
+        query = query.where(TYPES.c.entity == entity)
+    return [EventTypeRecord(**row._mapping) for row in await conn.execute(query)]
+
+
+async def type_names(conn: AsyncConnection) -> set[str]:
+    return set((await conn.execute(select(TYPES.c.type))).scalars())
+
+
+async def get_type(conn: AsyncConnection, event_type: str) -> EventTypeRecord | None:
+    row = (await conn.execute(select(TYPES).where(TYPES.c.type == event_type))).first()
+    return EventTypeRecord(**row._mapping) if row else None
+
+
+async def entity_fields(
+    conn: AsyncConnection, entities: set[str]
+) -> dict[str, dict[str, Classification]]:
+    """The field schema of each entity asked for (an entity without fields maps to {})."""
+    schemas: dict[str, dict[str, Classification]] = {entity: {} for entity in entities}
+    if not entities:
+        return schemas
+    query = select(FIELDS.c.entity, FIELDS.c.path, FIELDS.c.classification).where(
+        FIELDS.c.entity.in_(sorted(entities))
+    )
+    for entity, path, classification in await conn.execute(query):
+        schemas[entity][path] = Classification(classification)
+    return schemas

@@ -1,0 +1,200 @@
+"""Subscription rows in and out; returns domain records, never ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.domain.models import (
+    DisabledReason,
+    PayloadMode,
+    Subscription,
+    SubscriptionStatus,
+)
+
+from .tables import SubscriptionRow
+
+T = SubscriptionRow.__table__
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """What the dispatcher signs with: the current secret, and the previous one while rotating."""
+
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+    def active(self, now: datetime) -> list[str]:
+        keys = [self.secret]
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        ):
+            keys.append(self.previous_secret)
+        return keys
+
+
+def to_subscription(row: Row[Any]) -> Subscription:
+    m = row._mapping
+    return Subscription(
+        id=m["id"],
+        tenant_id=m["tenant_id"],
+        url=m["url"],
+        event_patterns=tuple(m["event_patterns"]),
+        description=m["description"],
+        status=SubscriptionStatus(m["status"]),
+        disabled_reason=DisabledReason(m["disabled_reason"]) if m["disabled_reason"] else None,
+        payload_mode=PayloadMode(m["payload_mode"]),
+        metadata=dict(m["metadata"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        disabled_at=m["disabled_at"],
+        previous_secret_expires_at=m["previous_secret_expires_at"],
+    )
+
+
+async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
+    """Serialise subscription writes of one tenant until the transaction ends.
+
+    SQLite needs nothing: write transactions there already hold the database's write lock."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"subscriptions:{tenant_id}"},
+        )
+
+
+async def count_for_tenant(conn: AsyncConnection, tenant_id: str) -> int:
+    result = await conn.execute(
+        select(func.count()).select_from(T).where(T.c.tenant_id == tenant_id)
+    )
+    return int(result.scalar_one())
+
+
+async def insert(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(T.insert().values(**values))
+
+
+async def get(
+    conn: AsyncConnection, subscription_id: str, tenant_id: str | None
+) -> Subscription | None:
+    query = select(T).where(T.c.id == subscription_id)
+    if tenant_id is not None:
+        query = query.where(T.c.tenant_id == tenant_id)
+    row = (await conn.execute(query)).first()
+    return to_subscription(row) if row else None
+
+
+async def get_signing_keys(conn: AsyncConnection, subscription_id: str) -> SigningKeys | None:
+    row = (
+        await conn.execute(
+            select(T.c.secret, T.c.previous_secret, T.c.previous_secret_expires_at).where(
+                T.c.id == subscription_id
+            )
+        )
+    ).first()
+    return SigningKeys(*row) if row else None
+
+
+async def list_page(
+    conn: AsyncConnection,
+    tenant_id: str,
+    status: SubscriptionStatus | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Subscription]:
+    query = select(T).where(T.c.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(T.c.status == status.value)
+    if after is not None:
+        query = query.where(tuple_(T.c.created_at, T.c.id) > tuple_(*after))
+    query = query.order_by(T.c.created_at, T.c.id).limit(limit)
+    return [to_subscription(row) for row in await conn.execute(query)]
+
+
+async def active_for_tenant(conn: AsyncConnection, tenant_id: str) -> list[Subscription]:
+    query = select(T).where(
+        T.c.tenant_id == tenant_id, T.c.status == SubscriptionStatus.ACTIVE.value
+    )
+    return [to_subscription(row) for row in await conn.execute(query)]
+
+
+async def update_values(
+    conn: AsyncConnection, subscription_id: str, values: dict[str, Any]
+) -> bool:
+    result = await conn.execute(update(T).where(T.c.id == subscription_id).values(**values))
+    return result.rowcount > 0
+
+
+async def delete_row(conn: AsyncConnection, subscription_id: str) -> None:
+    await conn.execute(delete(T).where(T.c.id == subscription_id))
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """What the dispatcher needs of a subscription to make an attempt."""
+
+    id: str
+    tenant_id: str
+    url: str
+    active: bool
+    payload_mode: PayloadMode
+    keys: SigningKeys
+
+
+async def delivery_targets(
+    conn: AsyncConnection, subscription_ids: set[str]
+) -> dict[str, DeliveryTarget]:
+    if not subscription_ids:
+        return {}
+    query = select(
+        T.c.id,
+        T.c.tenant_id,
+        T.c.url,
+        T.c.status,
+        T.c.payload_mode,
+        T.c.secret,
+        T.c.previous_secret,
+        T.c.previous_secret_expires_at,
+    ).where(T.c.id.in_(sorted(subscription_ids)))
+    return {
+        row.id: DeliveryTarget(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            url=row.url,
+            active=row.status == SubscriptionStatus.ACTIVE.value,
+            payload_mode=PayloadMode(row.payload_mode),
+            keys=SigningKeys(row.secret, row.previous_secret, row.previous_secret_expires_at),
+        )
+        for row in await conn.execute(query)
+    }
+
+
+async def failure_window_start(conn: AsyncConnection, subscription_id: str) -> datetime | None:
+    query = select(T.c.failure_window_start).where(T.c.id == subscription_id)
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+
+
+async def disable_if_active(
+    conn: AsyncConnection, subscription_id: str, reason: DisabledReason, now: datetime
+) -> bool:
+    """Disable an active subscription; False when it was not active (someone else won)."""
+    result = await conn.execute(
+        update(T)
+        .where(T.c.id == subscription_id, T.c.status == SubscriptionStatus.ACTIVE.value)
+        .values(
+            status=SubscriptionStatus.DISABLED.value,
+            disabled_reason=reason.value,
+            disabled_at=now,
+            updated_at=now,
+        )
+    )
+    return result.rowcount > 0

@@ -1,0 +1,19 @@
+"""SQLAlchemy tables, one aggregate per module."""
+
+from .base import Base
+from .deliveries import AttemptRow, DeliveryRow
+from .events import EventRow
+from .registry import EntityFieldRow, EventTypeRow
+from .state import ServiceStateRow
+from .subscriptions import SubscriptionRow
+
+__all__ = [
+    "AttemptRow",
+    "Base",
+    "DeliveryRow",
+    "EntityFieldRow",
+    "EventRow",
+    "EventTypeRow",
+    "ServiceStateRow",
+    "SubscriptionRow",
+]

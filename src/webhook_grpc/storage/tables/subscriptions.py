@@ -1,0 +1,37 @@
+"""Subscriptions: a tenant's endpoint, its patterns, secrets and status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, UtcDateTime
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("ix_subscriptions_tenant_status", "tenant_id", "status"),
+        Index("ix_subscriptions_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    event_patterns: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    disabled_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    payload_mode: Mapped[str] = mapped_column(String(8))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Attempts before this instant do not count towards auto-disable (set on activation).
+    failure_window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

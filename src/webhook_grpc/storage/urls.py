@@ -1,0 +1,26 @@
+"""Database URLs: what users write, and the driver each engine needs."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+
+
+def _backend(url: URL) -> str:
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    return backend
+
+
+def async_url(database_url: str) -> URL:
+    """The URL with the asyncio driver: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
+    url = make_url(database_url)
+    driver = "aiosqlite" if _backend(url) == "sqlite" else "psycopg"
+    return url.set(drivername=f"{url.get_backend_name()}+{driver}")
+
+
+def sync_url(database_url: str) -> URL:
+    """The URL with the blocking driver, for migrations: sqlite3 or psycopg 3."""
+    url = make_url(database_url)
+    driver = "pysqlite" if _backend(url) == "sqlite" else "psycopg"
+    return url.set(drivername=f"{url.get_backend_name()}+{driver}")
