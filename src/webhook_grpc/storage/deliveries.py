@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
-from sqlalchemy import and_, bindparam, case, func, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
 from .tables import AttemptRow, DeliveryRow
+from .tables.base import table_of
 
-D = DeliveryRow.__table__
-A = AttemptRow.__table__
+D = table_of(DeliveryRow)
+A = table_of(AttemptRow)
 PENDING = DeliveryStatus.PENDING.value
 
 
@@ -203,7 +204,7 @@ async def failure_figures(
     return int(total), int(failed)
 
 
-def to_delivery(row: Row[Any], attempts: Sequence[Attempt] = ()) -> Delivery:
+def to_delivery(row: Row[Unpack[tuple[Any, ...]]], attempts: Sequence[Attempt] = ()) -> Delivery:
     m = row._mapping
     return Delivery(
         id=m["id"],
@@ -280,7 +281,7 @@ async def reschedule(
     created_since: datetime | None = None,
 ) -> int:
     """Make finished deliveries pending again, due now (RetryDelivery, RecoverFailedDeliveries)."""
-    conditions = [D.c.status.in_([s.value for s in from_status])]
+    conditions: list[ColumnElement[bool]] = [D.c.status.in_([s.value for s in from_status])]
     if delivery_id is not None:
         conditions.append(D.c.id == delivery_id)
     if subscription_id is not None:

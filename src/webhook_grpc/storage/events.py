@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,8 +16,9 @@ from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.models import Event
 
 from .tables import EventRow
+from .tables.base import table_of
 
-E = EventRow.__table__
+E = table_of(EventRow)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ EVENT_COLUMNS = (
 )
 
 
-def to_stored(row: Row[Any]) -> StoredEvent:
+def to_stored(row: Row[Unpack[tuple[Any, ...]]]) -> StoredEvent:
     m = row._mapping
     return StoredEvent(
         Event(

@@ -6,16 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.projection import Classification
 
 from .tables import EntityFieldRow, EventTypeRow
+from .tables.base import table_of
 
-TYPES = EventTypeRow.__table__
-FIELDS = EntityFieldRow.__table__
+TYPES = table_of(EventTypeRow)
+FIELDS = table_of(EntityFieldRow)
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,10 @@ class EventTypeRecord:
     updated_at: datetime
 
 
-def _insert(conn: AsyncConnection, table: object) -> postgresql.Insert | sqlite.Insert:
+def _insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)  # type: ignore[arg-type]
+    statement: postgresql.Insert | sqlite.Insert = dialect.insert(table)
+    return statement
 
 
 async def upsert_type(

@@ -9,8 +9,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import ServiceStateRow
+from .tables.base import table_of
 
-S = ServiceStateRow.__table__
+S = table_of(ServiceStateRow)
 
 
 async def get_or_create(conn: AsyncConnection, name: str, make: Callable[[], str]) -> str:

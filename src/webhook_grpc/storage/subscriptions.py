@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Row
@@ -18,8 +18,9 @@ from webhook_grpc.domain.models import (
 )
 
 from .tables import SubscriptionRow
+from .tables.base import table_of
 
-T = SubscriptionRow.__table__
+T = table_of(SubscriptionRow)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class SigningKeys:
         return keys
 
 
-def to_subscription(row: Row[Any]) -> Subscription:
+def to_subscription(row: Row[Unpack[tuple[Any, ...]]]) -> Subscription:
     m = row._mapping
     return Subscription(
         id=m["id"],

@@ -1,0 +1,57 @@
+# The project's vocabulary: run, test, lint, proto/generate, bench.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install run test test-python lint proto generate check-generated breaking bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP)
+
+## run: start the service on SQLite (./webhook-grpc.db) at 127.0.0.1:50051
+run: $(STAMP)
+	$(BIN)/webhook-grpc serve $(ARGS)
+
+## test: the whole test suite (PostgreSQL tests skip when it is unreachable, unless CI=true)
+test: test-python
+
+test-python: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) $(NODE_STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/mypy
+	npx buf lint
+
+## proto: regenerate the Python code from proto/ (committed; CI fails when stale)
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+generate: proto
+
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- src/webhook_grpc/_gen)" ]; then \
+		git status --porcelain -- src/webhook_grpc/_gen; \
+		echo "Generated code is stale: run 'make generate' and commit the result."; exit 1; \
+	fi
+
+## breaking: buf breaking against the previous commit (BUF_AGAINST overrides)
+BUF_AGAINST ?= .git\#ref=HEAD~1
+breaking: $(NODE_STAMP)
+	@if git cat-file -e HEAD~1:proto 2>/dev/null; then npx buf breaking --against '$(BUF_AGAINST)'; \
+	else echo "buf breaking: no earlier protos to compare with"; fi
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

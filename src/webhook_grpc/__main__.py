@@ -1,0 +1,3 @@
+from webhook_grpc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Proto messages to domain records and back. No rules here: only shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from webhook_grpc._gen.webhooks.v1 import (
+    deliveries_pb2,
+    events_pb2,
+    subscriptions_pb2,
+)
+from webhook_grpc.domain import models
+from webhook_grpc.domain.errors import InvalidArgument
+from webhook_grpc.domain.projection import Classification
+
+SUBSCRIPTION_STATUS = {
+    models.SubscriptionStatus.ACTIVE: subscriptions_pb2.SUBSCRIPTION_STATUS_ACTIVE,
+    models.SubscriptionStatus.DISABLED: subscriptions_pb2.SUBSCRIPTION_STATUS_DISABLED,
+}
+DISABLED_REASON = {
+    models.DisabledReason.MANUAL: subscriptions_pb2.DISABLED_REASON_MANUAL,
+    models.DisabledReason.FAILURE_RATE: subscriptions_pb2.DISABLED_REASON_FAILURE_RATE,
+    models.DisabledReason.ENDPOINT_GONE: subscriptions_pb2.DISABLED_REASON_ENDPOINT_GONE,
+}
+PAYLOAD_MODE = {
+    models.PayloadMode.FULL: subscriptions_pb2.PAYLOAD_MODE_FULL,
+    models.PayloadMode.THIN: subscriptions_pb2.PAYLOAD_MODE_THIN,
+}
+DELIVERY_STATUS = {
+    models.DeliveryStatus.PENDING: deliveries_pb2.DELIVERY_STATUS_PENDING,
+    models.DeliveryStatus.SUCCEEDED: deliveries_pb2.DELIVERY_STATUS_SUCCEEDED,
+    models.DeliveryStatus.FAILED: deliveries_pb2.DELIVERY_STATUS_FAILED,
+    models.DeliveryStatus.CANCELLED: deliveries_pb2.DELIVERY_STATUS_CANCELLED,
+}
+ATTEMPT_ERROR = {
+    models.AttemptError.TIMEOUT: deliveries_pb2.ATTEMPT_ERROR_TIMEOUT,
+    models.AttemptError.CONNECT: deliveries_pb2.ATTEMPT_ERROR_CONNECT,
+    models.AttemptError.DNS: deliveries_pb2.ATTEMPT_ERROR_DNS,
+    models.AttemptError.TLS: deliveries_pb2.ATTEMPT_ERROR_TLS,
+    models.AttemptError.HTTP_STATUS: deliveries_pb2.ATTEMPT_ERROR_HTTP_STATUS,
+    models.AttemptError.REFUSED_TARGET: deliveries_pb2.ATTEMPT_ERROR_REFUSED_TARGET,
+}
+CLASSIFICATION = {
+    Classification.PUBLIC: events_pb2.CLASSIFICATION_PUBLIC,
+    Classification.INTERNAL: events_pb2.CLASSIFICATION_INTERNAL,
+    Classification.CONFIDENTIAL: events_pb2.CLASSIFICATION_CONFIDENTIAL,
+    Classification.RESTRICTED: events_pb2.CLASSIFICATION_RESTRICTED,
+}
+
+
+K = TypeVar("K")
+
+
+def enum_from_proto(
+    mapping: Mapping[K, int], value: int, field: str, *, optional: bool = True
+) -> K | None:
+    """A domain enum from a proto enum value; UNSPECIFIED (0) is None when optional."""
+    if value == 0 and optional:
+        return None
+    found = next((key for key, number in mapping.items() if number == value), None)
+    if found is None:
+        raise InvalidArgument(field, f"unknown value {value}")
+    return found
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def from_timestamp(message: timestamp_pb2.Timestamp, field: str) -> datetime:
+    try:
+        return message.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "is not a valid timestamp") from None
+
+
+def duration(value: timedelta) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(value)
+    return message
+
+
+def from_duration(message: duration_pb2.Duration, field: str) -> timedelta:
+    try:
+        return message.ToTimedelta()
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "is not a valid duration") from None
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(message)
+
+
+def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
+    return subscriptions_pb2.Subscription(
+        id=value.id,
+        tenant_id=value.tenant_id,
+        url=value.url,
+        event_patterns=list(value.event_patterns),
+        description=value.description,
+        status=SUBSCRIPTION_STATUS[value.status],
+        disabled_reason=(
+            DISABLED_REASON[value.disabled_reason]
+            if value.disabled_reason
+            else subscriptions_pb2.DISABLED_REASON_UNSPECIFIED
+        ),
+        payload_mode=PAYLOAD_MODE[value.payload_mode],
+        metadata=value.metadata,
+        created_at=timestamp(value.created_at),
+        updated_at=timestamp(value.updated_at),
+        disabled_at=timestamp(value.disabled_at),
+        previous_secret_expires_at=timestamp(value.previous_secret_expires_at),
+    )
+
+
+def event(value: models.Event) -> events_pb2.Event:
+    return events_pb2.Event(
+        id=value.id,
+        tenant_id=value.tenant_id,
+        type=value.type,
+        entity_id=value.entity_id,
+        data=dict_to_struct(value.data),
+        previous=dict_to_struct(value.previous) if value.previous is not None else None,
+        occurred_at=timestamp(value.occurred_at),
+        published_at=timestamp(value.published_at),
+        cursor=value.cursor,
+    )
+
+
+def delivery(value: models.Delivery) -> deliveries_pb2.Delivery:
+    return deliveries_pb2.Delivery(
+        id=value.id,
+        tenant_id=value.tenant_id,
+        event_id=value.event_id,
+        subscription_id=value.subscription_id,
+        event_type=value.event_type,
+        status=DELIVERY_STATUS[value.status],
+        attempt_count=value.attempt_count,
+        next_attempt_at=timestamp(value.next_attempt_at),
+        created_at=timestamp(value.created_at),
+        updated_at=timestamp(value.updated_at),
+        attempts=[attempt(a) for a in value.attempts],
+    )
+
+
+def attempt(value: models.Attempt) -> deliveries_pb2.DeliveryAttempt:
+    return deliveries_pb2.DeliveryAttempt(
+        attempt_number=value.attempt_number,
+        attempted_at=timestamp(value.attempted_at),
+        status_code=value.status_code or 0,
+        latency=duration(value.latency),
+        error=ATTEMPT_ERROR[value.error]
+        if value.error
+        else deliveries_pb2.ATTEMPT_ERROR_UNSPECIFIED,
+        error_message=value.error_message,
+        response_body=value.response_body,
+    )

@@ -1,0 +1,115 @@
+"""The one mapping from domain errors to gRPC status codes (with google.rpc details)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from webhook_grpc.domain import errors
+
+log = logging.getLogger(__name__)
+
+_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+}
+
+
+def status_for(error: errors.DomainError) -> grpc.Status:
+    code = _CODES.get(type(error), grpc.StatusCode.FAILED_PRECONDITION)
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    if isinstance(error, errors.InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=error.field, description=error.description
+                    )
+                ]
+            )
+        )
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+UNAVAILABLE = rpc_status.to_status(
+    status_pb2.Status(
+        code=code_pb2.UNAVAILABLE, message="the database is unavailable; retry with backoff"
+    )
+)
+INTERNAL = rpc_status.to_status(
+    status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; it has been logged")
+)
+
+
+async def abort_for(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
+    """End the call with the status that `error` maps to."""
+    if isinstance(error, errors.DomainError):
+        await context.abort_with_status(status_for(error))
+    if isinstance(error, errors.StorageUnavailable):
+        log.warning("database unavailable: %s", error)
+        await context.abort_with_status(UNAVAILABLE)
+    log.exception("unexpected error in %s", type(error).__name__, exc_info=error)
+    await context.abort_with_status(INTERNAL)
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Servicer = TypeVar("Servicer")
+UnaryMethod = Callable[[Servicer, Request, Any], Awaitable[Response]]
+StreamMethod = Callable[[Servicer, Request, Any], AsyncIterator[Response]]
+
+
+def unary(
+    method: UnaryMethod[Servicer, Request, Response],
+) -> UnaryMethod[Servicer, Request, Response]:
+    """Wrap a unary servicer method so that every error leaves as its mapped status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Servicer, request: Request, context: Any) -> Response:
+        try:
+            return await method(self, request, context)
+        except Exception as error:
+            if _is_grpc_abort(error):
+                raise
+            await abort_for(error, context)
+
+    return wrapper
+
+
+def streaming(
+    method: StreamMethod[Servicer, Request, Response],
+) -> StreamMethod[Servicer, Request, Response]:
+    """Wrap a server-streaming servicer method (an async generator) like `unary`."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Servicer, request: Request, context: Any) -> AsyncIterator[Response]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except Exception as error:
+            if _is_grpc_abort(error):
+                raise
+            await abort_for(error, context)
+
+    return wrapper
+
+
+def _is_grpc_abort(error: BaseException) -> bool:
+    # context.abort() raises grpc's own AbortError; it must pass through untouched.
+    return isinstance(error, grpc.aio.AbortError)

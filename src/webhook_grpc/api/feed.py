@@ -1,0 +1,62 @@
+"""FeedService servicer: paged and streamed reads of a tenant's events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
+from webhook_grpc._gen.webhooks.v1 import feed_pb2_grpc
+from webhook_grpc.domain.access import Role
+from webhook_grpc.services.feed import FeedQuery, FeedService
+
+from . import convert
+from .auth import Authenticator, required_tenant
+from .errors import streaming, unary
+
+
+class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
+    def __init__(self, auth: Authenticator, feed: FeedService) -> None:
+        self._auth = auth
+        self._feed = feed
+
+    def _query(
+        self, context: Any, request: pb.ListEventsRequest | pb.StreamEventsRequest
+    ) -> FeedQuery:
+        principal = self._auth.authenticate(context, Role.TENANT)
+        return FeedQuery(
+            tenant_id=required_tenant(principal, request.tenant_id),
+            after_cursor=request.after_cursor,
+            patterns=tuple(request.event_patterns),
+            entity_id=request.entity_id,
+        )
+
+    @unary
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: Any
+    ) -> pb.ListEventsResponse:
+        page = await self._feed.page(self._query(context, request), request.page_size)
+        return pb.ListEventsResponse(
+            events=[convert.event(e) for e in page.events],
+            next_cursor=page.next_cursor,
+            has_more=page.has_more,
+        )
+
+    @streaming
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: Any
+    ) -> AsyncIterator[pb.StreamEventsResponse]:
+        query = self._query(context, request)
+        async for message in self._feed.stream(query, from_latest=request.from_latest):
+            if message.events:
+                yield pb.StreamEventsResponse(
+                    events=[convert.event(e) for e in message.events], cursor=message.cursor
+                )
+            else:
+                yield pb.StreamEventsResponse(
+                    cursor=message.cursor,
+                    heartbeat=pb.Heartbeat(
+                        cursor=message.cursor, sent_at=convert.timestamp(datetime.now(UTC))
+                    ),
+                )

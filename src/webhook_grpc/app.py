@@ -1,0 +1,206 @@
+"""Wires storage, services, the dispatcher, retention and the gRPC server; starts and stops them.
+
+Each part can be switched off: `serve` runs everything, `dispatcher` only the dispatcher, and
+tests start an App on port 0 with a short backoff schedule and, where needed, their own clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from webhook_grpc._gen.webhooks.v1 import (
+    deliveries_pb2,
+    deliveries_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    feed_pb2,
+    feed_pb2_grpc,
+    subscriptions_pb2,
+    subscriptions_pb2_grpc,
+)
+from webhook_grpc.api.auth import Authenticator
+from webhook_grpc.api.deliveries import DeliveryServicer
+from webhook_grpc.api.events import EventServicer
+from webhook_grpc.api.feed import FeedServicer
+from webhook_grpc.api.subscriptions import SubscriptionServicer
+from webhook_grpc.config import Settings
+from webhook_grpc.dispatch.dispatcher import Dispatcher
+from webhook_grpc.dispatch.recorder import AttemptRecorder
+from webhook_grpc.dispatch.transport import HttpTransport
+from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.cursors import CursorCodec
+from webhook_grpc.services.auto_disable import AutoDisabler
+from webhook_grpc.services.deliveries import DeliveryService
+from webhook_grpc.services.feed import FeedService
+from webhook_grpc.services.publishing import Publisher
+from webhook_grpc.services.registry import RegistryService
+from webhook_grpc.services.retention import RetentionService
+from webhook_grpc.services.subscriptions import SubscriptionService
+from webhook_grpc.services.target_guard import TargetGuard
+from webhook_grpc.services.test_events import TestEventService
+from webhook_grpc.storage import migrate, state
+from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.notifications import Notifier
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+    subscriptions_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
+    feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name,
+    deliveries_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
+)
+
+
+class StartupError(Exception):
+    """The service refuses to start with this configuration."""
+
+
+@dataclass
+class Roles:
+    """Which parts of the service this process runs."""
+
+    api: bool = True
+    dispatcher: bool = True
+    retention: bool = True
+    migrate: bool = True
+
+
+@dataclass
+class App:
+    settings: Settings
+    roles: Roles = field(default_factory=Roles)
+    clock: Clock = system_clock
+    port: int = 0
+    db: Database = field(init=False)
+    publisher: Publisher = field(init=False)
+    dispatcher: Dispatcher | None = field(init=False, default=None)
+    _server: grpc.aio.Server | None = field(init=False, default=None)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    async def start(self) -> None:
+        settings = self.settings
+        if self.roles.api:
+            _check_open_mode(settings)
+        if self.roles.migrate:
+            await asyncio.to_thread(migrate.upgrade, settings.database_url)
+        self.db = Database(settings.database_url)
+        self.notifier = Notifier(settings.database_url if self.db.is_postgres else None)
+        registry = RegistryService(self.db, self.clock)
+        await registry.ensure_builtins()
+        async with self.db.transaction() as conn:
+            key = await state.get_or_create(conn, "cursor_key", lambda: secrets.token_hex(32))
+        cursors = CursorCodec(bytes.fromhex(key))
+        self.publisher = Publisher(self.db, settings, cursors, self.notifier, self.clock)
+        await self.notifier.start()
+
+        if self.roles.dispatcher:
+            self.transport = HttpTransport(
+                settings.delivery_timeout,
+                settings.allow_private_targets,
+                max_connections=settings.dispatcher_concurrency,
+            )
+            await self.transport.start()
+            self.recorder = AttemptRecorder(
+                self.db, AutoDisabler(settings, self.publisher), self.notifier, self.clock
+            )
+            self.recorder.start()
+            self.dispatcher = Dispatcher(
+                self.db, settings, self.notifier, self.transport, self.recorder, self.clock
+            )
+            self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+        self.retention = RetentionService(self.db, settings, self.clock)
+        if self.roles.retention:
+            self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
+        if self.roles.api:
+            await self._start_server(registry, cursors)
+
+    async def _start_server(self, registry: RegistryService, cursors: CursorCodec) -> None:
+        settings = self.settings
+        auth = Authenticator(settings.tokens)
+        guard = TargetGuard(settings.allow_http_targets, settings.allow_private_targets)
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        test_events = TestEventService(self.db, self.publisher, self.notifier)
+        events_pb2_grpc.add_EventServiceServicer_to_server(
+            EventServicer(auth, self.publisher, registry), server
+        )
+        subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(
+            SubscriptionServicer(
+                auth, SubscriptionService(self.db, settings, guard, self.clock), test_events
+            ),
+            server,
+        )
+        feed_pb2_grpc.add_FeedServiceServicer_to_server(
+            FeedServicer(auth, FeedService(self.db, settings, cursors, self.notifier)), server
+        )
+        deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(
+            DeliveryServicer(auth, DeliveryService(self.db, self.notifier, self.clock)), server
+        )
+        health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        for name in (*SERVICE_NAMES, ""):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        self.port = server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise StartupError(f"cannot listen on {settings.listen}")
+        await server.start()
+        self._server = server
+        host = settings.listen.rpartition(":")[0]
+        log.info("webhook-grpc listening on %s:%d", host, self.port)
+        if auth.is_open:
+            log.warning(
+                "NO TOKENS CONFIGURED: the API is open to every caller on %s:%d "
+                "(allowed on loopback only); configure [[tokens]] for anything else",
+                host,
+                self.port,
+            )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting calls, finish in-flight work (bounded by `grace`), release the rest."""
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(grace)
+            await self.recorder.stop()
+            await self.transport.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.notifier.stop()
+        await self.db.dispose()
+
+
+def _check_open_mode(settings: Settings) -> None:
+    if settings.tokens:
+        return
+    host = settings.listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise StartupError(
+            f"no tokens are configured, so the API would be open to anyone: refusing to listen "
+            f"on {settings.listen}. Listen on 127.0.0.1 or configure [[tokens]] (see README)."
+        )

@@ -1,0 +1,87 @@
+"""The `webhook-grpc` command: run the service, a dispatcher, or migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from webhook_grpc import __version__, logs
+from webhook_grpc.app import App, Roles, StartupError
+from webhook_grpc.config import ConfigError, Settings, load_settings
+from webhook_grpc.storage import migrate
+
+log = logging.getLogger("webhook_grpc")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webhook-grpc",
+        description="Domain events as signed webhooks and a gRPC feed.",
+    )
+    parser.add_argument("--version", action="version", version=f"webhook-grpc {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", type=Path, help="TOML configuration file")
+        sub.add_argument("--database-url", help="overrides database_url")
+        return sub
+
+    serve = with_config("serve", "run the gRPC server with the dispatcher (SQLite by default)")
+    serve.add_argument("--listen", help="overrides listen, e.g. 127.0.0.1:50051")
+    with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
+    with_config("migrate", "apply database migrations and exit")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in {
+            "database_url": args.database_url,
+            "listen": getattr(args, "listen", None),
+        }.items()
+        if value is not None
+    }
+    return load_settings(args.config, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except (ConfigError, OSError) as error:
+        print(f"webhook-grpc: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    if args.command == "migrate":
+        migrate.upgrade(settings.database_url)
+        log.info("database is up to date")
+        return 0
+    roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
+    try:
+        asyncio.run(_run(App(settings, roles)))
+    except StartupError as error:
+        print(f"webhook-grpc: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _run(app: App) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    await stop.wait()
+    log.info("shutting down: finishing in-flight work")
+    await app.stop(grace=app.settings.delivery_timeout.total_seconds())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Records finished attempts in batches: one transaction for many attempts, not one each.
+
+Each caller waits until its attempt is committed. A failed commit (database down) is retried
+with backoff; nothing is dropped. If the process dies first, the deliveries' leases expire and
+another dispatcher attempts them again (at-least-once)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from webhook_grpc.domain.clock import Clock
+from webhook_grpc.domain.errors import StorageUnavailable
+from webhook_grpc.domain.models import DisabledReason
+from webhook_grpc.domain.retry import GONE
+from webhook_grpc.services.auto_disable import AutoDisabler
+from webhook_grpc.storage import deliveries as delivery_store
+from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.deliveries import AttemptRecord
+from webhook_grpc.storage.notifications import Notifier
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 500
+
+
+class AttemptRecorder:
+    def __init__(
+        self, db: Database, disabler: AutoDisabler, notifier: Notifier, clock: Clock
+    ) -> None:
+        self._db = db
+        self._disabler = disabler
+        self._notifier = notifier
+        self._clock = clock
+        self._queue: list[tuple[AttemptRecord, asyncio.Future[None]]] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="attempt-recorder")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop."""
+        while self._queue:
+            await self._flush_once()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def record(self, record: AttemptRecord) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, future))
+        self._ready.set()
+        await future
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                try:
+                    await self._flush_once()
+                    delay = 0.05
+                except StorageUnavailable as error:
+                    log.warning("cannot record attempts, retrying in %.2fs: %s", delay, error)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+    async def _flush_once(self) -> None:
+        batch = self._queue[:MAX_BATCH]
+        records = [record for record, _ in batch]
+        try:
+            disabled = await self._commit(records)
+        except StorageUnavailable:
+            raise
+        except Exception as error:
+            # Not retryable (a bug): fail these callers, keep the recorder alive.
+            log.exception("recording attempts failed")
+            del self._queue[: len(batch)]
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        del self._queue[: len(batch)]
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+        if disabled:
+            self._notifier.wake()
+
+    async def _commit(self, records: list[AttemptRecord]) -> bool:
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            await delivery_store.record_attempts(conn, records)
+            disabled = False
+            gone = {r.subscription_id for r in records if r.status_code == GONE}
+            for subscription_id in sorted(gone):
+                disabled |= await self._disabler.disable(
+                    conn, subscription_id, DisabledReason.ENDPOINT_GONE, now
+                )
+            failing = {
+                r.subscription_id
+                for r in records
+                if not r.succeeded and r.subscription_id not in gone
+            }
+            for subscription_id in sorted(failing):
+                disabled |= await self._disabler.check_failure_rate(conn, subscription_id, now)
+        return disabled

@@ -1,0 +1,88 @@
+"""Automatic disabling: the failure-rate rule and 410 Gone (SPEC §4), with the feed event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.config import Settings
+from webhook_grpc.domain.models import DisabledReason
+from webhook_grpc.domain.payload import iso_millis
+from webhook_grpc.storage import deliveries as delivery_store
+from webhook_grpc.storage import subscriptions as subscription_store
+
+from .publishing import EventDraft, Publisher
+
+DISABLED_EVENT_TYPE = "webhook.subscription_disabled"
+
+
+def exceeds_failure_rate(settings: Settings, total: int, failed: int) -> bool:
+    """At least `min_deliveries_for_disable` attempts and more than `failure_threshold` failed."""
+    return (
+        total >= settings.min_deliveries_for_disable and failed > settings.failure_threshold * total
+    )
+
+
+class AutoDisabler:
+    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+        self._settings = settings
+        self._publisher = publisher
+
+    async def check_failure_rate(
+        self, conn: AsyncConnection, subscription_id: str, now: datetime
+    ) -> bool:
+        """Disable the subscription if its recent attempts fail too often; True if it did."""
+        window_start = await subscription_store.failure_window_start(conn, subscription_id)
+        if window_start is None:
+            return False
+        since = max(now - self._settings.failure_window, window_start)
+        total, failed = await delivery_store.failure_figures(conn, subscription_id, since)
+        if not exceeds_failure_rate(self._settings, total, failed):
+            return False
+        return await self.disable(
+            conn, subscription_id, DisabledReason.FAILURE_RATE, now, total=total, failed=failed
+        )
+
+    async def disable(
+        self,
+        conn: AsyncConnection,
+        subscription_id: str,
+        reason: DisabledReason,
+        now: datetime,
+        *,
+        total: int = 0,
+        failed: int = 0,
+    ) -> bool:
+        """Disable, cancel pending deliveries and tell the tenant's feed why pushes stopped."""
+        if not await subscription_store.disable_if_active(conn, subscription_id, reason, now):
+            return False
+        await delivery_store.cancel_pending(conn, subscription_id, now)
+        subscription = await subscription_store.get(conn, subscription_id, None)
+        assert subscription is not None
+        data: dict[str, Any] = {
+            "id": subscription_id,
+            "subscription_id": subscription_id,
+            "reason": reason.value,
+            "disabled_at": iso_millis(now),
+        }
+        if reason is DisabledReason.FAILURE_RATE:
+            data |= {
+                "failure_rate": failed / total if total else 0.0,
+                "failed_attempts": failed,
+                "total_attempts": total,
+                "window_seconds": self._settings.failure_window.total_seconds(),
+            }
+        await self._publisher.publish_in(
+            conn,
+            [
+                EventDraft(
+                    tenant_id=subscription.tenant_id,
+                    type=DISABLED_EVENT_TYPE,
+                    entity_id=subscription_id,
+                    data=data,
+                )
+            ],
+        )
+        return True

@@ -1,0 +1,237 @@
+"""Publishing: validate, project (privacy allowlist), store the event and its deliveries at once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.config import Settings
+from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.cursors import CursorCodec
+from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded
+from webhook_grpc.domain.ids import new_id
+from webhook_grpc.domain.models import DeliveryStatus, Event, Subscription
+from webhook_grpc.domain.patterns import entity_of, matches_any
+from webhook_grpc.domain.projection import project
+from webhook_grpc.storage import deliveries as delivery_store
+from webhook_grpc.storage import events as event_store
+from webhook_grpc.storage import registry as registry_store
+from webhook_grpc.storage import subscriptions as subscription_store
+from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.notifications import Notifier
+
+MAX_BATCH = 500
+MAX_ENTITY_ID = 256
+MAX_IDEMPOTENCY_KEY = 256
+MAX_TENANT_ID = 128
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """One event as a publisher sent it, before validation and projection."""
+
+    tenant_id: str
+    type: str
+    entity_id: str
+    data: dict[str, Any]
+    previous: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class Published:
+    event: Event
+    duplicate: bool
+    delivery_ids: tuple[str, ...] = ()
+
+
+class Publisher:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        cursors: CursorCodec,
+        notifier: Notifier,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._cursors = cursors
+        self._notifier = notifier
+        self._clock = clock
+
+    async def publish(
+        self, drafts: Sequence[EventDraft], *, batch: bool = False
+    ) -> list[Published]:
+        """Publish events atomically: all are stored with their deliveries, or none is."""
+        if batch and not drafts:
+            raise InvalidArgument("events", "at least one event is required")
+        if len(drafts) > MAX_BATCH:
+            raise LimitExceeded(f"at most {MAX_BATCH} events per batch, got {len(drafts)}")
+        for index, draft in enumerate(drafts):
+            self._validate(draft, f"events[{index}]." if batch else "")
+        async with self._db.transaction() as conn:
+            published = await self.publish_in(
+                conn, drafts, field_prefix="events[{}]." if batch else ""
+            )
+        self._notifier.wake()
+        return published
+
+    async def publish_in(
+        self,
+        conn: AsyncConnection,
+        drafts: Sequence[EventDraft],
+        *,
+        field_prefix: str = "",
+        only_subscription: Subscription | None = None,
+    ) -> list[Published]:
+        """Publish inside the caller's transaction. `only_subscription` delivers to that one
+        subscription instead of every matching one (SendTestEvent)."""
+        now = self._clock()
+        known = await registry_store.type_names(conn)
+        for index, draft in enumerate(drafts):
+            if draft.type not in known:
+                raise InvalidArgument(
+                    f"{field_prefix.format(index)}type",
+                    f"event type {draft.type!r} is not registered; register it with "
+                    "RegisterEventType first",
+                )
+        schemas = await registry_store.entity_fields(conn, {entity_of(d.type) for d in drafts})
+        rows: list[dict[str, Any]] = []
+        for draft in drafts:
+            rules = schemas[entity_of(draft.type)]
+            rows.append(
+                {
+                    "id": new_id("evt"),
+                    "tenant_id": draft.tenant_id,
+                    "type": draft.type,
+                    "entity_id": draft.entity_id,
+                    "data": project(draft.data, rules),
+                    "previous": project(draft.previous, rules)
+                    if draft.previous is not None
+                    else None,
+                    "occurred_at": draft.occurred_at or now,
+                    "published_at": now,
+                    "idempotency_key": draft.idempotency_key or None,
+                }
+            )
+        positions = await event_store.insert_new(conn, rows)
+        earlier = await self._earlier_events(conn, rows, positions)
+        subscriptions = await self._subscriptions(conn, drafts, only_subscription)
+        deliveries: list[dict[str, Any]] = []
+        results: list[Published] = []
+        for row in rows:
+            if row["id"] not in positions:
+                found = earlier[(row["tenant_id"], row["idempotency_key"])]
+                results.append(Published(self._with_cursor(found), duplicate=True))
+                continue
+            position = positions[row["id"]]
+            event = Event(
+                id=row["id"],
+                tenant_id=row["tenant_id"],
+                type=row["type"],
+                entity_id=row["entity_id"],
+                data=row["data"],
+                previous=row["previous"],
+                occurred_at=row["occurred_at"],
+                published_at=now,
+                cursor=self._cursors.encode(row["tenant_id"], position),
+            )
+            ids = []
+            for subscription in subscriptions.get(row["tenant_id"], ()):
+                if only_subscription is None and not matches_any(
+                    subscription.event_patterns, event.type
+                ):
+                    continue
+                delivery_id = new_id("dlv")
+                ids.append(delivery_id)
+                deliveries.append(
+                    {
+                        "id": delivery_id,
+                        "tenant_id": event.tenant_id,
+                        "event_id": event.id,
+                        "subscription_id": subscription.id,
+                        "event_type": event.type,
+                        "status": DeliveryStatus.PENDING.value,
+                        "attempt_count": 0,
+                        "next_attempt_at": now + self._settings.backoff_schedule[0],
+                        "lease_token": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            results.append(Published(event, duplicate=False, delivery_ids=tuple(ids)))
+        await delivery_store.insert_many(conn, deliveries)
+        if positions:
+            await Notifier.announce(conn)
+        return results
+
+    def _validate(self, draft: EventDraft, prefix: str) -> None:
+        if not draft.tenant_id:
+            raise InvalidArgument(f"{prefix}tenant_id", "is required")
+        if len(draft.tenant_id) > MAX_TENANT_ID or not draft.tenant_id.isprintable():
+            raise InvalidArgument(
+                f"{prefix}tenant_id", f"must be at most {MAX_TENANT_ID} printable characters"
+            )
+        if not draft.type:
+            raise InvalidArgument(f"{prefix}type", "is required")
+        if not draft.entity_id:
+            raise InvalidArgument(f"{prefix}entity_id", "is required")
+        if len(draft.entity_id) > MAX_ENTITY_ID:
+            raise InvalidArgument(f"{prefix}entity_id", f"at most {MAX_ENTITY_ID} characters")
+        if len(draft.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise InvalidArgument(
+                f"{prefix}idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters"
+            )
+        limit = self._settings.max_payload_bytes
+        for name, value in (("data", draft.data), ("previous", draft.previous)):
+            if value is not None and _json_size(value) > limit:
+                raise InvalidArgument(
+                    f"{prefix}{name}", f"is larger than max_payload_bytes ({limit} bytes)"
+                )
+
+    async def _earlier_events(
+        self,
+        conn: AsyncConnection,
+        rows: list[dict[str, Any]],
+        positions: dict[str, Any],
+    ) -> dict[tuple[str, str], event_store.StoredEvent]:
+        skipped: dict[str, list[str]] = {}
+        for row in rows:
+            if row["id"] not in positions:
+                skipped.setdefault(row["tenant_id"], []).append(row["idempotency_key"])
+        found = {}
+        for tenant_id, keys in skipped.items():
+            for key, stored in (
+                await event_store.by_idempotency_keys(conn, tenant_id, keys)
+            ).items():
+                found[(tenant_id, key)] = stored
+        return found
+
+    async def _subscriptions(
+        self,
+        conn: AsyncConnection,
+        drafts: Sequence[EventDraft],
+        only: Subscription | None,
+    ) -> dict[str, list[Subscription]]:
+        if only is not None:
+            return {only.tenant_id: [only]}
+        return {
+            tenant_id: await subscription_store.active_for_tenant(conn, tenant_id)
+            for tenant_id in {d.tenant_id for d in drafts}
+        }
+
+    def _with_cursor(self, stored: event_store.StoredEvent) -> Event:
+        return replace(
+            stored.event, cursor=self._cursors.encode(stored.event.tenant_id, stored.position)
+        )
+
+
+def _json_size(value: dict[str, Any]) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

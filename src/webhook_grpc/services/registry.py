@@ -1,0 +1,87 @@
+"""The event type registry: built-ins, RegisterEventType, and the schemas projection uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS, BUILTIN_TYPES
+from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.errors import InvalidArgument
+from webhook_grpc.domain.patterns import entity_of, validate_event_type
+from webhook_grpc.domain.projection import Classification
+from webhook_grpc.storage import registry as store
+from webhook_grpc.storage.database import Database
+
+MAX_FIELDS = 500
+MAX_PATH_LENGTH = 256
+MAX_DESCRIPTION = 1024
+
+
+@dataclass(frozen=True)
+class EventTypeInfo:
+    record: store.EventTypeRecord
+    fields: dict[str, Classification]
+
+
+class RegistryService:
+    def __init__(self, db: Database, clock: Clock = system_clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def ensure_builtins(self) -> None:
+        """Insert the built-in types and fields that are missing; never undo a reclassification."""
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            for event_type, description in BUILTIN_TYPES.items():
+                await store.upsert_type(
+                    conn,
+                    event_type,
+                    entity_of(event_type),
+                    description,
+                    now,
+                    built_in=True,
+                    overwrite=False,
+                )
+            for entity, fields in BUILTIN_SCHEMAS.items():
+                await store.upsert_fields(conn, entity, fields, now, overwrite=False)
+
+    async def register(
+        self, event_type: str, description: str, fields: Sequence[tuple[str, Classification | None]]
+    ) -> EventTypeInfo:
+        validate_event_type(event_type, "type")
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidArgument("description", f"at most {MAX_DESCRIPTION} characters")
+        if len(fields) > MAX_FIELDS:
+            raise InvalidArgument("fields", f"at most {MAX_FIELDS} field rules")
+        rules: dict[str, Classification] = {}
+        for index, (path, classification) in enumerate(fields):
+            _validate_path(path, f"fields[{index}].path")
+            if classification is None:
+                raise InvalidArgument(
+                    f"fields[{index}].classification",
+                    "must be PUBLIC, INTERNAL, CONFIDENTIAL or RESTRICTED",
+                )
+            rules[path] = classification
+        entity = entity_of(event_type)
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            await store.upsert_type(conn, event_type, entity, description, now)
+            await store.upsert_fields(conn, entity, rules, now)
+            record = await store.get_type(conn, event_type)
+            schemas = await store.entity_fields(conn, {entity})
+        assert record is not None
+        return EventTypeInfo(record, schemas[entity])
+
+    async def list(self, entity: str = "") -> list[EventTypeInfo]:
+        async with self._db.read() as conn:
+            records = await store.list_types(conn, entity or None)
+            schemas = await store.entity_fields(conn, {r.entity for r in records})
+        return [EventTypeInfo(r, schemas[r.entity]) for r in records]
+
+
+def _validate_path(path: str, field: str) -> None:
+    if not path or len(path) > MAX_PATH_LENGTH:
+        raise InvalidArgument(field, f"must be 1 to {MAX_PATH_LENGTH} characters")
+    if any(not part or not part.isprintable() or part.strip() != part for part in path.split(".")):
+        raise InvalidArgument(field, "must be dotted field names without empty parts or spaces")

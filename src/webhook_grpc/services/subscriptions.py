@@ -1,0 +1,263 @@
+"""Subscription use cases: validation rules, the per-tenant limit, lifecycle and secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from webhook_grpc.config import Settings
+from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, NotFound
+from webhook_grpc.domain.ids import new_id
+from webhook_grpc.domain.models import (
+    DisabledReason,
+    Page,
+    Subscription,
+    SubscriptionChanges,
+    SubscriptionDraft,
+    SubscriptionStatus,
+)
+from webhook_grpc.domain.page_tokens import decode_page_token, encode_page_token
+from webhook_grpc.domain.patterns import validate_patterns
+from webhook_grpc.domain.signing import generate_secret, validate_secret
+from webhook_grpc.storage import deliveries as delivery_store
+from webhook_grpc.storage import registry as registry_store
+from webhook_grpc.storage import subscriptions as store
+from webhook_grpc.storage.database import Database
+
+from .target_guard import TargetGuard
+
+MAX_DESCRIPTION = 1024
+MAX_METADATA_ENTRIES = 50
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+MAX_GRACE = timedelta(days=30)
+
+
+class SubscriptionService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        guard: TargetGuard,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._guard = guard
+        self._clock = clock
+
+    async def create(self, draft: SubscriptionDraft) -> tuple[Subscription, str]:
+        """Validate and store a subscription; returns it with its secret (shown only here)."""
+        _require_tenant(draft.tenant_id)
+        await self._guard.check(draft.url, "url")
+        _validate_text_fields(draft.description, draft.metadata)
+        secret = draft.secret or generate_secret()
+        if draft.secret:
+            validate_secret(draft.secret, "secret")
+        now = self._clock()
+        subscription_id = new_id("sub")
+        async with self._db.transaction() as conn:
+            patterns = validate_patterns(
+                draft.event_patterns, await registry_store.type_names(conn), "event_patterns"
+            )
+            await store.lock_tenant(conn, draft.tenant_id)
+            limit = self._settings.max_subscriptions
+            if await store.count_for_tenant(conn, draft.tenant_id) >= limit:
+                raise LimitExceeded(
+                    f"tenant {draft.tenant_id!r} already has {limit} subscriptions (the maximum)"
+                )
+            await store.insert(
+                conn,
+                {
+                    "id": subscription_id,
+                    "tenant_id": draft.tenant_id,
+                    "url": draft.url,
+                    "event_patterns": patterns,
+                    "description": draft.description,
+                    "status": SubscriptionStatus.ACTIVE.value,
+                    "disabled_reason": None,
+                    "payload_mode": draft.payload_mode.value,
+                    "metadata": dict(draft.metadata),
+                    "secret": secret,
+                    "previous_secret": None,
+                    "previous_secret_expires_at": None,
+                    "failure_window_start": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "disabled_at": None,
+                },
+            )
+            created = await store.get(conn, subscription_id, None)
+        assert created is not None
+        return created, secret
+
+    async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription:
+        async with self._db.read() as conn:
+            return await _existing(conn, subscription_id, tenant_id)
+
+    async def list(
+        self,
+        tenant_id: str,
+        page_size: int,
+        page_token: str,
+        status: SubscriptionStatus | None,
+    ) -> Page[Subscription]:
+        _require_tenant(tenant_id)
+        size = _page_size(page_size)
+        after = decode_page_token(page_token)
+        async with self._db.read() as conn:
+            rows = await store.list_page(conn, tenant_id, status, after, size + 1)
+        items = rows[:size]
+        token = encode_page_token(items[-1].created_at, items[-1].id) if len(rows) > size else ""
+        return Page(items, token)
+
+    async def update(
+        self, subscription_id: str, tenant_id: str | None, changes: SubscriptionChanges
+    ) -> Subscription:
+        values: dict[str, Any] = {}
+        if changes.url is not None:
+            await self._guard.check(changes.url, "subscription.url")
+            values["url"] = changes.url
+        if changes.description is not None or changes.metadata is not None:
+            _validate_text_fields(
+                changes.description or "", changes.metadata or {}, "subscription."
+            )
+        if changes.description is not None:
+            values["description"] = changes.description
+        if changes.metadata is not None:
+            values["metadata"] = dict(changes.metadata)
+        if changes.payload_mode is not None:
+            values["payload_mode"] = changes.payload_mode.value
+        async with self._db.transaction() as conn:
+            await _existing(conn, subscription_id, tenant_id)
+            if changes.event_patterns is not None:
+                values["event_patterns"] = validate_patterns(
+                    changes.event_patterns,
+                    await registry_store.type_names(conn),
+                    "subscription.event_patterns",
+                )
+            values["updated_at"] = self._clock()
+            await store.update_values(conn, subscription_id, values)
+            return await _existing(conn, subscription_id, None)
+
+    async def delete(self, subscription_id: str, tenant_id: str | None) -> None:
+        async with self._db.transaction() as conn:
+            await _existing(conn, subscription_id, tenant_id)
+            await delivery_store.cancel_pending(conn, subscription_id, self._clock())
+            await store.delete_row(conn, subscription_id)
+
+    async def activate(self, subscription_id: str, tenant_id: str | None) -> Subscription:
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            current = await _existing(conn, subscription_id, tenant_id)
+            if current.status is SubscriptionStatus.ACTIVE:
+                return current
+            await store.update_values(
+                conn,
+                subscription_id,
+                {
+                    "status": SubscriptionStatus.ACTIVE.value,
+                    "disabled_reason": None,
+                    "disabled_at": None,
+                    # Old failures must not disable the endpoint again right away.
+                    "failure_window_start": now,
+                    "updated_at": now,
+                },
+            )
+            return await _existing(conn, subscription_id, None)
+
+    async def disable(
+        self,
+        subscription_id: str,
+        tenant_id: str | None,
+        reason: DisabledReason = DisabledReason.MANUAL,
+    ) -> Subscription:
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            current = await _existing(conn, subscription_id, tenant_id)
+            if current.status is SubscriptionStatus.DISABLED:
+                return current
+            await store.update_values(
+                conn,
+                subscription_id,
+                {
+                    "status": SubscriptionStatus.DISABLED.value,
+                    "disabled_reason": reason.value,
+                    "disabled_at": now,
+                    "updated_at": now,
+                },
+            )
+            await delivery_store.cancel_pending(conn, subscription_id, now)
+            return await _existing(conn, subscription_id, None)
+
+    async def rotate_secret(
+        self,
+        subscription_id: str,
+        tenant_id: str | None,
+        new_secret: str,
+        grace_period: timedelta | None,
+    ) -> tuple[Subscription, str]:
+        if new_secret:
+            validate_secret(new_secret, "secret")
+        grace = self._settings.rotation_grace if grace_period is None else grace_period
+        if grace < timedelta(0) or grace > MAX_GRACE:
+            raise InvalidArgument("grace_period", "must be between 0 and 30 days")
+        secret = new_secret or generate_secret()
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            await _existing(conn, subscription_id, tenant_id)
+            keys = await store.get_signing_keys(conn, subscription_id)
+            assert keys is not None
+            await store.update_values(
+                conn,
+                subscription_id,
+                {
+                    "secret": secret,
+                    "previous_secret": keys.secret if grace > timedelta(0) else None,
+                    "previous_secret_expires_at": now + grace if grace > timedelta(0) else None,
+                    "updated_at": now,
+                },
+            )
+            return await _existing(conn, subscription_id, None), secret
+
+
+async def _existing(conn: Any, subscription_id: str, tenant_id: str | None) -> Subscription:
+    if not subscription_id:
+        raise InvalidArgument("id", "is required")
+    found = await store.get(conn, subscription_id, tenant_id)
+    if found is None:
+        raise NotFound(f"subscription {subscription_id!r} not found")
+    return found
+
+
+def _require_tenant(tenant_id: str) -> None:
+    if not tenant_id:
+        raise InvalidArgument("tenant_id", "is required")
+    if len(tenant_id) > 128 or not tenant_id.isprintable():
+        raise InvalidArgument("tenant_id", "must be at most 128 printable characters")
+
+
+def _validate_text_fields(description: str, metadata: Mapping[str, str], prefix: str = "") -> None:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"{prefix}description", f"at most {MAX_DESCRIPTION} characters")
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise InvalidArgument(f"{prefix}metadata", f"at most {MAX_METADATA_ENTRIES} entries")
+    for key, value in metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY:
+            raise InvalidArgument(
+                f"{prefix}metadata", f"keys must be 1 to {MAX_METADATA_KEY} characters"
+            )
+        if len(value) > MAX_METADATA_VALUE:
+            raise InvalidArgument(
+                f"{prefix}metadata[{key}]", f"at most {MAX_METADATA_VALUE} characters"
+            )
+
+
+def _page_size(requested: int) -> int:
+    if requested < 0 or requested > MAX_PAGE_SIZE:
+        raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+    return requested or DEFAULT_PAGE_SIZE

@@ -1,0 +1,47 @@
+"""SendTestEvent: a `webhook.test` event delivered to one subscription like any other event."""
+
+from __future__ import annotations
+
+from webhook_grpc.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from webhook_grpc.domain.models import Event, SubscriptionStatus
+from webhook_grpc.storage import subscriptions as subscription_store
+from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.notifications import Notifier
+
+from .publishing import EventDraft, Publisher
+
+TEST_EVENT_TYPE = "webhook.test"
+
+
+class TestEventService:
+    def __init__(self, db: Database, publisher: Publisher, notifier: Notifier) -> None:
+        self._db = db
+        self._publisher = publisher
+        self._notifier = notifier
+
+    async def send(self, subscription_id: str, tenant_id: str | None) -> tuple[Event, str]:
+        if not subscription_id:
+            raise InvalidArgument("id", "is required")
+        async with self._db.transaction() as conn:
+            subscription = await subscription_store.get(conn, subscription_id, tenant_id)
+            if subscription is None:
+                raise NotFound(f"subscription {subscription_id!r} not found")
+            if subscription.status is not SubscriptionStatus.ACTIVE:
+                raise FailedPrecondition(
+                    f"subscription {subscription_id!r} is disabled; activate it first"
+                )
+            draft = EventDraft(
+                tenant_id=subscription.tenant_id,
+                type=TEST_EVENT_TYPE,
+                entity_id=subscription.id,
+                data={
+                    "id": subscription.id,
+                    "message": "A test event from webhook-grpc",
+                    "subscription_id": subscription.id,
+                },
+            )
+            [published] = await self._publisher.publish_in(
+                conn, [draft], only_subscription=subscription
+            )
+        self._notifier.wake()
+        return published.event, published.delivery_ids[0]

@@ -1,0 +1,79 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), a real server, a real receiver."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from tests.support.databases import PostgresDatabase, unavailable
+from tests.support.receiver import Receiver
+from tests.support.server import RunningServer, start_server
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[PostgresDatabase]:
+    database = PostgresDatabase()
+    try:
+        database.create()
+    except psycopg.OperationalError as error:
+        unavailable(str(error).strip())
+    yield database
+    database.drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'webhooks.db'}"
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    database.truncate()
+    return database.url
+
+
+@pytest.fixture
+def postgres_url(postgres_database: PostgresDatabase) -> str:
+    """For PostgreSQL-only tests (scale-out, crash, concurrency proofs)."""
+    postgres_database.truncate()
+    return postgres_database.url
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    endpoint = Receiver()
+    await endpoint.start()
+    yield endpoint
+    await endpoint.stop()
+
+
+ServerFactory = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def make_server(database_url: str) -> AsyncIterator[ServerFactory]:
+    """Start servers on loopback port 0 against this test's database; stopped afterwards."""
+    running: list[RunningServer] = []
+
+    async def start(**overrides: Any) -> RunningServer:
+        server = await start_server(overrides.pop("database_url", database_url), **overrides)
+        running.append(server)
+        return server
+
+    yield start
+    for server in reversed(running):
+        await server.stop()
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> RunningServer:
+    return await make_server()
+
+
+@pytest.fixture
+def channel(server: RunningServer) -> grpc.aio.Channel:
+    return server.channel

@@ -1,0 +1,85 @@
+"""A real webhook-grpc App on a loopback port, with stubs for every service."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from webhook_grpc._gen.webhooks.v1 import (
+    deliveries_pb2_grpc,
+    events_pb2_grpc,
+    feed_pb2_grpc,
+    subscriptions_pb2_grpc,
+)
+from webhook_grpc.app import App, Roles
+from webhook_grpc.config import load_settings
+
+# Defaults for tests: loopback targets allowed, and schedules short enough not to wait on.
+TEST_SETTINGS: dict[str, Any] = {
+    "listen": "127.0.0.1:0",
+    "allow_http_targets": True,
+    "allow_private_targets": True,
+    "backoff_schedule": ["0ms", "50ms", "50ms", "50ms", "50ms"],
+    "delivery_timeout": "2s",
+    "lease_duration": "10s",
+    "poll_interval": "100ms",
+    "feed_heartbeat": "1s",
+    "log_format": "text",
+}
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class RunningServer:
+    app: App
+    channel: grpc.aio.Channel
+    target: str
+    extra_channels: list[grpc.aio.Channel] = field(default_factory=list)
+    stopped: bool = False
+
+    @property
+    def events(self) -> events_pb2_grpc.EventServiceStub:
+        return events_pb2_grpc.EventServiceStub(self.channel)
+
+    @property
+    def subscriptions(self) -> subscriptions_pb2_grpc.SubscriptionServiceStub:
+        return subscriptions_pb2_grpc.SubscriptionServiceStub(self.channel)
+
+    @property
+    def feed(self) -> feed_pb2_grpc.FeedServiceStub:
+        return feed_pb2_grpc.FeedServiceStub(self.channel)
+
+    @property
+    def deliveries(self) -> deliveries_pb2_grpc.DeliveryServiceStub:
+        return deliveries_pb2_grpc.DeliveryServiceStub(self.channel)
+
+    def new_channel(self) -> grpc.aio.Channel:
+        channel = grpc.aio.insecure_channel(self.target)
+        self.extra_channels.append(channel)
+        return channel
+
+    async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        for channel in [self.channel, *self.extra_channels]:
+            await channel.close()
+        await self.app.stop(grace=1.0)
+
+
+async def start_server(
+    database_url: str, *, roles: Roles | None = None, clock: Any = None, **overrides: Any
+) -> RunningServer:
+    settings = load_settings(
+        None, env={}, overrides={**TEST_SETTINGS, "database_url": database_url, **overrides}
+    )
+    app = App(settings, roles or Roles(), **({"clock": clock} if clock else {}))
+    await app.start()
+    target = f"127.0.0.1:{app.port}"
+    return RunningServer(app, grpc.aio.insecure_channel(target), target)
