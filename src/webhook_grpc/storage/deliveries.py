@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, select, tuple_, update
 from sqlalchemy.engine import Row
@@ -204,7 +204,7 @@ async def failure_figures(
     return int(total), int(failed)
 
 
-def to_delivery(row: Row[Unpack[tuple[Any, ...]]], attempts: Sequence[Attempt] = ()) -> Delivery:
+def to_delivery(row: Row[*tuple[Any, ...]], attempts: Sequence[Attempt] = ()) -> Delivery:
     m = row._mapping
     return Delivery(
         id=m["id"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,7 +43,7 @@ EVENT_COLUMNS = (
 )
 
 
-def to_stored(row: Row[Unpack[tuple[Any, ...]]]) -> StoredEvent:
+def to_stored(row: Row[*tuple[Any, ...]]) -> StoredEvent:
     m = row._mapping
     return StoredEvent(
         Event(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Row
@@ -42,7 +42,7 @@ class SigningKeys:
         return keys
 
 
-def to_subscription(row: Row[Unpack[tuple[Any, ...]]]) -> Subscription:
+def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
     m = row._mapping
     return Subscription(
         id=m["id"],
