@@ -103,7 +103,7 @@ class App:
         self.publisher = Publisher(self.db, settings, cursors, self.notifier, self.clock)
         await self.notifier.start()
 
-        if self.roles.dispatcher:
+        if self.roles.dispatcher and (settings.serve_dispatcher or not self.roles.api):
             self.transport = HttpTransport(
                 settings.delivery_timeout,
                 settings.allow_private_targets,

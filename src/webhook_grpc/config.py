@@ -285,6 +285,12 @@ class Settings:
             shown="none",
         ),
     )
+    serve_dispatcher: bool = field(
+        default=True,
+        metadata=_meta(
+            _bool, "`serve` also runs a dispatcher; false for API-only processes (scale-out)"
+        ),
+    )
     metrics_listen: str = field(
         default="",
         metadata=_meta(_str, "Prometheus metrics address host:port; empty: off", shown="(off)"),

@@ -1,8 +1,10 @@
 """The dispatcher: lease due deliveries, POST them, record the outcome, reschedule.
 
 Isolation: at most `endpoint_concurrency` attempts per subscription are in flight in this
-process, and subscriptions at that limit are left out of the next lease, so a slow or dead
-endpoint holds only its own slots and never the queue."""
+process. Each subscription may hold up to twice that in leased work (the rest waits for a slot),
+so a slot that frees up is refilled at once instead of after the next lease query; a subscription
+holding that much is left out of the next lease, so a slow or dead endpoint holds only its own
+slots and never the queue."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.clock import Clock, system_clock
@@ -18,7 +23,7 @@ from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, PayloadMode
 from webhook_grpc.domain.patterns import entity_of
 from webhook_grpc.domain.payload import encode_body
-from webhook_grpc.domain.projection import project
+from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import signature_headers
 from webhook_grpc.storage import deliveries as delivery_store
@@ -31,10 +36,12 @@ from webhook_grpc.storage.notifications import Notifier
 from webhook_grpc.storage.subscriptions import DeliveryTarget
 
 from .recorder import AttemptRecorder
-from .transport import HttpTransport
+from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
+# Leased work a subscription may hold, in multiples of endpoint_concurrency.
+LEASE_AHEAD = 2
 
 
 @dataclass
@@ -90,7 +97,12 @@ class Dispatcher:
                 continue
             if leased and leased == wanted:
                 continue
-            await self._sleep(await self._idle_timeout())
+            # Work was leased: finishing attempts wake us. Nothing: sleep until the next is due.
+            await self._sleep(
+                self._settings.poll_interval.total_seconds()
+                if leased
+                else await self._idle_timeout()
+            )
 
     async def stop(self, grace: float) -> None:
         """Stop leasing; let in-flight attempts finish for up to `grace` seconds, then cancel
@@ -125,11 +137,12 @@ class Dispatcher:
         if free <= 0:
             return 0, 0
         wanted = min(free, LEASE_BATCH)
-        limit = self._settings.endpoint_concurrency
+        limit = self._settings.endpoint_concurrency * LEASE_AHEAD
         saturated = {s for s, n in self._per_subscription.items() if n >= limit}
         now = self._clock()
         token = new_id("lease")
         async with self._db.transaction() as conn:
+            await delivery_store.relax_durability(conn)
             leased = await delivery_store.lease_due(
                 conn,
                 now,
@@ -139,9 +152,9 @@ class Dispatcher:
                 limit,
                 saturated,
             )
-        if not leased:
+            batch = await self._load(conn, leased) if leased else None
+        if batch is None:
             return 0, wanted
-        batch = await self._load(leased)
         for delivery in leased:
             self._per_subscription[delivery.subscription_id] += 1
             task = asyncio.create_task(self._attempt(delivery, batch))
@@ -151,62 +164,42 @@ class Dispatcher:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         delivery = self._inflight.pop(task)
-        self._per_subscription[delivery.subscription_id] -= 1
-        if self._per_subscription[delivery.subscription_id] <= 0:
-            del self._per_subscription[delivery.subscription_id]
-            self._endpoint_slots.pop(delivery.subscription_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("attempt of %s failed unexpectedly", delivery.id, exc_info=task.exception())
         self._wake.set()
 
-    async def _load(self, leased: list[LeasedDelivery]) -> _Batch:
-        async with self._db.read() as conn:
-            stored = await event_store.by_ids(conn, [d.event_id for d in leased])
-            targets = await subscription_store.delivery_targets(
-                conn, {d.subscription_id for d in leased}
-            )
-            schemas = await registry_store.entity_fields(
-                conn, {entity_of(s.event.type) for s in stored.values()}
-            )
-        events = {}
-        for event_id, item in stored.items():
-            # Projected again with today's schema: a field reclassified since publishing is gone.
-            rules = schemas[entity_of(item.event.type)]
-            event = item.event
-            events[event_id] = Event(
-                id=event.id,
-                tenant_id=event.tenant_id,
-                type=event.type,
-                entity_id=event.entity_id,
-                data=project(event.data, rules),
-                previous=project(event.previous, rules) if event.previous is not None else None,
-                occurred_at=event.occurred_at,
-                published_at=event.published_at,
-            )
+    def _endpoint_done(self, subscription_id: str) -> None:
+        """An attempt's HTTP exchange is over: its endpoint slot is free for the next lease,
+        even while the attempt is still being recorded."""
+        self._per_subscription[subscription_id] -= 1
+        if self._per_subscription[subscription_id] <= 0:
+            del self._per_subscription[subscription_id]
+            self._endpoint_slots.pop(subscription_id, None)
+        self._wake.set()
+
+    async def _load(self, conn: AsyncConnection, leased: list[LeasedDelivery]) -> _Batch:
+        stored = await event_store.by_ids(conn, [d.event_id for d in leased])
+        targets = await subscription_store.delivery_targets(
+            conn, {d.subscription_id for d in leased}
+        )
+        schemas = await registry_store.entity_fields(
+            conn, {entity_of(s.event.type) for s in stored.values()}
+        )
+        # Projected again with today's schema: a field reclassified since publishing is gone.
+        events = {
+            event_id: project_event(item.event, schemas[entity_of(item.event.type)])
+            for event_id, item in stored.items()
+        }
         return _Batch(events, targets)
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
-        target = batch.targets.get(delivery.subscription_id)
-        event = batch.events.get(delivery.event_id)
-        if target is None or event is None or not target.active:
-            async with self._db.transaction() as conn:
-                await delivery_store.cancel(conn, [delivery.id], self._clock())
+        try:
+            sent = await self._send(delivery, batch)
+        finally:
+            self._endpoint_done(delivery.subscription_id)
+        if sent is None:
             return
-        slots = self._endpoint_slots.setdefault(
-            delivery.subscription_id, asyncio.Semaphore(self._settings.endpoint_concurrency)
-        )
-        body = batch.body(event, target.payload_mode)
-        async with slots:
-            attempted_at = self._clock()
-            timestamp = int(attempted_at.timestamp())
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": event.id,
-                "webhook-timestamp": str(timestamp),
-                "X-Webhook-Event": event.type,
-                **signature_headers(target.keys.active(attempted_at), event.id, timestamp, body),
-            }
-            outcome = await self._transport.post(target.url, body, headers)
+        attempted_at, outcome = sent
         attempt_number = delivery.attempt_count + 1
         finished_at = self._clock()
         if outcome.succeeded:
@@ -233,6 +226,32 @@ class Dispatcher:
                 next_attempt_at=next_at,
             )
         )
+
+    async def _send(
+        self, delivery: LeasedDelivery, batch: _Batch
+    ) -> tuple[datetime, HttpOutcome] | None:
+        """POST the delivery; None when it is no longer deliverable (and now cancelled)."""
+        target = batch.targets.get(delivery.subscription_id)
+        event = batch.events.get(delivery.event_id)
+        if target is None or event is None or not target.active:
+            async with self._db.transaction() as conn:
+                await delivery_store.cancel(conn, [delivery.id], self._clock())
+            return None
+        slots = self._endpoint_slots.setdefault(
+            delivery.subscription_id, asyncio.Semaphore(self._settings.endpoint_concurrency)
+        )
+        body = batch.body(event, target.payload_mode)
+        async with slots:
+            attempted_at = self._clock()
+            timestamp = int(attempted_at.timestamp())
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": event.id,
+                "webhook-timestamp": str(timestamp),
+                "X-Webhook-Event": event.type,
+                **signature_headers(target.keys.active(attempted_at), event.id, timestamp, body),
+            }
+            return attempted_at, await self._transport.post(target.url, body, headers)
 
     async def _idle_timeout(self) -> float:
         poll = self._settings.poll_interval.total_seconds()

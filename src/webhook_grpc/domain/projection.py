@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final, TypeAlias
+
+from .models import Event
 
 
 class Classification(enum.Enum):
@@ -84,3 +87,12 @@ def _project_declared(value: Any, path: str, shareable: bool, rules: FieldRules)
         ]
         return items if items or shareable else _DROP
     return value if shareable else _DROP
+
+
+def project_event(event: Event, rules: FieldRules) -> Event:
+    """The event with `data` and `previous` projected by `rules` (the schema of today)."""
+    return replace(
+        event,
+        data=project(event.data, rules),
+        previous=project(event.previous, rules) if event.previous is not None else None,
+    )

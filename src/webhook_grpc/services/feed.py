@@ -15,7 +15,7 @@ from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
 from webhook_grpc.domain.models import Event
 from webhook_grpc.domain.patterns import entity_of, validate_patterns
-from webhook_grpc.domain.projection import project
+from webhook_grpc.domain.projection import project_event
 from webhook_grpc.storage import feed as feed_store
 from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage import retention as retention_store
@@ -161,19 +161,13 @@ class FeedService:
         schemas = await registry_store.entity_fields(
             conn, {entity_of(s.event.type) for s in stored}
         )
-        events = []
-        for item in stored:
-            rules = schemas[entity_of(item.event.type)]
-            event = item.event
-            events.append(
-                replace(
-                    event,
-                    data=project(event.data, rules),
-                    previous=project(event.previous, rules) if event.previous is not None else None,
-                    cursor=self._cursors.encode(event.tenant_id, item.position),
-                )
+        return [
+            replace(
+                project_event(item.event, schemas[entity_of(item.event.type)]),
+                cursor=self._cursors.encode(item.event.tenant_id, item.position),
             )
-        return events
+            for item in stored
+        ]
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> bool:

@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -49,6 +61,16 @@ class AttemptRecord:
     next_attempt_at: datetime | None
 
 
+async def relax_durability(conn: AsyncConnection) -> None:
+    """Let this transaction commit without waiting for the WAL flush (PostgreSQL).
+
+    Only for the dispatcher's bookkeeping (leases, attempt records): if the database crashes
+    right after, the lost rows mean a lease that is taken again or an attempt that is made
+    again, which at-least-once delivery allows. Publishing never uses this."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SET LOCAL synchronous_commit = off"))
+
+
 async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(D.insert(), rows)
@@ -79,22 +101,30 @@ async def lease_due(
         .over(partition_by=window.c.subscription_id, order_by=window.c.next_attempt_at)
         .label("rank"),
     ).subquery("ranked")
+    postgres = conn.dialect.name == "postgresql"
+    candidates = select(ranked.c.id).where(ranked.c.rank <= per_subscription)
     picked = (
         select(D.c.id)
-        .where(D.c.id.in_(select(ranked.c.id).where(ranked.c.rank <= per_subscription)))
+        .where(_id_among(candidates, postgres), D.c.status == PENDING, D.c.next_attempt_at <= now)
         .order_by(D.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     statement = (
         update(D)
-        .where(
-            D.c.id.in_(picked.scalar_subquery()), D.c.status == PENDING, D.c.next_attempt_at <= now
-        )
+        .where(_id_among(picked, postgres), D.c.status == PENDING, D.c.next_attempt_at <= now)
         .values(next_attempt_at=lease_until, lease_token=lease_token)
         .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempt_count, D.c.lease_token)
     )
     return [LeasedDelivery(*row) for row in await conn.execute(statement)]
+
+
+def _id_among(ids: Select[tuple[str]], postgres: bool) -> ColumnElement[bool]:
+    # `id = ANY(ARRAY(subquery))` makes PostgreSQL run the small subquery first and then look
+    # rows up by primary key; `id IN (subquery)` let it hash-join against every due row.
+    if postgres:
+        return D.c.id == any_(func.array(ids.scalar_subquery()))
+    return D.c.id.in_(ids.scalar_subquery())
 
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
@@ -145,30 +175,34 @@ async def cancel_pending(conn: AsyncConnection, subscription_id: str, now: datet
 
 
 async def record_attempts(conn: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Store attempts and move their deliveries on, in two statements for the whole batch.
+    """Store attempts and move their deliveries on, for the whole batch at once.
 
     A delivery whose lease was lost (this attempt outlived it and another dispatcher took the
     row) keeps the newer lease's state; the attempt itself is still recorded."""
     if not records:
         return
-    await conn.execute(
-        A.insert(),
-        [
-            {
-                "delivery_id": r.delivery_id,
-                "subscription_id": r.subscription_id,
-                "attempt_number": r.attempt_number,
-                "attempted_at": r.attempted_at,
-                "succeeded": r.succeeded,
-                "status_code": r.status_code,
-                "latency_ms": r.latency.total_seconds() * 1000,
-                "error": r.error.value if r.error else None,
-                "error_message": r.error_message,
-                "response_body": r.response_body,
-            }
-            for r in records
-        ],
-    )
+    attempts = [
+        {
+            "delivery_id": r.delivery_id,
+            "subscription_id": r.subscription_id,
+            "attempt_number": r.attempt_number,
+            "attempted_at": r.attempted_at,
+            "succeeded": r.succeeded,
+            "status_code": r.status_code,
+            "latency_ms": r.latency.total_seconds() * 1000,
+            "error": r.error.value if r.error else None,
+            "error_message": r.error_message,
+            "response_body": r.response_body,
+            "next_status": r.next_status.value,
+            "next_attempt_at": r.next_attempt_at,
+            "lease_token": r.lease_token,
+        }
+        for r in records
+    ]
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_RECORD_POSTGRES, {key: [a[key] for a in attempts] for key in _COLUMNS})
+        return
+    await conn.execute(A.insert(), [{k: a[k] for k in _ATTEMPT_COLUMNS} for a in attempts])
     await conn.execute(
         update(D)
         .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"))
@@ -181,16 +215,60 @@ async def record_attempts(conn: AsyncConnection, records: Sequence[AttemptRecord
         ),
         [
             {
-                "b_id": r.delivery_id,
-                "b_token": r.lease_token,
-                "b_status": r.next_status.value,
-                "b_count": r.attempt_number,
-                "b_next": r.next_attempt_at,
-                "b_now": r.attempted_at,
+                "b_id": a["delivery_id"],
+                "b_token": a["lease_token"],
+                "b_status": a["next_status"],
+                "b_count": a["attempt_number"],
+                "b_next": a["next_attempt_at"],
+                "b_now": a["attempted_at"],
             }
-            for r in records
+            for a in attempts
         ],
     )
+
+
+_ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "subscription_id",
+    "attempt_number",
+    "attempted_at",
+    "succeeded",
+    "status_code",
+    "latency_ms",
+    "error",
+    "error_message",
+    "response_body",
+)
+_COLUMNS = (*_ATTEMPT_COLUMNS, "next_status", "next_attempt_at", "lease_token")
+# PostgreSQL: one round trip for the whole batch, the rows passed as arrays.
+_RECORD_POSTGRES = text(
+    """
+    WITH batch AS (
+        SELECT * FROM unnest(
+            CAST(:delivery_id AS text[]), CAST(:subscription_id AS text[]),
+            CAST(:attempt_number AS int[]), CAST(:attempted_at AS timestamptz[]),
+            CAST(:succeeded AS boolean[]), CAST(:status_code AS int[]),
+            CAST(:latency_ms AS float8[]), CAST(:error AS text[]), CAST(:error_message AS text[]),
+            CAST(:response_body AS text[]), CAST(:next_status AS text[]),
+            CAST(:next_attempt_at AS timestamptz[]), CAST(:lease_token AS text[])
+        ) AS b(delivery_id, subscription_id, attempt_number, attempted_at, succeeded,
+               status_code, latency_ms, error, error_message, response_body, next_status,
+               next_attempt_at, lease_token)
+    ), recorded AS (
+        INSERT INTO attempts (delivery_id, subscription_id, attempt_number, attempted_at,
+                              succeeded, status_code, latency_ms, error, error_message,
+                              response_body)
+        SELECT delivery_id, subscription_id, attempt_number, attempted_at, succeeded,
+               status_code, latency_ms, error, error_message, response_body
+        FROM batch
+    )
+    UPDATE deliveries AS d
+    SET status = b.next_status, attempt_count = b.attempt_number,
+        next_attempt_at = b.next_attempt_at, lease_token = NULL, updated_at = b.attempted_at
+    FROM batch AS b
+    WHERE d.id = b.delivery_id AND d.lease_token = b.lease_token
+    """
+)
 
 
 async def failure_figures(
