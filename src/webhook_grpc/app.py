@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from webhook_grpc import logs
 from webhook_grpc._gen.webhooks.v1 import (
     deliveries_pb2,
     deliveries_pb2_grpc,
@@ -38,6 +39,7 @@ from webhook_grpc.dispatch.recorder import AttemptRecorder
 from webhook_grpc.dispatch.transport import HttpTransport
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
+from webhook_grpc.metrics import MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
 from webhook_grpc.services.feed import FeedService
@@ -89,6 +91,7 @@ class App:
 
     async def start(self) -> None:
         settings = self.settings
+        logs.guard_secrets()
         if self.roles.api:
             _check_open_mode(settings)
         if self.roles.migrate:
@@ -118,6 +121,11 @@ class App:
                 self.db, settings, self.notifier, self.transport, self.recorder, self.clock
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+        self.metrics: MetricsServer | None = None
+        if settings.metrics_listen:
+            self.metrics = MetricsServer(settings.metrics_listen, self.db, self.clock)
+            self.metrics.start()
+            self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
         self.retention = RetentionService(self.db, settings, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
@@ -185,6 +193,8 @@ class App:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.metrics is not None:
+            self.metrics.stop()
         await self.notifier.stop()
         await self.db.dispose()
 

@@ -24,6 +24,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Libraries that log SQL parameters at DEBUG: those parameters include subscription secrets.
+PARAMETER_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "psycopg")
+
+
+def guard_secrets() -> None:
+    """Keep loggers that would print query parameters (secrets) at WARNING, whatever the level."""
+    for name in PARAMETER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler()
     if fmt == "json":
@@ -33,3 +43,4 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    guard_secrets()

@@ -131,6 +131,7 @@ async def test_feed_is_gap_free_under_concurrent_publishers(api_only: RunningSer
                 )
                 # Hold the transaction open so that later ids commit first.
                 await asyncio.sleep(rng.uniform(0, 0.03))
+            app.notifier.wake()
             published.append(result.event.id)
 
     streamed: list[str] = []

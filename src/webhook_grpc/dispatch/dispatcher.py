@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.ids import new_id
@@ -209,6 +210,7 @@ class Dispatcher:
                 self._policy, attempt_number, outcome.status_code, outcome.retry_after, finished_at
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
+        _observe(delivery, outcome, status)
         await self._recorder.record(
             AttemptRecord(
                 delivery_id=delivery.id,
@@ -236,6 +238,7 @@ class Dispatcher:
         if target is None or event is None or not target.active:
             async with self._db.transaction() as conn:
                 await delivery_store.cancel(conn, [delivery.id], self._clock())
+            metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc()
             return None
         slots = self._endpoint_slots.setdefault(
             delivery.subscription_id, asyncio.Semaphore(self._settings.endpoint_concurrency)
@@ -269,3 +272,25 @@ class Dispatcher:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
+
+
+def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus) -> None:
+    result = outcome.error.value if outcome.error else "success"
+    metrics.ATTEMPTS.labels(result).inc()
+    metrics.ATTEMPT_LATENCY.observe(outcome.latency.total_seconds())
+    if status is not DeliveryStatus.PENDING:
+        metrics.DELIVERIES_FINISHED.labels(status.value).inc()
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "delivery attempt",
+            extra={
+                "delivery_id": delivery.id,
+                "event_id": delivery.event_id,
+                "subscription_id": delivery.subscription_id,
+                "attempt": delivery.attempt_count + 1,
+                "result": result,
+                "status_code": outcome.status_code,
+                "latency_ms": round(outcome.latency.total_seconds() * 1000, 2),
+                "delivery_status": status.value,
+            },
+        )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.models import DisabledReason
 from webhook_grpc.domain.payload import iso_millis
@@ -16,6 +18,7 @@ from webhook_grpc.storage import subscriptions as subscription_store
 from .publishing import EventDraft, Publisher
 
 DISABLED_EVENT_TYPE = "webhook.subscription_disabled"
+log = logging.getLogger(__name__)
 
 
 def exceeds_failure_rate(settings: Settings, total: int, failed: int) -> bool:
@@ -61,6 +64,17 @@ class AutoDisabler:
         await delivery_store.cancel_pending(conn, subscription_id, now)
         subscription = await subscription_store.get(conn, subscription_id, None)
         assert subscription is not None
+        metrics.AUTO_DISABLES.labels(reason.value).inc()
+        log.warning(
+            "subscription disabled automatically",
+            extra={
+                "subscription_id": subscription_id,
+                "tenant_id": subscription.tenant_id,
+                "reason": reason.value,
+                "failed_attempts": failed,
+                "total_attempts": total,
+            },
+        )
         data: dict[str, Any] = {
             "id": subscription_id,
             "subscription_id": subscription_id,

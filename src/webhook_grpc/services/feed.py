@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
@@ -80,6 +81,7 @@ class FeedService:
         `feed_heartbeat`. Runs until the caller stops iterating."""
         patterns = await self._validated(query)
         waiter = self._notifier.waiter()
+        metrics.FEED_STREAMS.inc()
         try:
             async with self._db.read() as conn:
                 position = await self._start(conn, query, from_latest)
@@ -109,6 +111,7 @@ class FeedService:
                 if woken and self._db.is_postgres:
                     recheck = RECHECK_FIRST
         finally:
+            metrics.FEED_STREAMS.dec()
             self._notifier.forget(waiter)
 
     async def _validated(self, query: FeedQuery) -> tuple[str, ...]:

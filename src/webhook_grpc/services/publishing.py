@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
@@ -81,6 +82,9 @@ class Publisher:
                 conn, drafts, field_prefix="events[{}]." if batch else ""
             )
         self._notifier.wake()
+        for item in published:
+            if not item.duplicate:
+                metrics.EVENTS_PUBLISHED.labels(item.event.type).inc()
         return published
 
     async def publish_in(
@@ -91,10 +95,11 @@ class Publisher:
         field_prefix: str = "",
         only_subscription: Subscription | None = None,
     ) -> list[Published]:
-        """Publish inside the caller's transaction. `only_subscription` delivers to that one
-        subscription instead of every matching one (SendTestEvent)."""
+        """Publish inside the caller's transaction, which must call `Notifier.wake()` after
+        committing. `only_subscription` delivers to that one subscription instead of every
+        matching one (SendTestEvent)."""
         now = self._clock()
-        known = await registry_store.type_names(conn)
+        known, schemas = await registry_store.types_with_schemas(conn, {d.type for d in drafts})
         for index, draft in enumerate(drafts):
             if draft.type not in known:
                 raise InvalidArgument(
@@ -102,7 +107,6 @@ class Publisher:
                     f"event type {draft.type!r} is not registered; register it with "
                     "RegisterEventType first",
                 )
-        schemas = await registry_store.entity_fields(conn, {entity_of(d.type) for d in drafts})
         rows: list[dict[str, Any]] = []
         for draft in drafts:
             rules = schemas[entity_of(draft.type)]
@@ -168,8 +172,6 @@ class Publisher:
                 )
             results.append(Published(event, duplicate=False, delivery_ids=tuple(ids)))
         await delivery_store.insert_many(conn, deliveries)
-        if positions:
-            await Notifier.announce(conn)
         return results
 
     def _validate(self, draft: EventDraft, prefix: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from webhook_grpc import metrics
 from webhook_grpc.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from webhook_grpc.domain.models import Event, SubscriptionStatus
 from webhook_grpc.storage import subscriptions as subscription_store
@@ -44,4 +45,5 @@ class TestEventService:
                 conn, [draft], only_subscription=subscription
             )
         self._notifier.wake()
+        metrics.EVENTS_PUBLISHED.labels(TEST_EVENT_TYPE).inc()
         return published.event, published.delivery_ids[0]

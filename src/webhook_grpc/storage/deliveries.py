@@ -72,8 +72,41 @@ async def relax_durability(conn: AsyncConnection) -> None:
 
 
 async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(D.insert(), rows)
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            _INSERT_POSTGRES, {key: [row[key] for row in rows] for key in _DELIVERY_COLUMNS}
+        )
+        return
+    await conn.execute(D.insert(), rows)
+
+
+_DELIVERY_COLUMNS = (
+    "id",
+    "tenant_id",
+    "event_id",
+    "subscription_id",
+    "event_type",
+    "status",
+    "attempt_count",
+    "next_attempt_at",
+    "lease_token",
+    "created_at",
+    "updated_at",
+)
+_INSERT_POSTGRES = text(
+    """
+    INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, event_type, status,
+                            attempt_count, next_attempt_at, lease_token, created_at, updated_at)
+    SELECT * FROM unnest(CAST(:id AS text[]), CAST(:tenant_id AS text[]),
+                         CAST(:event_id AS text[]), CAST(:subscription_id AS text[]),
+                         CAST(:event_type AS text[]), CAST(:status AS text[]),
+                         CAST(:attempt_count AS int[]), CAST(:next_attempt_at AS timestamptz[]),
+                         CAST(:lease_token AS text[]), CAST(:created_at AS timestamptz[]),
+                         CAST(:updated_at AS timestamptz[]))
+    """
+)
 
 
 async def lease_due(
@@ -372,3 +405,13 @@ async def reschedule(
         .values(status=PENDING, next_attempt_at=now, lease_token=None, updated_at=now)
     )
     return result.rowcount
+
+
+async def pending_summary(conn: AsyncConnection) -> tuple[int, datetime | None]:
+    """How many deliveries are pending, and the earliest due time among them."""
+    count, oldest = (
+        await conn.execute(
+            select(func.count(), func.min(D.c.next_attempt_at)).where(D.c.status == PENDING)
+        )
+    ).one()
+    return int(count), oldest if isinstance(oldest, datetime) else None

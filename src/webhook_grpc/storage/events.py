@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,9 +69,14 @@ async def insert_new(
     Returns the feed position of each inserted event by id."""
     if not rows:
         return {}
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    if conn.dialect.name == "postgresql":
+        columns = {key: [row[key] for row in rows] for key in _INSERT_COLUMNS}
+        for key in ("data", "previous"):
+            columns[key] = [None if v is None else json.dumps(v) for v in columns[key]]
+        result = await conn.execute(_INSERT_POSTGRES, columns)
+        return {row.id: FeedPosition(row.tx, row.seq) for row in result}
     statement = (
-        dialect.insert(E)
+        sqlite.insert(E)
         .on_conflict_do_nothing(
             index_elements=[E.c.tenant_id, E.c.idempotency_key],
             index_where=E.c.idempotency_key.is_not(None),
@@ -79,6 +85,37 @@ async def insert_new(
     )
     result = await conn.execute(statement, list(rows))
     return {row.id: FeedPosition(row.tx, row.seq) for row in result}
+
+
+_INSERT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "type",
+    "entity_id",
+    "data",
+    "previous",
+    "occurred_at",
+    "published_at",
+    "idempotency_key",
+)
+# PostgreSQL: the batch as arrays in one short statement. A multi-row VALUES statement is
+# different text for every batch size and long enough that psycopg re-parses it each time.
+_INSERT_POSTGRES = text(
+    """
+    INSERT INTO events (id, tenant_id, type, entity_id, data, previous, occurred_at,
+                        published_at, idempotency_key)
+    SELECT id, tenant_id, type, entity_id, CAST(data AS json), CAST(previous AS json),
+           occurred_at, published_at, idempotency_key
+    FROM unnest(CAST(:id AS text[]), CAST(:tenant_id AS text[]), CAST(:type AS text[]),
+                CAST(:entity_id AS text[]), CAST(:data AS text[]), CAST(:previous AS text[]),
+                CAST(:occurred_at AS timestamptz[]), CAST(:published_at AS timestamptz[]),
+                CAST(:idempotency_key AS text[]))
+         AS b(id, tenant_id, type, entity_id, data, previous, occurred_at, published_at,
+              idempotency_key)
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, tx, seq
+    """
+)
 
 
 async def by_idempotency_keys(

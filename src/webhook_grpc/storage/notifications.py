@@ -1,8 +1,11 @@
 """Wake-ups for the dispatcher and feed streams when new work commits.
 
-A notification only says "look again"; it never carries the work. On PostgreSQL a transaction
-calls `announce` (pg_notify, delivered at commit to every process); in-process waiters are also
-woken directly after commit. On SQLite only the in-process wake-up exists and waiters poll."""
+A notification only says "look again"; it never carries the work. After a commit, `wake()`
+wakes this process's waiters at once and, on PostgreSQL, sends one NOTIFY for every burst of
+wake-ups from a connection of its own. The NOTIFY is deliberately not part of the publishing
+transaction: PostgreSQL serialises the commits of all transactions that NOTIFY (a cluster-wide
+lock held through the commit's WAL flush), which capped publishing at a few hundred events/s.
+On SQLite only the in-process wake-up exists and waiters also poll."""
 
 from __future__ import annotations
 
@@ -11,9 +14,7 @@ import contextlib
 import logging
 
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 CHANNEL = "webhook_grpc"
 log = logging.getLogger(__name__)
@@ -21,21 +22,32 @@ log = logging.getLogger(__name__)
 
 class Notifier:
     def __init__(self, database_url: str | None = None) -> None:
-        """`database_url` set (PostgreSQL) means: also listen for other processes' commits."""
-        self._database_url = database_url
+        """`database_url` set (PostgreSQL) means: also tell and hear other processes."""
+        self._conninfo = (
+            make_url(database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+            if database_url
+            else None
+        )
         self._waiters: set[asyncio.Event] = set()
-        self._listener: asyncio.Task[None] | None = None
+        self._announce = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        if self._database_url and self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="notifier-listen")
+        if self._conninfo and not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._listen(), name="notifier-listen"),
+                asyncio.create_task(self._announcer(), name="notifier-announce"),
+            ]
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+                await task
+        self._tasks = []
 
     def waiter(self) -> asyncio.Event:
         """An event set on every wake-up; clear it before checking for work, then wait on it."""
@@ -47,35 +59,49 @@ class Notifier:
         self._waiters.discard(event)
 
     def wake(self) -> None:
+        """After a commit: wake this process now, and other processes with the next NOTIFY."""
+        self._wake_local()
+        self._announce.set()
+
+    def _wake_local(self) -> None:
         for event in self._waiters:
             event.set()
 
-    @staticmethod
-    async def announce(conn: AsyncConnection) -> None:
-        """Inside a write transaction: tell every listening process, at commit, to look again."""
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    async def _announcer(self) -> None:
+        assert self._conninfo is not None
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=3
+                ) as conn:
+                    while True:
+                        await self._announce.wait()
+                        self._announce.clear()
+                        await conn.execute(f"NOTIFY {CHANNEL}")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("cannot send notifications, retrying: %s", error)
+                await asyncio.sleep(1.0)
 
     async def _listen(self) -> None:
-        assert self._database_url is not None
-        url = make_url(self._database_url).set(drivername="postgresql")
-        conninfo = url.render_as_string(hide_password=False)
+        assert self._conninfo is not None
         delay = 0.1
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    conninfo, autocommit=True, connect_timeout=3
+                    self._conninfo, autocommit=True, connect_timeout=3
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     delay = 0.1
                     # Anything committed while we were not listening must be looked at too.
-                    self.wake()
+                    self._wake_local()
                     async for _ in conn.notifies():
-                        self.wake()
+                        self._wake_local()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("notification listener lost its connection: %s", error)
-                self.wake()
+                self._wake_local()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

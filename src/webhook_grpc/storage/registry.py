@@ -119,3 +119,23 @@ async def entity_fields(
     for entity, path, classification in await conn.execute(query):
         schemas[entity][path] = Classification(classification)
     return schemas
+
+
+async def types_with_schemas(
+    conn: AsyncConnection, event_types: set[str]
+) -> tuple[set[str], dict[str, dict[str, Classification]]]:
+    """Which of `event_types` are registered, and the field schema of their entities, in one
+    query (publishing asks this on every call)."""
+    query = (
+        select(TYPES.c.type, TYPES.c.entity, FIELDS.c.path, FIELDS.c.classification)
+        .select_from(TYPES.outerjoin(FIELDS, FIELDS.c.entity == TYPES.c.entity))
+        .where(TYPES.c.type.in_(sorted(event_types)))
+    )
+    known: set[str] = set()
+    schemas: dict[str, dict[str, Classification]] = {}
+    for event_type, entity, path, classification in await conn.execute(query):
+        known.add(event_type)
+        fields = schemas.setdefault(entity, {})
+        if path is not None:
+            fields[path] = Classification(classification)
+    return known, schemas

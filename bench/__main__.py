@@ -1,0 +1,80 @@
+"""`make bench`: run every scenario against PostgreSQL and print/write the figures.
+
+Usage: python -m bench [--only name,name] [--duration SECONDS]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import scenarios
+from .harness import Cluster, fresh_database
+
+RESULTS = Path(__file__).parent / "results.json"
+TARGETS = {
+    "publish_unary_ratio": (">=", 0.5),
+    "publish_batch_eps": (">=", 10_000),
+    "delivery_dps": (">=", 2_000),
+    "delivery_ratio": (">=", 0.3),
+    "latency_p50_ms": ("<=", 10),
+    "latency_p99_ms": ("<=", 50),
+    "feed_catchup_eps": (">=", 20_000),
+    "feed_tail_p99_ms": ("<=", 50),
+    "isolation_ratio": ("<=", 1.5),
+    "dispatcher_rss_mb": ("<=", 300),
+}
+
+
+def verdict(key: str, value: float) -> str:
+    if key not in TARGETS:
+        return ""
+    op, target = TARGETS[key]
+    ok = value >= target if op == ">=" else value <= target
+    return f"{'met' if ok else 'MISSED'} ({op} {target:g})"
+
+
+async def run(names: list[str]) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with fresh_database() as database_url:
+        cluster = Cluster(database_url)
+        try:
+            cluster.start_receiver()
+            cluster.start_server(serve_dispatcher=False)
+            for name in names:
+                began = time.perf_counter()
+                result = await scenarios.SCENARIOS[name](cluster)
+                figures |= result
+                shown = ", ".join(f"{k}={v:,.2f}" for k, v in result.items())
+                print(f"[{time.perf_counter() - began:5.1f}s] {name}: {shown}", flush=True)
+        finally:
+            cluster.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--duration", type=float, default=scenarios.DURATION)
+    args = parser.parse_args()
+    scenarios.DURATION = args.duration
+    names = [n for n in args.only.split(",") if n] or list(scenarios.SCENARIOS)
+    figures = asyncio.run(run(names))
+    print()
+    print(f"{'figure':34} {'value':>14}  target")
+    for key, value in figures.items():
+        print(f"{key:34} {value:14,.2f}  {verdict(key, value)}")
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    previous.update(figures)
+    previous["_measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    previous["_machine"] = f"{platform.machine()}, {platform.python_version()}"
+    RESULTS.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Processes and plumbing for the benchmark: a fresh PostgreSQL database, the receiver, servers
+and dispatchers as real processes on loopback, each stopped at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import grpc
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from psycopg import sql
+
+from webhook_grpc._gen.webhooks.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    feed_pb2_grpc,
+    subscriptions_pb2,
+    subscriptions_pb2_grpc,
+)
+
+ADMIN_URL = os.environ.get(
+    "WEBHOOK_GRPC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"webhook_grpc_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def truncate(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE attempts, deliveries, events, subscriptions RESTART IDENTITY CASCADE")
+
+
+def analyze(database_url: str) -> None:
+    """Refresh planner statistics after a bulk load, as autovacuum would within a minute; a
+    freshly filled queue table otherwise looks empty to the planner."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE deliveries")
+        conn.execute("ANALYZE events")
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[bytes]
+    name: str
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def peak_rss_mb(self) -> float:
+        with open(f"/proc/{self.popen.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+
+def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    values = {
+        "database_url": database_url,
+        "allow_http_targets": "true",
+        "allow_private_targets": "true",
+        "log_level": "WARNING",
+        "log_format": "text",
+        "poll_interval": "200ms",
+        **settings,
+    }
+    for name, value in values.items():
+        env[f"WEBHOOK_GRPC_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+@dataclass
+class Cluster:
+    """Everything one scenario runs against; `close` stops every process it started."""
+
+    database_url: str
+    processes: list[Process] = field(default_factory=list)
+    receiver_port: int = 0
+    target: str = ""
+
+    def start_receiver(self) -> None:
+        self.receiver_port = free_port()
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "bench.receiver", str(self.receiver_port)],
+            stdout=subprocess.DEVNULL,
+        )
+        self.processes.append(Process(popen, "receiver"))
+        _wait_port(self.receiver_port)
+
+    def receiver_url(self, name: str, **query: str) -> str:
+        suffix = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+        return f"http://127.0.0.1:{self.receiver_port}/{name}{suffix}"
+
+    async def receiver_stats(self, name: str, arrivals: bool = False) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.receiver_port}/stats/{name}" + ("?arrivals=1" if arrivals else "")
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            result: dict[str, Any] = await response.json()
+            return result
+
+    def start_server(self, **settings: Any) -> None:
+        port = free_port()
+        self.target = f"127.0.0.1:{port}"
+        env = _service_env(self.database_url, listen=self.target, **settings)
+        popen = subprocess.Popen([sys.executable, "-m", "webhook_grpc", "serve"], env=env)
+        self.processes.append(Process(popen, "server"))
+        _wait_health(self.target)
+
+    def start_dispatcher(self, **settings: Any) -> Process:
+        env = _service_env(self.database_url, **settings)
+        command = [sys.executable, "-m", "webhook_grpc", "dispatcher"]
+        if os.environ.get("BENCH_UVLOOP"):
+            command = [sys.executable, "-c", "import uvloop; uvloop.install(); from webhook_grpc.cli import main; main(['dispatcher'])"]
+        popen = subprocess.Popen(command, env=env)
+        process = Process(popen, "dispatcher")
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+
+def _wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _wait_health(target: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.1)
+    raise RuntimeError(f"server at {target} did not become healthy")
+
+
+class Stubs:
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.aio.insecure_channel(target)
+        self.events = events_pb2_grpc.EventServiceStub(self.channel)
+        self.subscriptions = subscriptions_pb2_grpc.SubscriptionServiceStub(self.channel)
+        self.feed = feed_pb2_grpc.FeedServiceStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def subscribe(self, url: str, patterns: list[str], tenant: str = "bench") -> str:
+        response = await self.subscriptions.CreateSubscription(
+            subscriptions_pb2.CreateSubscriptionRequest(
+                tenant_id=tenant, url=url, event_patterns=patterns
+            )
+        )
+        return str(response.subscription.id)
+
+    async def publish_backlog(self, count: int, event_type: str = "product.created") -> None:
+        async def batch(start: int) -> None:
+            await self.events.PublishEvents(
+                events_pb2.PublishEventsRequest(
+                    events=[event_request(i, event_type) for i in range(start, min(count, start + 500))]
+                )
+            )
+
+        starts = list(range(0, count, 500))
+        for index in range(0, len(starts), 4):
+            await asyncio.gather(*(batch(s) for s in starts[index : index + 4]))
+
+
+def event_request(i: int, event_type: str = "product.created") -> events_pb2.PublishEventRequest:
+    request = events_pb2.PublishEventRequest(tenant_id="bench", type=event_type, entity_id=f"p{i}")
+    request.data.update({"id": f"p{i}", "sku": f"SKU-{i}", "name": "Widget", "selling_price": "19.90"})
+    return request
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -1,0 +1,337 @@
+"""Benchmark scenarios (issue 7). Each returns its figures and the raw baseline measured in the
+same run, so the ratio holds on a noisy shared machine even when absolute numbers move."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import psycopg
+from psycopg.types.json import Json
+
+from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2
+
+from .harness import Cluster, Stubs, analyze, event_request, percentile, truncate
+
+DURATION = 10.0
+
+
+async def _closed_loop(workers: int, duration: float, call: Any) -> int:
+    """Run `call()` from `workers` concurrent loops for `duration` seconds; count completions."""
+    done = 0
+    deadline = time.perf_counter() + duration
+
+    async def loop() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await call()
+            done += 1
+
+    await asyncio.gather(*(loop() for _ in range(workers)))
+    return done
+
+
+async def raw_publish_txns(database_url: str, workers: int, duration: float) -> float:
+    """Baseline: psycopg transactions inserting one event row and one delivery row each."""
+    connections = [await psycopg.AsyncConnection.connect(database_url) for _ in range(workers)]
+    now = datetime.now(UTC)
+    queue = iter(range(10**9))
+
+    async def worker(conn: psycopg.AsyncConnection[Any]) -> int:
+        count = 0
+        deadline = time.perf_counter() + duration
+        while time.perf_counter() < deadline:
+            i = next(queue)
+            event_id = f"evt_raw_{uuid.uuid4().hex}"
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO events (id, tenant_id, type, entity_id, data, occurred_at, published_at)"
+                    " VALUES (%s, 'raw', 'product.created', %s, %s, %s, %s)",
+                    (event_id, f"p{i}", Json({"id": f"p{i}", "sku": "A"}), now, now),
+                )
+                await conn.execute(
+                    "INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, event_type,"
+                    " status, attempt_count, next_attempt_at, created_at, updated_at)"
+                    " VALUES (%s, 'raw', %s, 'sub_raw', 'product.created', 'done', 0, %s, %s, %s)",
+                    (f"dlv_raw_{uuid.uuid4().hex}", event_id, now, now, now),
+                )
+            count += 1
+        return count
+
+    try:
+        counts = await asyncio.gather(*(worker(c) for c in connections))
+    finally:
+        for conn in connections:
+            await conn.close()
+    return sum(counts) / duration
+
+
+async def publish_unary(cluster: Cluster) -> dict[str, float]:
+    stubs = Stubs(cluster.target)
+    try:
+        await stubs.subscribe(cluster.receiver_url("unary"), ["product.*"])
+        counter = iter(range(10**9))
+
+        async def call() -> None:
+            await stubs.events.PublishEvent(event_request(next(counter)))
+
+        await _closed_loop(16, 2.0, call)  # warm-up
+        done = await _closed_loop(16, DURATION, call)
+    finally:
+        await stubs.close()
+    eps = done / DURATION
+    raw = await raw_publish_txns(cluster.database_url, 16, DURATION)
+    return {"publish_unary_eps": eps, "publish_unary_raw_tps": raw, "publish_unary_ratio": eps / raw}
+
+
+async def publish_batch(cluster: Cluster) -> dict[str, float]:
+    stubs = Stubs(cluster.target)
+    batch = events_pb2.PublishEventsRequest(events=[event_request(i) for i in range(500)])
+    try:
+
+        async def call() -> None:
+            await stubs.events.PublishEvents(batch)
+
+        done = await _closed_loop(4, DURATION, call)
+    finally:
+        await stubs.close()
+    return {"publish_batch_eps": done * 500 / DURATION}
+
+
+async def raw_posts(url: str, concurrency: int, duration: float) -> float:
+    """Baseline: aiohttp client POSTs of a delivery-sized body to the same receiver."""
+    body = b'{"id":"evt_raw","type":"product.created","data":{"id":"p1","sku":"A"}}' * 2
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def call() -> None:
+            async with session.post(url, data=body, headers={"webhook-id": "raw"}) as response:
+                await response.read()
+
+        done = await _closed_loop(concurrency, duration, call)
+    return done / duration
+
+
+async def _drain_rate(cluster: Cluster, names: list[str], total: int, timeout: float) -> float:
+    """Deliveries per second while the receiver fills up to `total` (first to last arrival)."""
+    start = time.perf_counter()
+    first_seen: float | None = None
+    last = 0
+    while time.perf_counter() - start < timeout:
+        counts = [(await cluster.receiver_stats(n))["unique"] for n in names]
+        seen = sum(counts)
+        now = time.perf_counter()
+        if seen and first_seen is None:
+            first_seen, last = now, seen
+        if seen >= total:
+            break
+        await asyncio.sleep(0.1)
+    elapsed = time.perf_counter() - (first_seen or start)
+    return (seen - (0 if first_seen is None else 0)) / max(elapsed, 1e-9) if seen else 0.0
+
+
+async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
+    truncate(cluster.database_url)
+    names = [f"d{i}" for i in range(endpoints)]
+    stubs = Stubs(cluster.target)
+    try:
+        for name in names:
+            await stubs.subscribe(cluster.receiver_url(name), ["product.*"])
+        await stubs.publish_backlog(events)
+    finally:
+        await stubs.close()
+    analyze(cluster.database_url)
+    return names
+
+
+async def delivery(cluster: Cluster) -> dict[str, float]:
+    """Sustained deliveries: a backlog drained by one dispatcher process, against raw POSTs."""
+    endpoints, events = 4, 5000
+    names = await _backlog(cluster, endpoints, events)
+    dispatcher = cluster.start_dispatcher()
+    try:
+        dps = await _drain_rate(cluster, names, endpoints * events, timeout=120)
+    finally:
+        dispatcher.stop()
+    concurrency = endpoints * 16  # endpoint_concurrency per subscription
+    raw = await raw_posts(cluster.receiver_url("raw"), concurrency, DURATION / 2)
+    return {"delivery_dps": dps, "delivery_raw_posts_per_s": raw, "delivery_ratio": dps / raw}
+
+
+async def scaleout(cluster: Cluster) -> dict[str, float]:
+    endpoints, events = 8, 2500
+    rates = []
+    for processes in (1, 2):
+        names = await _backlog(cluster, endpoints, events)
+        workers = [cluster.start_dispatcher() for _ in range(processes)]
+        try:
+            rates.append(await _drain_rate(cluster, names, endpoints * events, timeout=120))
+        finally:
+            for worker in workers:
+                worker.stop()
+        await _reset_receiver(cluster)
+    return {"scaleout_1_dps": rates[0], "scaleout_2_dps": rates[1], "scaleout_ratio": rates[1] / rates[0]}
+
+
+async def _reset_receiver(cluster: Cluster) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"http://127.0.0.1:{cluster.receiver_port}/reset"
+    ) as response:
+        await response.read()
+
+
+async def _paced_publish(stubs: Stubs, rate: float, duration: float, event_type: str) -> dict[str, float]:
+    """Publish at `rate` events/s (open loop); returns publish start time (epoch) by event id."""
+    started: dict[str, float] = {}
+    interval = 1 / rate
+    begin = time.perf_counter()
+    tasks = []
+
+    async def one(i: int) -> None:
+        sent = time.time()
+        response = await stubs.events.PublishEvent(event_request(i, event_type))
+        started[response.event.id] = sent
+
+    i = 0
+    while time.perf_counter() - begin < duration:
+        tasks.append(asyncio.create_task(one(i)))
+        i += 1
+        await asyncio.sleep(max(0.0, begin + i * interval - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    return started
+
+
+async def latency(cluster: Cluster) -> dict[str, float]:
+    """Publish → receiver, at 200 events/s, with the dispatcher running."""
+    truncate(cluster.database_url)
+    await _reset_receiver(cluster)
+    stubs = Stubs(cluster.target)
+    dispatcher = cluster.start_dispatcher()
+    try:
+        await stubs.subscribe(cluster.receiver_url("latency"), ["product.*"])
+        await asyncio.sleep(1.0)
+        started = await _paced_publish(stubs, 200, DURATION, "product.created")
+        await asyncio.sleep(2.0)
+        arrivals = (await cluster.receiver_stats("latency", arrivals=True))["arrivals"]
+    finally:
+        dispatcher.stop()
+        await stubs.close()
+    latencies = [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals]
+    return {
+        "latency_p50_ms": percentile(latencies, 0.5),
+        "latency_p99_ms": percentile(latencies, 0.99),
+        "latency_delivered_fraction": len(latencies) / max(len(started), 1),
+    }
+
+
+async def feed_catchup(cluster: Cluster) -> dict[str, float]:
+    truncate(cluster.database_url)
+    stubs = Stubs(cluster.target)
+    total = 100_000
+    try:
+        await stubs.publish_backlog(total)
+        begin = time.perf_counter()
+        seen = 0
+        call = stubs.feed.StreamEvents(feed_pb2.StreamEventsRequest(tenant_id="bench"))
+        async for message in call:
+            seen += len(message.events)
+            if seen >= total:
+                break
+        elapsed = time.perf_counter() - begin
+        call.cancel()
+    finally:
+        await stubs.close()
+    return {"feed_catchup_eps": seen / elapsed}
+
+
+async def feed_tail(cluster: Cluster) -> dict[str, float]:
+    truncate(cluster.database_url)
+    stubs = Stubs(cluster.target)
+    received: dict[str, float] = {}
+    try:
+        call = stubs.feed.StreamEvents(
+            feed_pb2.StreamEventsRequest(tenant_id="bench", from_latest=True)
+        )
+
+        async def read() -> None:
+            async for message in call:
+                now = time.time()
+                for event in message.events:
+                    received[event.id] = now
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0.5)
+        started = await _paced_publish(stubs, 200, DURATION, "product.created")
+        await asyncio.sleep(1.0)
+        call.cancel()
+        reader.cancel()
+    finally:
+        await stubs.close()
+    latencies = [(received[i] - t) * 1000 for i, t in started.items() if i in received]
+    return {
+        "feed_tail_p50_ms": percentile(latencies, 0.5),
+        "feed_tail_p99_ms": percentile(latencies, 0.99),
+    }
+
+
+async def isolation(cluster: Cluster) -> dict[str, float]:
+    """A healthy endpoint's p99 alone, then beside one that hangs to the delivery timeout."""
+    p99 = []
+    for hanging in (False, True):
+        truncate(cluster.database_url)
+        await _reset_receiver(cluster)
+        stubs = Stubs(cluster.target)
+        dispatcher = cluster.start_dispatcher(delivery_timeout="2s", lease_duration="10s")
+        try:
+            await stubs.subscribe(cluster.receiver_url("healthy"), ["product.*"])
+            if hanging:
+                await stubs.subscribe(cluster.receiver_url("hang", seconds="5"), ["product.*"])
+            await asyncio.sleep(1.0)
+            started = await _paced_publish(stubs, 100, DURATION, "product.created")
+            await asyncio.sleep(2.0)
+            arrivals = (await cluster.receiver_stats("healthy", arrivals=True))["arrivals"]
+        finally:
+            dispatcher.stop(timeout=10)
+            await stubs.close()
+        p99.append(percentile([(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals], 0.99))
+    return {"isolation_p99_alone_ms": p99[0], "isolation_p99_beside_hang_ms": p99[1], "isolation_ratio": p99[1] / p99[0]}
+
+
+async def dispatcher_rss(cluster: Cluster) -> dict[str, float]:
+    """Peak RSS of a dispatcher process working through a 200,000-delivery backlog."""
+    truncate(cluster.database_url)
+    await _reset_receiver(cluster)
+    stubs = Stubs(cluster.target)
+    try:
+        for i in range(4):
+            await stubs.subscribe(cluster.receiver_url(f"rss{i}"), ["product.*"])
+        await stubs.publish_backlog(50_000)
+    finally:
+        await stubs.close()
+    analyze(cluster.database_url)
+    dispatcher = cluster.start_dispatcher()
+    peak = 0.0
+    try:
+        for _ in range(int(DURATION * 2)):
+            await asyncio.sleep(0.5)
+            peak = max(peak, dispatcher.peak_rss_mb())
+    finally:
+        dispatcher.stop()
+    return {"dispatcher_rss_mb": peak}
+
+
+SCENARIOS = {
+    "publish_unary": publish_unary,
+    "publish_batch": publish_batch,
+    "delivery": delivery,
+    "latency": latency,
+    "feed_catchup": feed_catchup,
+    "feed_tail": feed_tail,
+    "isolation": isolation,
+    "scaleout": scaleout,
+    "dispatcher_rss": dispatcher_rss,
+}
