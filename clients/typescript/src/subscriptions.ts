@@ -1,0 +1,253 @@
+/**
+ * Subscription management (`client.subscriptions`).
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import { required, type Caller, type CallOptions } from "./calls.js";
+import type { Event } from "./gen/webhooks/v1/events_pb.js";
+import {
+  PayloadMode,
+  SubscriptionSchema,
+  SubscriptionStatus,
+  type SubscriptionService,
+  type Subscription,
+} from "./gen/webhooks/v1/subscriptions_pb.js";
+
+/** How much of the event a delivery carries: the projected entity, or only its id. */
+export type PayloadModeName = "full" | "thin";
+/** A subscription's status, as a filter of {@link Subscriptions.list}. */
+export type SubscriptionStatusName = "active" | "disabled";
+
+const PAYLOAD_MODES: Record<PayloadModeName, PayloadMode> = {
+  full: PayloadMode.FULL,
+  thin: PayloadMode.THIN,
+};
+const STATUSES: Record<SubscriptionStatusName, SubscriptionStatus> = {
+  active: SubscriptionStatus.ACTIVE,
+  disabled: SubscriptionStatus.DISABLED,
+};
+
+/** Names the tenant; may be left out with a tenant token (its own tenant). */
+export interface TenantOptions extends CallOptions {
+  tenantId?: string;
+}
+
+/** What {@link Subscriptions.create} registers. */
+export interface NewSubscription extends TenantOptions {
+  /** The endpoint: `https://…` (plain `http://` and private addresses only where configured). */
+  url: string;
+  /** Exact registered types, `"entity.*"` or `"*"`. */
+  eventPatterns: readonly string[];
+  description?: string;
+  /** Default `"full"`. */
+  payloadMode?: PayloadModeName;
+  metadata?: Readonly<Record<string, string>>;
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. */
+  secret?: string;
+}
+
+/** The fields {@link Subscriptions.update} replaces: only those given. */
+export interface SubscriptionChanges extends TenantOptions {
+  url?: string;
+  eventPatterns?: readonly string[];
+  description?: string;
+  payloadMode?: PayloadModeName;
+  metadata?: Readonly<Record<string, string>>;
+}
+
+/** Options of {@link Subscriptions.rotateSecret}. */
+export interface RotateSecretOptions extends TenantOptions {
+  /** The new secret; generated when left out. */
+  secret?: string;
+  /** How long the old secret keeps signing, in milliseconds (server default 24 h; 0 ends it). */
+  gracePeriodMs?: number;
+}
+
+/** A subscription with its signing secret: the only time the secret is shown. */
+export interface SubscriptionWithSecret {
+  subscription: Subscription;
+  /** Keep it to verify deliveries (`verify`); it is not shown again. */
+  secret: string;
+}
+
+/** What {@link Subscriptions.sendTest} started. */
+export interface TestDelivery {
+  /** The `webhook.test` event. */
+  event: Event;
+  deliveryId: string;
+}
+
+/**
+ * Manage a tenant's webhook endpoints (`client.subscriptions`).
+ *
+ * `tenantId` may be left out with a tenant token (its own tenant). Reads, updates and status
+ * changes are retried like publishing; creating, deleting, rotating and test sends are sent once
+ * (a retry could, for example, rotate a secret twice). Server errors are thrown as `ConnectError`.
+ */
+export class Subscriptions {
+  /** Use `client.subscriptions` rather than this constructor. */
+  constructor(
+    private readonly service: Client<typeof SubscriptionService>,
+    private readonly caller: Caller,
+  ) {}
+
+  /**
+   * Register an endpoint for event patterns. Returns the subscription and its secret: keep the
+   * secret to verify deliveries, it is not shown again.
+   */
+  async create(subscription: NewSubscription): Promise<SubscriptionWithSecret> {
+    const response = await this.caller.once(
+      (options) =>
+        this.service.createSubscription(
+          {
+            tenantId: subscription.tenantId ?? "",
+            url: subscription.url,
+            eventPatterns: [...subscription.eventPatterns],
+            description: subscription.description ?? "",
+            payloadMode: PAYLOAD_MODES[subscription.payloadMode ?? "full"],
+            metadata: { ...subscription.metadata },
+            secret: subscription.secret ?? "",
+          },
+          options,
+        ),
+      subscription,
+    );
+    return { subscription: required(response.subscription), secret: response.secret };
+  }
+
+  /** One subscription (never its secret); `NOT_FOUND` also for another tenant's id. */
+  async get(id: string, options: TenantOptions = {}): Promise<Subscription> {
+    const response = await this.caller.retrying(
+      (call) => this.service.getSubscription({ tenantId: options.tenantId ?? "", id }, call),
+      options,
+    );
+    return required(response.subscription);
+  }
+
+  /** Every subscription of the tenant (all pages), optionally only those in `status`. */
+  async list(
+    options: TenantOptions & { status?: SubscriptionStatusName } = {},
+  ): Promise<Subscription[]> {
+    const found: Subscription[] = [];
+    let pageToken = "";
+    do {
+      const response = await this.caller.retrying(
+        (call) =>
+          this.service.listSubscriptions(
+            {
+              tenantId: options.tenantId ?? "",
+              pageSize: 100,
+              pageToken,
+              status: options.status ? STATUSES[options.status] : SubscriptionStatus.UNSPECIFIED,
+            },
+            call,
+          ),
+        options,
+      );
+      found.push(...response.subscriptions);
+      pageToken = response.nextPageToken;
+    } while (pageToken);
+    return found;
+  }
+
+  /** Replace the fields given, and only those (the update mask names them). */
+  async update(id: string, changes: SubscriptionChanges): Promise<Subscription> {
+    const subscription = create(SubscriptionSchema, { id, tenantId: changes.tenantId ?? "" });
+    const paths: string[] = [];
+    if (changes.url !== undefined) {
+      subscription.url = changes.url;
+      paths.push("url");
+    }
+    if (changes.eventPatterns !== undefined) {
+      subscription.eventPatterns = [...changes.eventPatterns];
+      paths.push("event_patterns");
+    }
+    if (changes.description !== undefined) {
+      subscription.description = changes.description;
+      paths.push("description");
+    }
+    if (changes.payloadMode !== undefined) {
+      subscription.payloadMode = PAYLOAD_MODES[changes.payloadMode];
+      paths.push("payload_mode");
+    }
+    if (changes.metadata !== undefined) {
+      subscription.metadata = { ...changes.metadata };
+      paths.push("metadata");
+    }
+    if (paths.length === 0) {
+      throw new TypeError("update needs at least one field to change");
+    }
+    const updateMask = create(FieldMaskSchema, { paths });
+    // Setting the same values again changes nothing: safe to retry.
+    const response = await this.caller.retrying(
+      (call) => this.service.updateSubscription({ subscription, updateMask }, call),
+      changes,
+    );
+    return required(response.subscription);
+  }
+
+  /** Remove the subscription and cancel its pending deliveries. */
+  async delete(id: string, options: TenantOptions = {}): Promise<void> {
+    await this.caller.once(
+      (call) => this.service.deleteSubscription({ tenantId: options.tenantId ?? "", id }, call),
+      options,
+    );
+  }
+
+  /** Resume deliveries, and forget the failures that disabled it. */
+  async activate(id: string, options: TenantOptions = {}): Promise<Subscription> {
+    // Activating an active subscription is a no-op: safe to retry (as is disabling).
+    const response = await this.caller.retrying(
+      (call) => this.service.activateSubscription({ tenantId: options.tenantId ?? "", id }, call),
+      options,
+    );
+    return required(response.subscription);
+  }
+
+  /** Stop deliveries (reason `MANUAL`); events keep flowing into the feed. */
+  async disable(id: string, options: TenantOptions = {}): Promise<Subscription> {
+    const response = await this.caller.retrying(
+      (call) => this.service.disableSubscription({ tenantId: options.tenantId ?? "", id }, call),
+      options,
+    );
+    return required(response.subscription);
+  }
+
+  /**
+   * Replace the secret (given, or generated). The old secret keeps signing alongside the new one
+   * for `gracePeriodMs` (server default 24 hours; 0 ends it at once).
+   */
+  async rotateSecret(
+    id: string,
+    options: RotateSecretOptions = {},
+  ): Promise<SubscriptionWithSecret> {
+    const response = await this.caller.once(
+      (call) =>
+        this.service.rotateSubscriptionSecret(
+          {
+            tenantId: options.tenantId ?? "",
+            id,
+            secret: options.secret ?? "",
+            ...(options.gracePeriodMs === undefined
+              ? {}
+              : { gracePeriod: durationFromMs(options.gracePeriodMs) }),
+          },
+          call,
+        ),
+      options,
+    );
+    return { subscription: required(response.subscription), secret: response.secret };
+  }
+
+  /** Deliver a `webhook.test` event to this subscription only. */
+  async sendTest(id: string, options: TenantOptions = {}): Promise<TestDelivery> {
+    const response = await this.caller.once(
+      (call) => this.service.sendTestEvent({ tenantId: options.tenantId ?? "", id }, call),
+      options,
+    );
+    return { event: required(response.event), deliveryId: response.deliveryId };
+  }
+}

@@ -1,0 +1,294 @@
+// The client against the real Python server (a subprocess on a free loopback port, SQLite) and a
+// real HTTP receiver on 127.0.0.1.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  Code,
+  ConnectError,
+  DisabledReason,
+  PayloadMode,
+  SubscriptionStatus,
+  verify,
+  WebhookVerificationError,
+  WebhooksClient,
+} from "../src/index.js";
+import { newTenant, nextEvents, productCreated } from "./support/feed.js";
+import { Receiver } from "./support/receiver.js";
+import { delay, TestServer, withTimeout } from "./support/server.js";
+
+const TIMEOUT = { timeout: 60_000 };
+
+describe("WebhooksClient against a running server", TIMEOUT, () => {
+  let server: TestServer;
+  let receiver: Receiver;
+  let client: WebhooksClient;
+
+  before(async () => {
+    server = await TestServer.start();
+    receiver = await Receiver.start();
+    client = new WebhooksClient(server.target, { timeoutMs: 10_000 });
+  });
+
+  after(async () => {
+    client?.close();
+    await receiver?.stop();
+    await server?.dispose();
+  });
+
+  test(
+    "publish stores the projected event; a repeated idempotency key publishes nothing",
+    TIMEOUT,
+    async () => {
+      const tenantId = newTenant("publish");
+      const occurredAt = new Date("2026-11-28T10:00:00.123Z");
+      const event = await client.publish({
+        tenantId,
+        type: "product.price_changed",
+        entityId: "prod_1",
+        data: { id: "prod_1", sku: "A-1", selling_price: "19.90", cost_price: "7.10" },
+        previous: { selling_price: "17.50" },
+        occurredAt,
+      });
+      assert.match(event.id, /^evt_/);
+      assert.ok(event.cursor);
+      assert.equal(event.tenantId, tenantId);
+      assert.deepEqual(event.data, { id: "prod_1", sku: "A-1", selling_price: "19.90" });
+      assert.deepEqual(event.previous, { selling_price: "17.50" });
+      assert.equal(event.occurredAt?.seconds, BigInt(Math.floor(occurredAt.getTime() / 1000)));
+
+      const keyed = { ...productCreated(tenantId, 2), idempotencyKey: "import-42" };
+      const first = await client.publish(keyed);
+      const again = await client.publish(keyed);
+      assert.equal(again.id, first.id);
+
+      const batch = await client.publishMany([3, 4, 5].map((n) => productCreated(tenantId, n)));
+      assert.deepEqual(
+        batch.map((e) => e.entityId),
+        ["prod_3", "prod_4", "prod_5"],
+      );
+
+      const page = await client.listEvents({ tenantId, pageSize: 100 });
+      assert.deepEqual(
+        page.events.map((e) => e.id),
+        [event.id, first.id, ...batch.map((e) => e.id)],
+      );
+      assert.equal(page.hasMore, false);
+      assert.ok(page.nextCursor);
+    },
+  );
+
+  test("a refused event is not retried and says why", TIMEOUT, async () => {
+    const started = Date.now();
+    await assert.rejects(
+      client.publish({ ...productCreated(newTenant("refused"), 1), type: "product.exploded" }),
+      (error: unknown) => error instanceof ConnectError && error.code === Code.InvalidArgument,
+    );
+    assert.ok(Date.now() - started < 2_000, "INVALID_ARGUMENT is answered at once, not retried");
+  });
+
+  test("subscriptions: create, get, list, update, disable, activate, delete", TIMEOUT, async () => {
+    const tenantId = newTenant("subs");
+    const { subscription, secret } = await client.subscriptions.create({
+      tenantId,
+      url: receiver.url("/crud"),
+      eventPatterns: ["customer.*"],
+      description: "crud",
+      metadata: { team: "billing" },
+    });
+    assert.match(subscription.id, /^sub_/);
+    assert.match(secret, /^whsec_/);
+    assert.equal(subscription.status, SubscriptionStatus.ACTIVE);
+    assert.equal(subscription.payloadMode, PayloadMode.FULL);
+
+    const got = await client.subscriptions.get(subscription.id, { tenantId });
+    assert.equal(got.url, receiver.url("/crud"));
+    assert.deepEqual(got.metadata, { team: "billing" });
+
+    const updated = await client.subscriptions.update(subscription.id, {
+      tenantId,
+      description: "renamed",
+      payloadMode: "thin",
+      eventPatterns: ["customer.created"],
+    });
+    assert.equal(updated.description, "renamed");
+    assert.equal(updated.payloadMode, PayloadMode.THIN);
+    assert.deepEqual(updated.eventPatterns, ["customer.created"]);
+    assert.equal(updated.url, receiver.url("/crud"), "fields not named are kept");
+
+    const disabled = await client.subscriptions.disable(subscription.id, { tenantId });
+    assert.equal(disabled.status, SubscriptionStatus.DISABLED);
+    assert.equal(disabled.disabledReason, DisabledReason.MANUAL);
+    assert.deepEqual(
+      (await client.subscriptions.list({ tenantId, status: "active" })).map((s) => s.id),
+      [],
+    );
+    const activated = await client.subscriptions.activate(subscription.id, { tenantId });
+    assert.equal(activated.status, SubscriptionStatus.ACTIVE);
+    assert.deepEqual(
+      (await client.subscriptions.list({ tenantId })).map((s) => s.id),
+      [subscription.id],
+    );
+
+    await client.subscriptions.delete(subscription.id, { tenantId });
+    await assert.rejects(
+      client.subscriptions.get(subscription.id, { tenantId }),
+      (error: unknown) => error instanceof ConnectError && error.code === Code.NotFound,
+    );
+    await assert.rejects(client.subscriptions.update(subscription.id, { tenantId }), TypeError);
+  });
+
+  test("a real delivery verifies with both signature headers", TIMEOUT, async () => {
+    const tenantId = newTenant("verify");
+    const { secret } = await client.subscriptions.create({
+      tenantId,
+      url: receiver.url("/verify"),
+      eventPatterns: ["product.*"],
+    });
+    const event = await client.publish(productCreated(tenantId, 1));
+    const delivery = await receiver.waitFor((d) => d.json.id === event.id);
+
+    assert.equal(delivery.path, "/verify");
+    assert.equal(delivery.headers["webhook-id"], event.id);
+    assert.equal(delivery.headers["x-webhook-event"], "product.created");
+    assert.equal(delivery.json.data["cost_price"], undefined, "confidential fields are never sent");
+
+    verify(delivery.headers, delivery.body, secret);
+    verify(delivery.headers, delivery.body, secret, { scheme: "webhook-signature" });
+    verify(delivery.headers, delivery.body, secret, { scheme: "x-webhook-signature" });
+    const fetchHeaders = new Headers();
+    for (const [name, value] of Object.entries(delivery.headers)) {
+      if (typeof value === "string") fetchHeaders.set(name, value);
+    }
+    verify(fetchHeaders, delivery.body.toString("utf8"), secret);
+
+    const tampered = Buffer.from(delivery.body.toString("utf8").replace("SKU-1", "SKU-2"));
+    for (const scheme of ["webhook-signature", "x-webhook-signature"] as const) {
+      assert.throws(
+        () => verify(delivery.headers, tampered, secret, { scheme }),
+        (error: unknown) =>
+          error instanceof WebhookVerificationError && error.reason === "bad_signature",
+      );
+    }
+    const late = Date.now() + 10 * 60_000;
+    assert.throws(
+      () => verify(delivery.headers, delivery.body, secret, { now: late }),
+      (error: unknown) =>
+        error instanceof WebhookVerificationError && error.reason === "timestamp_too_old",
+    );
+  });
+
+  test(
+    "after a rotation a test delivery verifies with the old and the new secret",
+    TIMEOUT,
+    async () => {
+      const tenantId = newTenant("rotate");
+      const created = await client.subscriptions.create({
+        tenantId,
+        url: receiver.url("/rotate"),
+        eventPatterns: ["*"],
+      });
+      const rotated = await client.subscriptions.rotateSecret(created.subscription.id, {
+        tenantId,
+        gracePeriodMs: 60 * 60_000,
+      });
+      assert.notEqual(rotated.secret, created.secret);
+      assert.ok(rotated.subscription.previousSecretExpiresAt);
+
+      const test = await client.subscriptions.sendTest(created.subscription.id, { tenantId });
+      assert.equal(test.event.type, "webhook.test");
+      assert.ok(test.deliveryId);
+      const delivery = await receiver.waitFor((d) => d.json.id === test.event.id);
+      assert.equal(String(delivery.headers["webhook-signature"]).split(" ").length, 2);
+      assert.equal(String(delivery.headers["x-webhook-signature"]).split(" ").length, 2);
+      for (const secret of [created.secret, rotated.secret]) {
+        verify(delivery.headers, delivery.body, secret, { scheme: "webhook-signature" });
+        verify(delivery.headers, delivery.body, secret, { scheme: "x-webhook-signature" });
+      }
+    },
+  );
+
+  test("the feed streams the backlog, then live events", TIMEOUT, async () => {
+    const tenantId = newTenant("feed");
+    const backlog = await client.publishMany([1, 2, 3].map((n) => productCreated(tenantId, n)));
+    const feed = client.feed({ tenantId });
+    try {
+      const first = await nextEvents(feed, 3);
+      assert.deepEqual(
+        first.map((e) => e.id),
+        backlog.map((e) => e.id),
+      );
+      assert.deepEqual(first[0]?.data, backlog[0]?.data);
+
+      const live = nextEvents(feed, 2);
+      live.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      await delay(200); // the stream is now tailing
+      const published = [
+        await client.publish(productCreated(tenantId, 4)),
+        await client.publish(productCreated(tenantId, 5)),
+      ];
+      assert.deepEqual(
+        (await live).map((e) => e.id),
+        published.map((e) => e.id),
+      );
+      assert.equal(feed.cursor, published[1]?.cursor);
+    } finally {
+      feed.close();
+    }
+  });
+
+  test("closing the client stops its feeds", TIMEOUT, async () => {
+    const other = new WebhooksClient(server.target);
+    const feed = other.feed({ tenantId: newTenant("close"), fromLatest: true });
+    const pending = feed.next();
+    pending.catch(() => undefined); // awaited below
+    await delay(200);
+    other.close();
+    assert.deepEqual(await withTimeout(pending, 5_000, "the feed to end"), {
+      done: true,
+      value: undefined,
+    });
+    assert.ok(feed.closed);
+    assert.throws(() => other.feed({ tenantId: "acme" }), /closed/);
+  });
+
+  test(
+    "the feed keeps a heartbeat's cursor, and resumes after a consumer stops",
+    TIMEOUT,
+    async () => {
+      const tenantId = newTenant("resume");
+      await client.publishMany([1, 2].map((n) => productCreated(tenantId, n)));
+      // From the head: nothing to yield, but the 1 s heartbeat tells where the head is.
+      const idle = client.feed({ tenantId, fromLatest: true });
+      const pending = idle.next();
+      pending.catch(() => undefined); // awaited below
+      const deadline = Date.now() + 10_000;
+      while (!idle.cursor && Date.now() < deadline) await delay(50);
+      assert.ok(idle.cursor, "a heartbeat's cursor is remembered");
+      idle.close();
+      assert.deepEqual(await pending, { done: true, value: undefined });
+
+      const later = await client.publishMany([3, 4, 5].map((n) => productCreated(tenantId, n)));
+      const feed = client.feed({ tenantId, afterCursor: idle.cursor });
+      const seen: string[] = [];
+      for await (const event of feed) {
+        seen.push(event.id);
+        if (seen.length === 1) break; // the consumer stops after one event
+      }
+      assert.deepEqual(seen, [later[0]?.id]);
+
+      const resumed = client.feed({ tenantId, afterCursor: feed.cursor });
+      try {
+        const rest = await nextEvents(resumed, 2);
+        assert.deepEqual(
+          rest.map((e) => e.id),
+          later.slice(1).map((e) => e.id),
+        );
+        // Nothing else follows: the next message is only a heartbeat.
+        const extra = await Promise.race([resumed.next(), delay(1_500).then(() => "idle")]);
+        assert.equal(extra, "idle");
+      } finally {
+        resumed.close();
+      }
+    },
+  );
+});
