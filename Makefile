@@ -8,10 +8,10 @@ NODE_STAMP := node_modules/.installed
 .PHONY: install run test test-python test-typescript lint proto generate generate-typescript \
 	check-generated breaking bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -31,8 +31,8 @@ test-python: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) $(NODE_STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts clients/python bench
+	$(BIN)/ruff format --check src tests scripts clients/python bench
 	$(BIN)/mypy
 	npx buf lint
 
@@ -57,12 +57,20 @@ breaking: $(NODE_STAMP)
 	@if git cat-file -e HEAD~1:proto 2>/dev/null; then npx buf breaking --against '$(BUF_AGAINST)'; \
 	else echo "buf breaking: no earlier protos to compare with"; fi
 
-# TypeScript client (clients/typescript): filled in by the SDK work.
-generate-typescript:
-	@true
+# TypeScript client (clients/typescript): its npm dependencies (protoc-gen-es among them) are
+# installed with `npm ci` when the lock file is newer than the last install.
+## generate-typescript: regenerate clients/typescript/src/gen with buf and protoc-gen-es
+generate-typescript: $(NODE_STAMP)
+	@cd clients/typescript && if [ ! package-lock.json -ot node_modules/.installed ]; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
+	cd clients/typescript && ../../node_modules/.bin/buf generate
 
-test-typescript:
-	@true
+## test-typescript: build the TypeScript client and test it against a real server
+test-typescript: $(STAMP)
+	@cd clients/typescript && if [ ! package-lock.json -ot node_modules/.installed ]; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
+	cd clients/typescript && npm run --silent build && \
+		WEBHOOK_GRPC_PYTHON="$${WEBHOOK_GRPC_PYTHON:-$(abspath $(BIN))/python}" npm test
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -57,7 +57,9 @@ def fresh_database() -> Iterator[str]:
 
 def truncate(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE attempts, deliveries, events, subscriptions RESTART IDENTITY CASCADE")
+        conn.execute(
+            "TRUNCATE attempts, deliveries, events, subscriptions RESTART IDENTITY CASCADE"
+        )
 
 
 def analyze(database_url: str) -> None:
@@ -102,7 +104,9 @@ def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
         **settings,
     }
     for name, value in values.items():
-        env[f"WEBHOOK_GRPC_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[f"WEBHOOK_GRPC_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     return env
 
 
@@ -129,7 +133,9 @@ class Cluster:
         return f"http://127.0.0.1:{self.receiver_port}/{name}{suffix}"
 
     async def receiver_stats(self, name: str, arrivals: bool = False) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.receiver_port}/stats/{name}" + ("?arrivals=1" if arrivals else "")
+        url = f"http://127.0.0.1:{self.receiver_port}/stats/{name}" + (
+            "?arrivals=1" if arrivals else ""
+        )
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             result: dict[str, Any] = await response.json()
             return result
@@ -145,8 +151,6 @@ class Cluster:
     def start_dispatcher(self, **settings: Any) -> Process:
         env = _service_env(self.database_url, **settings)
         command = [sys.executable, "-m", "webhook_grpc", "dispatcher"]
-        if os.environ.get("BENCH_UVLOOP"):
-            command = [sys.executable, "-c", "import uvloop; uvloop.install(); from webhook_grpc.cli import main; main(['dispatcher'])"]
         popen = subprocess.Popen(command, env=env)
         process = Process(popen, "dispatcher")
         self.processes.append(process)
@@ -203,7 +207,9 @@ class Stubs:
         async def batch(start: int) -> None:
             await self.events.PublishEvents(
                 events_pb2.PublishEventsRequest(
-                    events=[event_request(i, event_type) for i in range(start, min(count, start + 500))]
+                    events=[
+                        event_request(i, event_type) for i in range(start, min(count, start + 500))
+                    ]
                 )
             )
 
@@ -214,7 +220,9 @@ class Stubs:
 
 def event_request(i: int, event_type: str = "product.created") -> events_pb2.PublishEventRequest:
     request = events_pb2.PublishEventRequest(tenant_id="bench", type=event_type, entity_id=f"p{i}")
-    request.data.update({"id": f"p{i}", "sku": f"SKU-{i}", "name": "Widget", "selling_price": "19.90"})
+    request.data.update(
+        {"id": f"p{i}", "sku": f"SKU-{i}", "name": "Widget", "selling_price": "19.90"}
+    )
     return request
 
 

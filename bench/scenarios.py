@@ -49,8 +49,8 @@ async def raw_publish_txns(database_url: str, workers: int, duration: float) -> 
             event_id = f"evt_raw_{uuid.uuid4().hex}"
             async with conn.transaction():
                 await conn.execute(
-                    "INSERT INTO events (id, tenant_id, type, entity_id, data, occurred_at, published_at)"
-                    " VALUES (%s, 'raw', 'product.created', %s, %s, %s, %s)",
+                    "INSERT INTO events (id, tenant_id, type, entity_id, data, occurred_at,"
+                    " published_at) VALUES (%s, 'raw', 'product.created', %s, %s, %s, %s)",
                     (event_id, f"p{i}", Json({"id": f"p{i}", "sku": "A"}), now, now),
                 )
                 await conn.execute(
@@ -85,7 +85,11 @@ async def publish_unary(cluster: Cluster) -> dict[str, float]:
         await stubs.close()
     eps = done / DURATION
     raw = await raw_publish_txns(cluster.database_url, 16, DURATION)
-    return {"publish_unary_eps": eps, "publish_unary_raw_tps": raw, "publish_unary_ratio": eps / raw}
+    return {
+        "publish_unary_eps": eps,
+        "publish_unary_raw_tps": raw,
+        "publish_unary_ratio": eps / raw,
+    }
 
 
 async def publish_batch(cluster: Cluster) -> dict[str, float]:
@@ -120,18 +124,16 @@ async def _drain_rate(cluster: Cluster, names: list[str], total: int, timeout: f
     """Deliveries per second while the receiver fills up to `total` (first to last arrival)."""
     start = time.perf_counter()
     first_seen: float | None = None
-    last = 0
+    seen = 0
     while time.perf_counter() - start < timeout:
-        counts = [(await cluster.receiver_stats(n))["unique"] for n in names]
-        seen = sum(counts)
-        now = time.perf_counter()
+        seen = sum([(await cluster.receiver_stats(n))["unique"] for n in names])
         if seen and first_seen is None:
-            first_seen, last = now, seen
+            first_seen = time.perf_counter()
         if seen >= total:
             break
         await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - (first_seen or start)
-    return (seen - (0 if first_seen is None else 0)) / max(elapsed, 1e-9) if seen else 0.0
+    return seen / max(elapsed, 1e-9)
 
 
 async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
@@ -174,17 +176,24 @@ async def scaleout(cluster: Cluster) -> dict[str, float]:
             for worker in workers:
                 worker.stop()
         await _reset_receiver(cluster)
-    return {"scaleout_1_dps": rates[0], "scaleout_2_dps": rates[1], "scaleout_ratio": rates[1] / rates[0]}
+    return {
+        "scaleout_1_dps": rates[0],
+        "scaleout_2_dps": rates[1],
+        "scaleout_ratio": rates[1] / rates[0],
+    }
 
 
 async def _reset_receiver(cluster: Cluster) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"http://127.0.0.1:{cluster.receiver_port}/reset"
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"http://127.0.0.1:{cluster.receiver_port}/reset") as response,
+    ):
         await response.read()
 
 
-async def _paced_publish(stubs: Stubs, rate: float, duration: float, event_type: str) -> dict[str, float]:
+async def _paced_publish(
+    stubs: Stubs, rate: float, duration: float, event_type: str
+) -> dict[str, float]:
     """Publish at `rate` events/s (open loop); returns publish start time (epoch) by event id."""
     started: dict[str, float] = {}
     interval = 1 / rate
@@ -297,8 +306,16 @@ async def isolation(cluster: Cluster) -> dict[str, float]:
         finally:
             dispatcher.stop(timeout=10)
             await stubs.close()
-        p99.append(percentile([(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals], 0.99))
-    return {"isolation_p99_alone_ms": p99[0], "isolation_p99_beside_hang_ms": p99[1], "isolation_ratio": p99[1] / p99[0]}
+        p99.append(
+            percentile(
+                [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals], 0.99
+            )
+        )
+    return {
+        "isolation_p99_alone_ms": p99[0],
+        "isolation_p99_beside_hang_ms": p99[1],
+        "isolation_ratio": p99[1] / p99[0],
+    }
 
 
 async def dispatcher_rss(cluster: Cluster) -> dict[str, float]:

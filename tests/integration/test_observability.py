@@ -23,10 +23,10 @@ def free_port() -> int:
 
 
 async def scrape(port: int) -> str:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-            assert response.status == 200
-            return await response.text()
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        return await response.text()
 
 
 def value(text: str, sample: str) -> float:
@@ -54,14 +54,20 @@ async def test_metrics_endpoint(make_server: ServerFactory, receiver: Receiver) 
     assert server.app.metrics is not None
     await server.app.metrics.refresh_queue_gauges()
     text = await scrape(port)
-    assert value(text, 'webhook_events_published_total{type="product.created"}') == published_before + 1
+    assert (
+        value(text, 'webhook_events_published_total{type="product.created"}')
+        == published_before + 1
+    )
     assert value(text, 'webhook_delivery_attempts_total{result="success"}') >= 1
     assert value(text, 'webhook_deliveries_finished_total{status="succeeded"}') >= 1
     assert value(text, "webhook_attempt_latency_seconds_count") >= 1
     assert value(text, "webhook_pending_deliveries") == 0
     assert value(text, "webhook_oldest_pending_age_seconds") == 0
     assert value(text, "webhook_feed_streams_open") >= 1
-    assert "webhook_subscriptions_auto_disabled_total" in text or "webhook_subscriptions_auto_disabled" in text
+    assert (
+        "webhook_subscriptions_auto_disabled_total" in text
+        or "webhook_subscriptions_auto_disabled" in text
+    )
     stream.cancel()
 
 

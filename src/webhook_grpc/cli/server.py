@@ -1,4 +1,4 @@
-"""The `webhook-grpc` command: run the service, a dispatcher, or migrations."""
+"""`serve`, `dispatcher` and `migrate`: run the service, a dispatcher, or migrations."""
 
 from __future__ import annotations
 
@@ -7,36 +7,34 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from webhook_grpc import __version__, logs
-from webhook_grpc.app import App, Roles, StartupError
+from webhook_grpc import logs
 from webhook_grpc.config import ConfigError, Settings, load_settings
-from webhook_grpc.storage import migrate
+
+if TYPE_CHECKING:
+    from webhook_grpc.app import App
 
 log = logging.getLogger("webhook_grpc")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="webhook-grpc",
-        description="Domain events as signed webhooks and a gRPC feed.",
-    )
-    parser.add_argument("--version", action="version", version=f"webhook-grpc {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands: Any) -> None:
+    """Add the server-side commands to the `webhook-grpc` subparsers."""
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text
+        )
         sub.add_argument("--config", type=Path, help="TOML configuration file")
         sub.add_argument("--database-url", help="overrides database_url")
+        sub.set_defaults(run=run)
         return sub
 
     serve = with_config("serve", "run the gRPC server with the dispatcher (SQLite by default)")
     serve.add_argument("--listen", help="overrides listen, e.g. 127.0.0.1:50051")
     with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
     with_config("migrate", "apply database migrations and exit")
-    return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -51,8 +49,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that the client commands start without loading the whole service.
+    from webhook_grpc.app import App, Roles, StartupError
+    from webhook_grpc.storage import migrate
+
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:
@@ -81,7 +82,3 @@ async def _run(app: App) -> None:
     await stop.wait()
     log.info("shutting down: finishing in-flight work")
     await app.stop(grace=app.settings.delivery_timeout.total_seconds())
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""The `webhook-grpc` command.
+
+Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`). Client side, for humans and
+scripts, built on the Python SDK (`webhook_grpc_client`): ``publish``, ``subscriptions``,
+``feed tail`` (`client_commands`) and ``listen`` (`listen`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from webhook_grpc import __version__
+
+from . import client_commands, listen, server
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="webhook-grpc",
+        description="Domain events as signed webhooks and a gRPC feed.",
+    )
+    root.add_argument("--version", action="version", version=f"webhook-grpc {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server.add_commands(commands)
+    client_commands.add_commands(commands)
+    listen.add_command(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code

@@ -1,0 +1,129 @@
+"""What every client command shares: the connection options, running on a `WebhooksClient`, and
+turning failures into one clear line on stderr and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from webhook_grpc_client import WebhooksClient
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+TOKEN_ENV = "WEBHOOK_GRPC_TOKEN"
+CONNECT_TIMEOUT = 5.0
+
+# Exit codes: bad input on the command line (like argparse), and a failed call.
+USAGE = 2
+FAILED = 1
+
+Command = Callable[[WebhooksClient, argparse.Namespace], Awaitable[int]]
+
+
+class CommandError(Exception):
+    """A failure to report in one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def options() -> argparse.ArgumentParser:
+    """The options of every client command (an argparse parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection")
+    group.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"server address host:port (default {DEFAULT_TARGET})",
+    )
+    group.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"bearer token (default: ${TOKEN_ENV}); none for an open development server",
+    )
+    group.add_argument(
+        "--tenant",
+        default="",
+        help="tenant id; may be left out with a tenant token (its own tenant)",
+    )
+    group.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    return common
+
+
+def runner(command: Command) -> Callable[[argparse.Namespace], int]:
+    """Wrap an async command: connect, run it, report failures; returns the exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(_connected(command, args))
+        except CommandError as error:
+            print(f"webhook-grpc {args.command}: {error}", file=sys.stderr)
+            return error.code
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            # The reader went away (`webhook-grpc feed tail | head`): stop quietly, and keep the
+            # interpreter from complaining when it flushes stdout on exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+
+    return run
+
+
+async def _connected(command: Command, args: argparse.Namespace) -> int:
+    async with WebhooksClient(args.target, args.token) as client:
+        try:
+            return await command(client, args)
+        except grpc.aio.AioRpcError as error:
+            raise CommandError(explain(error, client), FAILED) from None
+
+
+async def ensure_reachable(client: WebhooksClient) -> None:
+    """Fail fast when nothing answers (before a stream that would otherwise keep retrying)."""
+    try:
+        await asyncio.wait_for(client.channel.channel_ready(), CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise CommandError(
+            f"cannot reach {client.target}: no connection within {CONNECT_TIMEOUT:g}s "
+            "(is `webhook-grpc serve` running there? see --target)",
+            FAILED,
+        ) from None
+
+
+def explain(error: grpc.aio.AioRpcError, client: WebhooksClient) -> str:
+    """One line for a failed call: the field violations of INVALID_ARGUMENT, a hint otherwise."""
+    code = error.code()
+    details = error.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and (
+        client.channel.get_state() != grpc.ChannelConnectivity.READY
+    ):
+        # The connection itself failed (the server answers UNAVAILABLE on a ready channel when
+        # its database is down).
+        return f"cannot reach {client.target}: {details}"
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations = field_violations(error)
+        if violations:
+            return "invalid argument: " + "; ".join(f"{f}: {why}" for f, why in violations)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"unauthenticated: {details} (pass --token or set {TOKEN_ENV})"
+    return f"{code.name.lower().replace('_', ' ')}: {details}"
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """The (field, description) pairs of a google.rpc.BadRequest detail, if any."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        return []
+    found = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found += [(v.field, v.description) for v in bad.field_violations]
+    return found

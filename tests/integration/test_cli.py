@@ -1,0 +1,453 @@
+"""The `webhook-grpc` command end to end: each test runs `python -m webhook_grpc …` in a subprocess
+against a live server (or runs the server itself as one).
+
+The client commands do not depend on the storage engine, so this module runs on SQLite only.
+Subprocesses are asyncio subprocesses: the receiver and the server share the test's event loop
+and must keep answering while a command runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from standardwebhooks.webhooks import Webhook
+from webhook_grpc_client import verify
+
+from tests.conftest import ServerFactory
+from tests.support.processes import settings_env
+from tests.support.receiver import Receiver
+from tests.support.server import RunningServer, token_hash
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only here (overrides the SQLite + PostgreSQL parametrisation)."""
+    return f"sqlite:///{tmp_path / 'webhooks.db'}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any WEBHOOK_GRPC_* setting of the developer's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_GRPC_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+async def spawn(*args: str, env: Mapping[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "webhook_grpc",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env) if env is not None else clean_env(),
+    )
+
+
+async def run(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> Result:
+    process = await spawn(*args, env=env)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    result = Result(process.returncode, stdout.decode(), stderr.decode())
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+async def read_lines(process: asyncio.subprocess.Process, count: int) -> list[str]:
+    assert process.stdout is not None
+    lines = []
+    for _ in range(count):
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line, "the command exited early"
+        lines.append(line.decode().rstrip("\n"))
+    return lines
+
+
+async def stop(process: asyncio.subprocess.Process) -> str:
+    """Interrupt a following command (Ctrl-C); returns its stderr after checking a clean exit."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+    await asyncio.wait_for(process.wait(), 20)
+    assert process.stderr is not None
+    stderr = (await process.stderr.read()).decode()
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode == 130, stderr
+    return stderr
+
+
+class Cli(Protocol):
+    async def __call__(self, *args: str, env: Mapping[str, str] | None = None) -> Result: ...
+
+
+@pytest.fixture
+def cli(server: RunningServer) -> Cli:
+    """`await cli(args…)`: run a client command against the test server."""
+
+    async def call(*args: str, env: Mapping[str, str] | None = None) -> Result:
+        return await run(*args, "--target", server.target, env=env)
+
+    return call
+
+
+# publish
+
+
+async def test_publish(cli: Cli) -> None:
+    data = '{"id": "prod_1", "sku": "A-1", "selling_price": "19.90", "cost_price": "7.10"}'
+    human = await cli(
+        "publish", "product.price_changed", "prod_1", "--tenant", "acme", "--data", data
+    )
+    assert human.code == 0, human.stderr
+    fields = dict(line.split(None, 1) for line in human.stdout.splitlines())
+    assert fields["id"].startswith("evt_") and fields["type"] == "product.price_changed"
+    assert "cost_price" not in human.stdout
+
+    args = ["publish", "product.price_changed", "prod_1", "--tenant", "acme", "--json"]
+    keyed = [
+        await cli(
+            *args,
+            "--data",
+            data,
+            "--previous",
+            '{"selling_price": "17.50"}',
+            "--idempotency-key",
+            "k-1",
+        )
+        for _ in range(2)
+    ]
+    first, again = (r.json() for r in keyed)
+    assert first["id"] == again["id"] != fields["id"]
+    assert first["data"] == {"id": "prod_1", "sku": "A-1", "selling_price": "19.90"}
+    assert first["previous"] == {"selling_price": "17.50"}
+    assert first["tenant_id"] == "acme" and first["cursor"]
+
+
+async def test_bad_input_is_refused_clearly(cli: Cli) -> None:
+    bad_json = await cli(
+        "publish", "product.created", "p1", "--tenant", "acme", "--data", '{"id": '
+    )
+    assert bad_json.code == 2 and "--data is not valid JSON" in bad_json.stderr
+    not_object = await cli("publish", "product.created", "p1", "--tenant", "acme", "--data", "[1]")
+    assert not_object.code == 2 and "--data must be a JSON object" in not_object.stderr
+    no_tenant = await cli("publish", "product.created", "p1")
+    assert no_tenant.code == 2 and "--tenant is required" in no_tenant.stderr
+    # INVALID_ARGUMENT from the server: the field violation is printed.
+    unknown = await cli("publish", "product.nope", "p1", "--tenant", "acme")
+    assert unknown.code == 1
+    assert "invalid argument: type: event type 'product.nope' is not registered" in unknown.stderr
+    bad_pattern = await cli(
+        "subscriptions", "create", "https://example.com/h", "-p", "nope.x", "--tenant", "acme"
+    )
+    assert bad_pattern.code == 1 and "invalid argument: event_patterns" in bad_pattern.stderr
+    usage = await cli("subscriptions", "create", "https://example.com/h")
+    assert usage.code == 2 and "--pattern" in usage.stderr
+
+
+async def test_an_unreachable_server_is_reported() -> None:
+    target = f"127.0.0.1:{free_port()}"
+    for args in (
+        ["publish", "product.created", "p1", "--tenant", "acme"],
+        ["subscriptions", "list", "--tenant", "acme"],
+        ["feed", "tail", "--tenant", "acme"],
+    ):
+        result = await run(*args, "--target", target)
+        assert result.code == 1, result
+        assert f"cannot reach {target}" in result.stderr
+        assert result.stdout == ""
+
+
+# subscriptions
+
+
+async def test_subscription_commands(cli: Cli) -> None:
+    common = ["--tenant", "acme"]
+    created = await cli(
+        "subscriptions",
+        "create",
+        "https://example.com/hooks",
+        "-p",
+        "product.*",
+        "--pattern",
+        "customer.created",
+        "--description",
+        "shop",
+        "--metadata",
+        "team=web",
+        *common,
+    )
+    assert created.code == 0, created.stderr
+    fields = dict(line.split(None, 1) for line in created.stdout.splitlines())
+    sub_id, secret = fields["id"], fields["secret"]
+    assert sub_id.startswith("sub_") and secret.startswith("whsec_")
+    assert fields["event_patterns"] == "product.*, customer.created"
+    assert "shown only now" in created.stderr
+
+    made = await cli(
+        "subscriptions", "create", "https://example.com/other", "-p", "*", "--json", *common
+    )
+    other = made.json()
+    assert str(other["secret"]).startswith("whsec_")
+    other_id = other["subscription"]["id"]
+
+    table = await cli("subscriptions", "list", *common)
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["ID", "STATUS", "PATTERNS", "URL", "CREATED"]
+    assert sorted(row.split()[0] for row in rows) == sorted([sub_id, other_id])
+    listed = (await cli("subscriptions", "list", "--json", *common)).json()
+    assert {s["id"] for s in listed["subscriptions"]} == {sub_id, other_id}
+    assert all("secret" not in s for s in listed["subscriptions"])
+
+    got = await cli("subscriptions", "get", sub_id, *common)
+    assert "description     shop" in got.stdout and "metadata        team=web" in got.stdout
+    assert secret not in got.stdout
+
+    disabled = await cli("subscriptions", "disable", sub_id, *common)
+    assert "disabled (manual)" in disabled.stdout
+    only_disabled = await cli("subscriptions", "list", "--status", "disabled", "--json", *common)
+    assert [s["id"] for s in only_disabled.json()["subscriptions"]] == [sub_id]
+    activated = await cli("subscriptions", "activate", sub_id, "--json", *common)
+    assert activated.json()["status"] == "SUBSCRIPTION_STATUS_ACTIVE"
+
+    rotated = await cli(
+        "subscriptions", "rotate-secret", sub_id, "--grace", "0s", "--json", *common
+    )
+    new_secret = rotated.json()["secret"]
+    assert str(new_secret).startswith("whsec_") and new_secret != secret
+    rotated_human = await cli("subscriptions", "rotate-secret", sub_id, "--secret", SECRET, *common)
+    assert f"secret                      {SECRET}" in rotated_human.stdout
+
+    deleted = await cli("subscriptions", "delete", sub_id, *common)
+    assert deleted.code == 0 and deleted.stdout.strip() == f"deleted {sub_id}"
+    deleted_json = await cli("subscriptions", "delete", other_id, "--json", *common)
+    assert deleted_json.json() == {"deleted": other_id}
+    gone = await cli("subscriptions", "get", sub_id, *common)
+    assert gone.code == 1 and "not found" in gone.stderr
+    empty = await cli("subscriptions", "list", *common)
+    assert empty.code == 0 and empty.stdout == "" and "no subscriptions" in empty.stderr
+
+
+async def test_token_from_flag_or_environment(make_server: ServerFactory) -> None:
+    secured = await make_server(
+        tokens=[{"role": "tenant", "tenant": "acme", "sha256": token_hash("acme-token")}]
+    )
+    target = ["--target", secured.target]
+    anonymous = await run("subscriptions", "list", *target)
+    assert anonymous.code == 1 and "unauthenticated" in anonymous.stderr
+    assert "WEBHOOK_GRPC_TOKEN" in anonymous.stderr
+    # A tenant token may leave --tenant out: it means its own tenant.
+    by_flag = await run("subscriptions", "list", "--token", "acme-token", "--json", *target)
+    assert by_flag.code == 0 and by_flag.json() == {"subscriptions": []}
+    by_env = await run(
+        "subscriptions", "list", *target, env=clean_env(WEBHOOK_GRPC_TOKEN="acme-token")
+    )
+    assert by_env.code == 0, by_env.stderr
+    other = await run(
+        "subscriptions", "list", "--tenant", "globex", "--token", "acme-token", *target
+    )
+    assert other.code == 1 and "permission denied" in other.stderr
+
+
+# feed tail
+
+
+async def publish(cli: Cli, entity_id: str, type: str = "product.created") -> Any:
+    result = await cli(
+        "publish",
+        type,
+        entity_id,
+        "--tenant",
+        "acme",
+        "--data",
+        json.dumps({"id": entity_id}),
+        "--json",
+    )
+    assert result.code == 0, result.stderr
+    return result.json()
+
+
+async def test_feed_tail_prints_the_backlog_and_follows(cli: Cli, server: RunningServer) -> None:
+    events = [await publish(cli, f"p{i}") for i in range(3)]
+    target = ["--target", server.target, "--tenant", "acme"]
+
+    tail = await spawn("feed", "tail", "--json", *target)
+    try:
+        backlog = [json.loads(line) for line in await read_lines(tail, 3)]
+        assert [e["id"] for e in backlog] == [e["id"] for e in events]
+        live = await publish(cli, "p3")
+        (followed,) = [json.loads(line) for line in await read_lines(tail, 1)]
+        assert followed["id"] == live["id"] and followed["data"] == {"id": "p3"}
+    finally:
+        await stop(tail)
+
+    human = await spawn("feed", "tail", "--after", str(events[1]["cursor"]), *target)
+    try:
+        lines = await read_lines(human, 2)
+        assert [line.split()[1] for line in lines] == [events[2]["id"], live["id"]]
+        assert lines[0].split()[2:4] == ["product.created", "p2"]
+    finally:
+        await stop(human)
+
+    customers = await spawn("feed", "tail", "--json", "-p", "customer.*", *target)
+    try:
+        wanted = await publish(cli, "c1", "customer.created")
+        (line,) = await read_lines(customers, 1)
+        assert json.loads(line)["id"] == wanted["id"]
+    finally:
+        await stop(customers)
+
+
+# listen
+
+
+async def test_listen_forwards_signed_deliveries_like_the_dispatcher(
+    cli: Cli, server: RunningServer, receiver: Receiver
+) -> None:
+    # A real subscription to compare with: its delivery of the same event must match byte for byte.
+    created = await cli(
+        "subscriptions", "create", receiver.url("/real"), "-p", "*", "--tenant", "acme", "--json"
+    )
+    assert created.code == 0, created.stderr
+    event = await publish(cli, "p1")
+    await receiver.wait_count(1, "/real")
+
+    listen = await spawn(
+        "listen",
+        "--forward-to",
+        receiver.url("/dev"),
+        "--secret",
+        SECRET,
+        "--from-start",
+        "--json",
+        "--tenant",
+        "acme",
+        "--target",
+        server.target,
+    )
+    try:
+        (line,) = await read_lines(listen, 1)
+        report = json.loads(line)
+        assert report["event_id"] == event["id"] and report["status_code"] == 200 and report["ok"]
+        later = await publish(cli, "p2")
+        (line,) = await read_lines(listen, 1)
+        assert json.loads(line)["event_id"] == later["id"]
+    finally:
+        stderr = await stop(listen)
+    assert "forwarding events to" in stderr
+
+    forwarded = receiver.at("/dev")
+    assert [json.loads(r.body)["id"] for r in forwarded] == [event["id"], later["id"]]
+    real, dev = receiver.at("/real")[0], forwarded[0]
+    assert dev.body == real.body
+    names = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"}
+    names |= {"x-webhook-signature", "x-webhook-event", "user-agent"}
+    for name in names:
+        assert name in {k.lower() for k in dev.headers}, name
+    assert dev.headers["webhook-id"] == event["id"]
+    assert dev.headers["X-Webhook-Event"] == "product.created"
+    assert dev.headers["User-Agent"] == real.headers["User-Agent"]
+    verify(dev.headers, dev.body, SECRET)
+    verify({"X-Webhook-Signature": dev.headers["X-Webhook-Signature"]}, dev.body, SECRET)
+    Webhook(SECRET).verify(dev.body, dict(dev.headers))
+
+
+async def test_listen_refuses_bad_options(cli: Cli) -> None:
+    bad_secret = await cli(
+        "listen", "--forward-to", "http://127.0.0.1:9/x", "--secret", "nope", "--tenant", "acme"
+    )
+    assert bad_secret.code == 2 and "--secret" in bad_secret.stderr
+    bad_url = await cli(
+        "listen", "--forward-to", "localhost:9", "--secret", SECRET, "--tenant", "acme"
+    )
+    assert bad_url.code == 2 and "--forward-to must be an http" in bad_url.stderr
+
+
+# the server commands
+
+
+async def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = settings_env(f"sqlite:///{tmp_path / 'serve.db'}", listen=f"127.0.0.1:{port}")
+    server = await spawn("serve", env=env)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            try:
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.aio.AioRpcError:
+                pass
+            assert server.returncode is None, "serve exited"
+            assert asyncio.get_running_loop().time() < deadline, "serve never became healthy"
+            await asyncio.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 30) == 0
+    finally:
+        await channel.close()
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+    assert server.stderr is not None
+    log = (await server.stderr.read()).decode()
+    assert "Traceback" not in log and "shutting down" in log
+
+
+async def test_migrate_creates_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "migrated.db"
+    result = await run("migrate", "--database-url", f"sqlite:///{path}")
+    assert result.code == 0, result.stderr
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"events", "subscriptions", "deliveries", "attempts"} <= tables
+
+
+async def test_an_invalid_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
+    env = clean_env(
+        WEBHOOK_GRPC_DATABASE_URL=f"sqlite:///{tmp_path / 'never.db'}",
+        WEBHOOK_GRPC_DELIVERY_TIMEOUT="abc",
+    )
+    result = await run("serve", env=env)
+    assert result.code == 2
+    assert "delivery_timeout" in result.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+async def test_help_lists_every_command() -> None:
+    result = await run("--help")
+    assert result.code == 0
+    for command in ("serve", "dispatcher", "migrate", "publish", "subscriptions", "feed", "listen"):
+        assert command in result.stdout
