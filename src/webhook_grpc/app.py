@@ -29,6 +29,7 @@ from webhook_grpc._gen.webhooks.v1 import (
     subscriptions_pb2_grpc,
 )
 from webhook_grpc.api.auth import Authenticator
+from webhook_grpc.api.decoding import RequestDecodingGuard
 from webhook_grpc.api.deliveries import DeliveryServicer
 from webhook_grpc.api.events import EventServicer
 from webhook_grpc.api.feed import FeedServicer
@@ -136,7 +137,9 @@ class App:
         settings = self.settings
         auth = Authenticator(settings.tokens)
         guard = TargetGuard(settings.allow_http_targets, settings.allow_private_targets)
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        server = grpc.aio.server(
+            interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
+        )
         test_events = TestEventService(self.db, self.publisher, self.notifier)
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(auth, self.publisher, registry), server

@@ -95,8 +95,12 @@ def from_duration(message: duration_pb2.Duration, field: str) -> timedelta:
         raise InvalidArgument(field, "is not a valid duration") from None
 
 
-def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(message)
+def struct_to_dict(message: struct_pb2.Struct, field: str = "data") -> dict[str, Any]:
+    try:
+        return json_format.MessageToDict(message)
+    except ValueError as error:
+        # NaN and infinite numbers have no JSON form (json_format refuses them).
+        raise InvalidArgument(field, f"is not representable as JSON: {error}") from None
 
 
 def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:

@@ -9,10 +9,13 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from webhook_grpc.domain import errors
+
+from .storable_text import require_storable_text
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +31,37 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
 }
 
 
+# Messages often quote the offending input. Statuses travel in trailing metadata, which clients
+# refuse beyond 8-16 KiB, so a quoted 10 KB id would turn NOT_FOUND into RESOURCE_EXHAUSTED.
+MAX_MESSAGE_BYTES = 512
+MAX_FIELD_BYTES = 128
+
+
 def status_for(error: errors.DomainError) -> grpc.Status:
     code = _CODES.get(type(error), grpc.StatusCode.FAILED_PRECONDITION)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
+    status = status_pb2.Status(code=code.value[0], message=clip(error.message, MAX_MESSAGE_BYTES))
     if isinstance(error, errors.InvalidArgument):
         detail = any_pb2.Any()
         detail.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=error.field, description=error.description
+                        field=clip(error.field, MAX_FIELD_BYTES),
+                        description=clip(error.description, MAX_MESSAGE_BYTES),
                     )
                 ]
             )
         )
         status.details.append(detail)
     return rpc_status.to_status(status)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (on a character boundary), marked with '…'."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
 
 
 UNAVAILABLE = rpc_status.to_status(
@@ -83,6 +101,7 @@ def unary(
     @functools.wraps(method)
     async def wrapper(self: Servicer, request: Request, context: Any) -> Response:
         try:
+            _check_request(request)
             return await method(self, request, context)
         except Exception as error:
             if _is_grpc_abort(error):
@@ -100,6 +119,7 @@ def streaming(
     @functools.wraps(method)
     async def wrapper(self: Servicer, request: Request, context: Any) -> AsyncIterator[Response]:
         try:
+            _check_request(request)
             async for item in method(self, request, context):
                 yield item
         except Exception as error:
@@ -108,6 +128,12 @@ def streaming(
             await abort_for(error, context)
 
     return wrapper
+
+
+def _check_request(request: object) -> None:
+    # Rules every request shares, before any servicer code runs.
+    if isinstance(request, Message):
+        require_storable_text(request)
 
 
 def _is_grpc_abort(error: BaseException) -> bool:

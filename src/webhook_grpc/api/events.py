@@ -81,8 +81,12 @@ def _draft(principal: Principal, request: pb.PublishEventRequest, prefix: str) -
         tenant_id=scoped_tenant(principal, request.tenant_id, f"{prefix}tenant_id") or "",
         type=request.type,
         entity_id=request.entity_id,
-        data=convert.struct_to_dict(request.data),
-        previous=convert.struct_to_dict(request.previous) if request.HasField("previous") else None,
+        data=convert.struct_to_dict(request.data, f"{prefix}data"),
+        previous=(
+            convert.struct_to_dict(request.previous, f"{prefix}previous")
+            if request.HasField("previous")
+            else None
+        ),
         occurred_at=(
             convert.from_timestamp(request.occurred_at, f"{prefix}occurred_at")
             if request.HasField("occurred_at")

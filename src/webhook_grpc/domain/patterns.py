@@ -11,6 +11,8 @@ EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 ENTITY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 WILDCARD = "*"
 MAX_NAME_LENGTH = 128
+# The entity part is stored on its own (event_types.entity, entity_fields.entity).
+MAX_ENTITY_LENGTH = 64
 MAX_PATTERNS = 50
 
 _TYPE_SHAPE = "'entity.action' in lowercase letters, digits and underscores"
@@ -23,6 +25,10 @@ def validate_event_type(name: str, field: str = "type") -> None:
     # fullmatch: `$` alone would accept a trailing newline.
     if not EVENT_TYPE_RE.fullmatch(name):
         raise InvalidArgument(field, f"event type {name!r} must look like {_TYPE_SHAPE}")
+    if len(entity_of(name)) > MAX_ENTITY_LENGTH:
+        raise InvalidArgument(
+            field, f"the entity (before the dot) is longer than {MAX_ENTITY_LENGTH} characters"
+        )
 
 
 def entity_of(event_type: str) -> str:

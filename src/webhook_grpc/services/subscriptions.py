@@ -133,7 +133,7 @@ class SubscriptionService:
         if changes.payload_mode is not None:
             values["payload_mode"] = changes.payload_mode.value
         async with self._db.transaction() as conn:
-            await _existing(conn, subscription_id, tenant_id)
+            await _existing(conn, subscription_id, tenant_id, "subscription.id")
             if changes.event_patterns is not None:
                 values["event_patterns"] = validate_patterns(
                     changes.event_patterns,
@@ -225,9 +225,11 @@ class SubscriptionService:
             return await _existing(conn, subscription_id, None), secret
 
 
-async def _existing(conn: Any, subscription_id: str, tenant_id: str | None) -> Subscription:
+async def _existing(
+    conn: Any, subscription_id: str, tenant_id: str | None, field: str = "id"
+) -> Subscription:
     if not subscription_id:
-        raise InvalidArgument("id", "is required")
+        raise InvalidArgument(field, "is required")
     found = await store.get(conn, subscription_id, tenant_id)
     if found is None:
         raise NotFound(f"subscription {subscription_id!r} not found")

@@ -8,12 +8,15 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from webhook_grpc.domain.errors import StorageUnavailable
 
 from .urls import async_url
 
+CONNECT_TIMEOUT = 3
+POOL_TIMEOUT = 5
 # Read-only transactions on SQLite skip the write lock that BEGIN IMMEDIATE takes.
 _READ_ONLY = "webhook_grpc_read_only"
 
@@ -29,12 +32,25 @@ class Database:
         self.is_postgres = not self.is_sqlite
         options: dict[str, Any] = {}
         if self.is_postgres:
+            # While the database is away every call must fail fast with UNAVAILABLE: a new
+            # connection gives up after CONNECT_TIMEOUT, a caller waiting for a pooled one after
+            # POOL_TIMEOUT (so at most about both together), and a pooled connection is pinged
+            # before use. TCP keepalives and tcp_user_timeout let the kernel declare a pooled
+            # connection dead when the network drops packets silently, instead of after the
+            # default ~15 minutes of retransmissions.
             options = {
                 "pool_size": pool_size,
                 "max_overflow": pool_size,
-                "pool_timeout": 5,
+                "pool_timeout": POOL_TIMEOUT,
                 "pool_pre_ping": True,
-                "connect_args": {"connect_timeout": 3},
+                "connect_args": {
+                    "connect_timeout": CONNECT_TIMEOUT,
+                    "keepalives": 1,
+                    "keepalives_idle": 30,
+                    "keepalives_interval": 5,
+                    "keepalives_count": 3,
+                    "tcp_user_timeout": 10_000,  # milliseconds
+                },
             }
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
@@ -66,6 +82,10 @@ class Database:
             # Lost connections, refused connections, timeouts and SQLite lock contention:
             # all retryable by the client.
             raise StorageUnavailable(str(error.orig or error)) from error
+        except PoolTimeout as error:
+            # Every pooled connection is busy, typically each stuck connecting to a database
+            # that does not answer: as retryable as the failures that cause it.
+            raise StorageUnavailable(str(error)) from error
         except DBAPIError as error:
             if error.connection_invalidated:
                 raise StorageUnavailable(str(error.orig or error)) from error

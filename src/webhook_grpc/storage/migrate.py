@@ -6,12 +6,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 
 from .urls import sync_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant unique to this purpose; processes starting together serialise on it.
+_MIGRATION_LOCK = 0x77686B5F6D6967  # "whk_mig"
 
 
 def _config(connection: Connection) -> Config:
@@ -26,6 +28,12 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     engine = create_engine(sync_url(database_url))
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Held until this transaction commits, and PostgreSQL runs DDL transactionally:
+                # a second process waits, then finds the schema current and does nothing.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             command.upgrade(_config(connection), revision)
     finally:
         engine.dispose()
