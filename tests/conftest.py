@@ -15,6 +15,16 @@ from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def grpc_aio_runtime() -> None:
+    """Keep gRPC's asyncio runtime up for the whole run. By default it is torn down whenever
+    the last channel and server are collected, which here is after nearly every test (each has
+    its own event loop), and that teardown can hang for good: it joins gRPC's poller thread,
+    which may be blocked writing a wake-up byte to a socket no loop reads any more
+    (grpc/grpc#40989). Held from the main thread, the runtime serves every loop in turn."""
+    grpc.aio.init_grpc_aio()
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[PostgresDatabase]:
     database = PostgresDatabase()
