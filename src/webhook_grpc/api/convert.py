@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from webhook_grpc._gen.webhooks.v1 import (
     deliveries_pb2,
@@ -67,12 +68,17 @@ def enum_from_proto(
     return found
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value)
-    return message
+    # As Timestamp.FromDatetime (naive means UTC), at a quarter of its cost.
+    delta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def from_timestamp(message: timestamp_pb2.Timestamp, field: str) -> datetime:
@@ -96,11 +102,34 @@ def from_duration(message: duration_pb2.Duration, field: str) -> timedelta:
 
 
 def struct_to_dict(message: struct_pb2.Struct, field: str = "data") -> dict[str, Any]:
+    """The Struct as plain JSON values, as json_format.MessageToDict gives them (numbers are
+    floats, an unset value is None), without its per-field descriptor lookups."""
     try:
-        return json_format.MessageToDict(message)
+        return _fields_to_dict(message)
     except ValueError as error:
-        # NaN and infinite numbers have no JSON form (json_format refuses them).
         raise InvalidArgument(field, f"is not representable as JSON: {error}") from None
+
+
+def _fields_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: _value(value) for key, value in message.fields.items()}
+
+
+def _value(message: struct_pb2.Value) -> Any:
+    kind = message.WhichOneof("kind")
+    if kind == "string_value":
+        return message.string_value
+    if kind == "number_value":
+        number = message.number_value
+        if not math.isfinite(number):
+            raise ValueError(f"{number} has no JSON form")
+        return number
+    if kind == "bool_value":
+        return message.bool_value
+    if kind == "struct_value":
+        return _fields_to_dict(message.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in message.list_value.values]
+    return None  # null_value, or unset (which json_format also reads as null)
 
 
 def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:

@@ -18,13 +18,12 @@ from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
-from webhook_grpc.domain.projection import project
-from webhook_grpc.storage import deliveries as delivery_store
+from webhook_grpc.domain.projection import Classification, project
 from webhook_grpc.storage import events as event_store
-from webhook_grpc.storage import registry as registry_store
-from webhook_grpc.storage import subscriptions as subscription_store
+from webhook_grpc.storage import publish_context
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.subscriptions import Recipient
 
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
@@ -77,7 +76,9 @@ class Publisher:
             raise LimitExceeded(f"at most {MAX_BATCH} events per batch, got {len(drafts)}")
         for index, draft in enumerate(drafts):
             self._validate(draft, f"events[{index}]." if batch else "")
-        async with self._db.transaction() as conn:
+        # Publishing writes with one statement on PostgreSQL (storage.events), so it needs no
+        # transaction around it there; its reads see everything committed before it began.
+        async with self._db.autocommit() as conn:
             published = await self.publish_in(
                 conn, drafts, field_prefix="events[{}]." if batch else ""
             )
@@ -95,47 +96,35 @@ class Publisher:
         field_prefix: str = "",
         only_subscription: Subscription | None = None,
     ) -> list[Published]:
-        """Publish inside the caller's transaction, which must call `Notifier.wake()` after
-        committing. `only_subscription` delivers to that one subscription instead of every
-        matching one (SendTestEvent)."""
+        """Publish on `conn` (inside the caller's transaction, or on `Database.autocommit()`),
+        then call `Notifier.wake()` after committing. `only_subscription` delivers to that one
+        subscription instead of every matching one (SendTestEvent)."""
         now = self._clock()
-        known, schemas = await registry_store.types_with_schemas(conn, {d.type for d in drafts})
+        context = await publish_context.load(
+            conn, {d.type for d in drafts}, {d.tenant_id for d in drafts}
+        )
         for index, draft in enumerate(drafts):
-            if draft.type not in known:
+            if draft.type not in context.known_types:
                 raise InvalidArgument(
                     f"{field_prefix.format(index)}type",
                     f"event type {draft.type!r} is not registered; register it with "
                     "RegisterEventType first",
                 )
-        rows: list[dict[str, Any]] = []
-        for draft in drafts:
-            rules = schemas[entity_of(draft.type)]
-            rows.append(
-                {
-                    "id": new_id("evt"),
-                    "tenant_id": draft.tenant_id,
-                    "type": draft.type,
-                    "entity_id": draft.entity_id,
-                    "data": project(draft.data, rules),
-                    "previous": project(draft.previous, rules)
-                    if draft.previous is not None
-                    else None,
-                    "occurred_at": draft.occurred_at or now,
-                    "published_at": now,
-                    "idempotency_key": draft.idempotency_key or None,
-                }
-            )
-        positions = await event_store.insert_new(conn, rows)
-        earlier = await self._earlier_events(conn, rows, positions)
-        subscriptions = await self._subscriptions(conn, drafts, only_subscription)
-        deliveries: list[dict[str, Any]] = []
+        events = [self._event_row(draft, context.schemas, now) for draft in drafts]
+        deliveries = {
+            row["id"]: self._delivery_rows(row, context.recipients, only_subscription, now)
+            for row in events
+        }
+        positions = await event_store.insert_with_deliveries(
+            conn, events, [d for rows in deliveries.values() for d in rows]
+        )
+        earlier = await self._earlier_events(conn, events, positions)
         results: list[Published] = []
-        for row in rows:
+        for row in events:
             if row["id"] not in positions:
                 found = earlier[(row["tenant_id"], row["idempotency_key"])]
                 results.append(Published(self._with_cursor(found), duplicate=True))
                 continue
-            position = positions[row["id"]]
             event = Event(
                 id=row["id"],
                 tenant_id=row["tenant_id"],
@@ -145,34 +134,62 @@ class Publisher:
                 previous=row["previous"],
                 occurred_at=row["occurred_at"],
                 published_at=now,
-                cursor=self._cursors.encode(row["tenant_id"], position),
+                cursor=self._cursors.encode(row["tenant_id"], positions[row["id"]]),
             )
-            ids = []
-            for subscription in subscriptions.get(row["tenant_id"], ()):
-                if only_subscription is None and not matches_any(
-                    subscription.event_patterns, event.type
-                ):
-                    continue
-                delivery_id = new_id("dlv")
-                ids.append(delivery_id)
-                deliveries.append(
-                    {
-                        "id": delivery_id,
-                        "tenant_id": event.tenant_id,
-                        "event_id": event.id,
-                        "subscription_id": subscription.id,
-                        "event_type": event.type,
-                        "status": DeliveryStatus.PENDING.value,
-                        "attempt_count": 0,
-                        "next_attempt_at": now + self._settings.backoff_schedule[0],
-                        "lease_token": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            results.append(Published(event, duplicate=False, delivery_ids=tuple(ids)))
-        await delivery_store.insert_many(conn, deliveries)
+            ids = tuple(d["id"] for d in deliveries[row["id"]])
+            results.append(Published(event, duplicate=False, delivery_ids=ids))
         return results
+
+    @staticmethod
+    def _event_row(
+        draft: EventDraft, schemas: dict[str, dict[str, Classification]], now: datetime
+    ) -> dict[str, Any]:
+        rules = schemas[entity_of(draft.type)]
+        return {
+            "id": new_id("evt"),
+            "tenant_id": draft.tenant_id,
+            "type": draft.type,
+            "entity_id": draft.entity_id,
+            "data": project(draft.data, rules),
+            "previous": project(draft.previous, rules) if draft.previous is not None else None,
+            "occurred_at": draft.occurred_at or now,
+            "published_at": now,
+            "idempotency_key": draft.idempotency_key or None,
+        }
+
+    def _delivery_rows(
+        self,
+        event: dict[str, Any],
+        recipients: dict[str, list[Recipient]],
+        only: Subscription | None,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """One pending delivery per subscription the event goes to (stored only if the event
+        is, i.e. is not an idempotent repeat)."""
+        if only is not None:
+            targets = [only.id] if only.tenant_id == event["tenant_id"] else []
+        else:
+            targets = [
+                r.id
+                for r in recipients[event["tenant_id"]]
+                if matches_any(r.event_patterns, event["type"])
+            ]
+        return [
+            {
+                "id": new_id("dlv"),
+                "tenant_id": event["tenant_id"],
+                "event_id": event["id"],
+                "subscription_id": subscription_id,
+                "event_type": event["type"],
+                "status": DeliveryStatus.PENDING.value,
+                "attempt_count": 0,
+                "next_attempt_at": now + self._settings.backoff_schedule[0],
+                "lease_token": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for subscription_id in targets
+        ]
 
     def _validate(self, draft: EventDraft, prefix: str) -> None:
         if not draft.tenant_id:
@@ -215,19 +232,6 @@ class Publisher:
             ).items():
                 found[(tenant_id, key)] = stored
         return found
-
-    async def _subscriptions(
-        self,
-        conn: AsyncConnection,
-        drafts: Sequence[EventDraft],
-        only: Subscription | None,
-    ) -> dict[str, list[Subscription]]:
-        if only is not None:
-            return {only.tenant_id: [only]}
-        return {
-            tenant_id: await subscription_store.active_for_tenant(conn, tenant_id)
-            for tenant_id in {d.tenant_id for d in drafts}
-        }
 
     def _with_cursor(self, stored: event_store.StoredEvent) -> Event:
         return replace(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -34,15 +35,16 @@ class Database:
         if self.is_postgres:
             # While the database is away every call must fail fast with UNAVAILABLE: a new
             # connection gives up after CONNECT_TIMEOUT, a caller waiting for a pooled one after
-            # POOL_TIMEOUT (so at most about both together), and a pooled connection is pinged
-            # before use. TCP keepalives and tcp_user_timeout let the kernel declare a pooled
-            # connection dead when the network drops packets silently, instead of after the
-            # default ~15 minutes of retransmissions.
+            # POOL_TIMEOUT (so at most about both together), and a pooled connection that the
+            # server has closed is replaced before use (see `_replace_if_closed_by_server`; a
+            # pre-ping would cost a round trip on every checkout). TCP keepalives and
+            # tcp_user_timeout let the kernel declare a pooled connection dead when the network
+            # drops packets silently, instead of after the default ~15 minutes of
+            # retransmissions.
             options = {
                 "pool_size": pool_size,
                 "max_overflow": pool_size,
                 "pool_timeout": POOL_TIMEOUT,
-                "pool_pre_ping": True,
                 "connect_args": {
                     "connect_timeout": CONNECT_TIMEOUT,
                     "keepalives": 1,
@@ -55,6 +57,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            event.listen(self.engine.sync_engine.pool, "checkout", _replace_if_closed_by_server)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -63,6 +67,19 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction, committed when the block exits without an error."""
         async with self._unavailable_on_failure(), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """On PostgreSQL, a connection on which every statement commits by itself, which saves
+        the BEGIN and COMMIT round trips: only for work whose storage functions write with one
+        atomic statement there. On SQLite, where they may take several, a write transaction."""
+        if self.is_sqlite:
+            async with self.transaction() as connection:
+                yield connection
+            return
+        async with self._unavailable_on_failure(), self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     @asynccontextmanager
@@ -92,6 +109,23 @@ class Database:
             raise
         except OSError as error:
             raise StorageUnavailable(str(error)) from error
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: an idle connection never has anything to read (pooled connections do
+    not LISTEN), so a readable socket means the server closed it or is closing it (restart,
+    outage, administrator, idle timeout). Raising makes the pool replace every connection
+    made before now, as a failed pre-ping would, without a round trip on healthy ones.
+
+    Connections dropped silently by the network are found by the first statement instead
+    (tcp_user_timeout), exactly as a pre-ping would have found them."""
+    connection = dbapi_connection.driver_connection
+    if connection.closed:
+        raise InvalidatePoolError("connection closed")
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise InvalidatePoolError("the server closed the connection")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

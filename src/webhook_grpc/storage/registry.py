@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -131,9 +132,17 @@ async def types_with_schemas(
         .select_from(TYPES.outerjoin(FIELDS, FIELDS.c.entity == TYPES.c.entity))
         .where(TYPES.c.type.in_(sorted(event_types)))
     )
+    return known_and_schemas(await conn.execute(query))
+
+
+def known_and_schemas(
+    rows: Iterable[Sequence[Any]],
+) -> tuple[set[str], dict[str, dict[str, Classification]]]:
+    """From (type, entity, path, classification) rows, path None for an entity without
+    fields: the types found, and the field schema of their entities."""
     known: set[str] = set()
     schemas: dict[str, dict[str, Classification]] = {}
-    for event_type, entity, path, classification in await conn.execute(query):
+    for event_type, entity, path, classification in rows:
         known.add(event_type)
         fields = schemas.setdefault(entity, {})
         if path is not None:

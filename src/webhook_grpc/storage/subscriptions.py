@@ -120,11 +120,23 @@ async def list_page(
     return [to_subscription(row) for row in await conn.execute(query)]
 
 
-async def active_for_tenant(conn: AsyncConnection, tenant_id: str) -> list[Subscription]:
-    query = select(T).where(
-        T.c.tenant_id == tenant_id, T.c.status == SubscriptionStatus.ACTIVE.value
+@dataclass(frozen=True)
+class Recipient:
+    """What publishing needs of a subscription: whom to deliver to, for which event types."""
+
+    id: str
+    tenant_id: str
+    event_patterns: tuple[str, ...]
+
+
+async def active_recipients(conn: AsyncConnection, tenant_ids: set[str]) -> list[Recipient]:
+    query = select(T.c.id, T.c.tenant_id, T.c.event_patterns).where(
+        T.c.tenant_id.in_(sorted(tenant_ids)), T.c.status == SubscriptionStatus.ACTIVE.value
     )
-    return [to_subscription(row) for row in await conn.execute(query)]
+    return [
+        Recipient(row.id, row.tenant_id, tuple(row.event_patterns))
+        for row in await conn.execute(query)
+    ]
 
 
 async def update_values(

@@ -1,0 +1,32 @@
+"""The psycopg fast path for the hottest statements on PostgreSQL.
+
+A SQLAlchemy statement costs 0.5-0.8 ms of Python per execution (compilation cache lookup,
+result processing, type decorators, greenlet switches) where psycopg alone costs ~0.15 ms. These
+helpers run a prepared statement on the psycopg connection underneath a pooled SQLAlchemy
+connection, in whatever transaction state that connection is in, and fail like SQLAlchemy
+would: a lost connection is invalidated and reported as StorageUnavailable."""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook_grpc.domain.errors import StorageUnavailable
+
+Params = dict[str, Any]
+
+
+async def fetch_all(
+    conn: AsyncConnection, query: LiteralString, params: Params
+) -> list[tuple[Any, ...]]:
+    """The rows of `query` (prepared once per connection), run on `conn`'s driver connection."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    try:
+        cursor = await driver.execute(query, params, prepare=True)
+        return await cursor.fetchall()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        await conn.invalidate()
+        raise StorageUnavailable(str(error)) from error
