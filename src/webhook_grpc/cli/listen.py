@@ -21,7 +21,7 @@ from webhook_grpc.dispatch.transport import HttpOutcome, HttpTransport
 from webhook_grpc.domain import models
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.payload import encode_body
-from webhook_grpc.domain.signing import generate_secret, signature_headers, validate_secret
+from webhook_grpc.domain.signing import delivery_headers, generate_secret, validate_secret
 
 from . import output
 from .client_commands import TAIL_RETRY, start_options
@@ -73,14 +73,7 @@ def delivery(event: Event, secret: str, mode: models.PayloadMode) -> tuple[bytes
     """The body and headers the dispatcher would send for `event`, signed now."""
     body = encode_body(_domain_event(event), mode)
     timestamp = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        "webhook-id": event.id,
-        "webhook-timestamp": str(timestamp),
-        "X-Webhook-Event": event.type,
-        **signature_headers([secret], event.id, timestamp, body),
-    }
-    return body, headers
+    return body, delivery_headers([secret], event.id, event.type, timestamp, body)
 
 
 def _check(args: argparse.Namespace) -> str:

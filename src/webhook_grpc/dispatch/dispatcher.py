@@ -1,17 +1,20 @@
 """The dispatcher: lease due deliveries, POST them, record the outcome, reschedule.
 
-Isolation: at most `endpoint_concurrency` attempts per subscription are in flight in this
-process. Each subscription may hold up to twice that in leased work (the rest waits for a slot),
-so a slot that frees up is refilled at once instead of after the next lease query; a subscription
-holding that much is left out of the next lease, so a slow or dead endpoint holds only its own
-slots and never the queue."""
+Isolation: each subscription has a lane in this process, with at most `endpoint_concurrency`
+workers POSTing its leased deliveries one after another. A lane holds up to twice that in
+leased work (the rest waits for a worker) and is refilled when what waits runs low, so a worker
+that finishes takes the next delivery at once instead of after the next lease query; a full
+lane is left out of the next lease, so a slow or dead endpoint holds only its own workers and
+never the queue. Twice is also the most a lease may cover: a delivery waits at most one round
+of attempts and then makes its own, each bounded by delivery_timeout, and lease_duration is at
+least twice that."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,7 +29,7 @@ from webhook_grpc.domain.patterns import entity_of
 from webhook_grpc.domain.payload import encode_body
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
-from webhook_grpc.domain.signing import signature_headers
+from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.storage import deliveries as delivery_store
 from webhook_grpc.storage import events as event_store
 from webhook_grpc.storage import registry as registry_store
@@ -41,7 +44,7 @@ from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
-# Leased work a subscription may hold, in multiples of endpoint_concurrency.
+# Leased work a lane may hold, in multiples of endpoint_concurrency (see the module docstring).
 LEASE_AHEAD = 2
 
 
@@ -58,6 +61,27 @@ class _Batch:
         if key not in self.bodies:
             self.bodies[key] = encode_body(event, mode)
         return self.bodies[key]
+
+    def deliverable(self, delivery: LeasedDelivery) -> bool:
+        target = self.targets.get(delivery.subscription_id)
+        return target is not None and target.active and delivery.event_id in self.events
+
+
+@dataclass
+class _Lane:
+    """One subscription's leased work: deliveries waiting for a worker, and the workers with
+    the delivery each is attempting."""
+
+    waiting: deque[tuple[LeasedDelivery, _Batch]] = field(default_factory=deque)
+    attempting: dict[asyncio.Task[None], LeasedDelivery] = field(default_factory=dict)
+    workers: set[asyncio.Task[None]] = field(default_factory=set)
+    # Asked for a refill since the last lease that brought it work: it asks once, so a lane
+    # whose subscription has nothing more due does not make every attempt wake the lease loop.
+    asked: bool = False
+
+    @property
+    def held(self) -> int:
+        return len(self.waiting) + len(self.attempting)
 
 
 class Dispatcher:
@@ -77,9 +101,13 @@ class Dispatcher:
         self._recorder = recorder
         self._clock = clock
         self._policy = RetryPolicy(settings.backoff_schedule, settings.max_retry_attempts)
-        self._inflight: dict[asyncio.Task[None], LeasedDelivery] = {}
-        self._per_subscription: Counter[str] = Counter()
-        self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._held = 0
+        self._lane_limit = settings.endpoint_concurrency * LEASE_AHEAD
+        # Refill a lane when fewer than half its workers' worth waits, so the refill lands
+        # before its workers run dry; refill the process when a quarter of its room is free.
+        self._lane_refill = settings.endpoint_concurrency + settings.endpoint_concurrency // 2
+        self._process_refill = settings.dispatcher_concurrency * 3 // 4
         self._stopping = asyncio.Event()
         self._wake = notifier.waiter()
 
@@ -98,7 +126,7 @@ class Dispatcher:
                 continue
             if leased and leased == wanted:
                 continue
-            # Work was leased: finishing attempts wake us. Nothing: sleep until the next is due.
+            # Work was leased: lanes running low wake us. Nothing: sleep until the next is due.
             await self._sleep(
                 self._settings.poll_interval.total_seconds()
                 if leased
@@ -106,40 +134,49 @@ class Dispatcher:
             )
 
     async def stop(self, grace: float) -> None:
-        """Stop leasing; let in-flight attempts finish for up to `grace` seconds, then cancel
-        the rest and hand their leases back so another dispatcher takes them at once."""
+        """Stop leasing and hand back what waits at once; let attempts in flight finish for
+        up to `grace` seconds, then cancel the rest and hand their leases back too, so another
+        dispatcher takes them at once."""
         self._stopping.set()
         self._wake.set()
-        tasks = list(self._inflight)
-        if tasks:
-            await asyncio.wait(tasks, timeout=grace)
-        unfinished = {task: self._inflight[task] for task in tasks if not task.done()}
-        for task in unfinished:
-            task.cancel()
+        lanes = list(self._lanes.values())
+        await self._release([d for lane in lanes for d, _ in lane.waiting])
+        for lane in lanes:
+            lane.waiting.clear()
+        workers = [worker for lane in lanes for worker in lane.workers]
+        if workers:
+            await asyncio.wait(workers, timeout=grace)
+        unfinished = [(w, d) for lane in lanes for w, d in lane.attempting.items() if not w.done()]
+        for worker, _ in unfinished:
+            worker.cancel()
         if unfinished:
-            await asyncio.wait(list(unfinished))
-            by_token: dict[str, list[str]] = {}
-            for leased in unfinished.values():
-                by_token.setdefault(leased.lease_token, []).append(leased.id)
-            try:
-                async with self._db.transaction() as conn:
-                    for token, ids in by_token.items():
-                        await delivery_store.release(conn, token, ids, self._clock())
-            except Exception as error:  # the leases will expire by themselves
-                log.warning("could not release %d leases: %s", len(unfinished), error)
+            await asyncio.wait([worker for worker, _ in unfinished])
+            await self._release([delivery for _, delivery in unfinished])
         self._notifier.forget(self._wake)
 
     @property
     def in_flight(self) -> int:
-        return len(self._inflight)
+        return sum(len(lane.attempting) for lane in self._lanes.values())
+
+    async def _release(self, leased: list[LeasedDelivery]) -> None:
+        by_token: dict[str, list[str]] = {}
+        for delivery in leased:
+            by_token.setdefault(delivery.lease_token, []).append(delivery.id)
+        if not by_token:
+            return
+        try:
+            async with self._db.transaction() as conn:
+                for token, ids in by_token.items():
+                    await delivery_store.release(conn, token, ids, self._clock())
+        except Exception as error:  # the leases will expire by themselves
+            log.warning("could not release %d leases: %s", len(leased), error)
 
     async def _lease_and_start(self) -> tuple[int, int]:
-        free = self._settings.dispatcher_concurrency - len(self._inflight)
+        free = self._settings.dispatcher_concurrency - self._held - self._recorder.backlog
         if free <= 0:
             return 0, 0
         wanted = min(free, LEASE_BATCH)
-        limit = self._settings.endpoint_concurrency * LEASE_AHEAD
-        saturated = {s for s, n in self._per_subscription.items() if n >= limit}
+        room = {s: self._lane_limit - lane.held for s, lane in self._lanes.items()}
         now = self._clock()
         token = new_id("lease")
         async with self._db.transaction() as conn:
@@ -150,33 +187,18 @@ class Dispatcher:
                 now + self._settings.lease_duration,
                 token,
                 wanted,
-                limit,
-                saturated,
+                self._lane_limit,
+                room,
             )
             batch = await self._load(conn, leased) if leased else None
+            if batch is not None:
+                await self._cancel_undeliverable(conn, leased, batch)
         if batch is None:
             return 0, wanted
         for delivery in leased:
-            self._per_subscription[delivery.subscription_id] += 1
-            task = asyncio.create_task(self._attempt(delivery, batch))
-            self._inflight[task] = delivery
-            task.add_done_callback(self._finished)
+            if batch.deliverable(delivery):
+                self._enqueue(delivery, batch)
         return len(leased), wanted
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        delivery = self._inflight.pop(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("attempt of %s failed unexpectedly", delivery.id, exc_info=task.exception())
-        self._wake.set()
-
-    def _endpoint_done(self, subscription_id: str) -> None:
-        """An attempt's HTTP exchange is over: its endpoint slot is free for the next lease,
-        even while the attempt is still being recorded."""
-        self._per_subscription[subscription_id] -= 1
-        if self._per_subscription[subscription_id] <= 0:
-            del self._per_subscription[subscription_id]
-            self._endpoint_slots.pop(subscription_id, None)
-        self._wake.set()
 
     async def _load(self, conn: AsyncConnection, leased: list[LeasedDelivery]) -> _Batch:
         stored = await event_store.by_ids(conn, [d.event_id for d in leased])
@@ -193,25 +215,72 @@ class Dispatcher:
         }
         return _Batch(events, targets)
 
-    async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
+    async def _cancel_undeliverable(
+        self, conn: AsyncConnection, leased: list[LeasedDelivery], batch: _Batch
+    ) -> None:
+        """Deliveries of a subscription gone or no longer active, or of a purged event."""
+        ids = [d.id for d in leased if not batch.deliverable(d)]
+        if ids:
+            await delivery_store.cancel(conn, ids, self._clock())
+            metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
+
+    def _enqueue(self, delivery: LeasedDelivery, batch: _Batch) -> None:
+        lane = self._lanes.get(delivery.subscription_id)
+        if lane is None:
+            lane = self._lanes[delivery.subscription_id] = _Lane()
+        lane.waiting.append((delivery, batch))
+        lane.asked = False
+        self._held += 1
+        if len(lane.workers) < self._settings.endpoint_concurrency:
+            worker = asyncio.create_task(self._work(delivery.subscription_id, lane))
+            lane.workers.add(worker)
+
+    async def _work(self, subscription_id: str, lane: _Lane) -> None:
+        """A worker of one lane: attempt its waiting deliveries one after another."""
+        worker = asyncio.current_task()
+        assert worker is not None
         try:
-            sent = await self._send(delivery, batch)
+            while lane.waiting and not self._stopping.is_set():
+                delivery, batch = lane.waiting.popleft()
+                lane.attempting[worker] = delivery
+                try:
+                    await self._attempt(delivery, batch)
+                except Exception:
+                    log.exception("attempt of %s failed unexpectedly", delivery.id)
+                finally:
+                    del lane.attempting[worker]
+                    self._attempt_done(lane)
         finally:
-            self._endpoint_done(delivery.subscription_id)
-        if sent is None:
-            return
-        attempted_at, outcome = sent
+            lane.workers.discard(worker)
+            if not lane.workers and not lane.waiting:
+                self._lanes.pop(subscription_id, None)
+
+    def _attempt_done(self, lane: _Lane) -> None:
+        """Wake the lease loop when a lane or the process runs low on leased work (the
+        process count drops one at a time, so equality catches each crossing once)."""
+        self._held -= 1
+        if not lane.asked and lane.held <= self._lane_refill:
+            lane.asked = True
+            self._wake.set()
+        elif self._held == self._process_refill:
+            self._wake.set()
+
+    async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
+        attempted_at, outcome = await self._send(delivery, batch)
         attempt_number = delivery.attempt_count + 1
-        finished_at = self._clock()
         if outcome.succeeded:
             status, next_at = DeliveryStatus.SUCCEEDED, None
         else:
             next_at = next_attempt_after_failure(
-                self._policy, attempt_number, outcome.status_code, outcome.retry_after, finished_at
+                self._policy,
+                attempt_number,
+                outcome.status_code,
+                outcome.retry_after,
+                self._clock(),
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
         _observe(delivery, outcome, status)
-        await self._recorder.record(
+        self._recorder.submit(
             AttemptRecord(
                 delivery_id=delivery.id,
                 subscription_id=delivery.subscription_id,
@@ -229,32 +298,16 @@ class Dispatcher:
             )
         )
 
-    async def _send(
-        self, delivery: LeasedDelivery, batch: _Batch
-    ) -> tuple[datetime, HttpOutcome] | None:
-        """POST the delivery; None when it is no longer deliverable (and now cancelled)."""
-        target = batch.targets.get(delivery.subscription_id)
-        event = batch.events.get(delivery.event_id)
-        if target is None or event is None or not target.active:
-            async with self._db.transaction() as conn:
-                await delivery_store.cancel(conn, [delivery.id], self._clock())
-            metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc()
-            return None
-        slots = self._endpoint_slots.setdefault(
-            delivery.subscription_id, asyncio.Semaphore(self._settings.endpoint_concurrency)
-        )
+    async def _send(self, delivery: LeasedDelivery, batch: _Batch) -> tuple[datetime, HttpOutcome]:
+        target = batch.targets[delivery.subscription_id]
+        event = batch.events[delivery.event_id]
         body = batch.body(event, target.payload_mode)
-        async with slots:
-            attempted_at = self._clock()
-            timestamp = int(attempted_at.timestamp())
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": event.id,
-                "webhook-timestamp": str(timestamp),
-                "X-Webhook-Event": event.type,
-                **signature_headers(target.keys.active(attempted_at), event.id, timestamp, body),
-            }
-            return attempted_at, await self._transport.post(target.url, body, headers)
+        attempted_at = self._clock()
+        timestamp = int(attempted_at.timestamp())
+        headers = delivery_headers(
+            target.keys.active(attempted_at), event.id, event.type, timestamp, body
+        )
+        return attempted_at, await self._transport.post(target.url, body, headers)
 
     async def _idle_timeout(self) -> float:
         poll = self._settings.poll_interval.total_seconds()

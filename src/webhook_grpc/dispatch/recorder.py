@@ -1,8 +1,8 @@
 """Records finished attempts in batches: one transaction for many attempts, not one each.
 
-Each caller waits until its attempt is committed. A failed commit (database down) is retried
-with backoff; nothing is dropped. If the process dies first, the deliveries' leases expire and
-another dispatcher attempts them again (at-least-once)."""
+Callers hand an attempt over and move on; `stop` flushes what is queued. A failed commit
+(database down) is retried with backoff; nothing is dropped. If the process dies first, the
+deliveries' leases expire and another dispatcher attempts them again (at-least-once)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 500
 # Gather attempts that finish close together into one transaction; an attempt's endpoint slot
 # is already free while it waits here, so this costs throughput nothing.
-GATHER_SECONDS = 0.005
+GATHER_SECONDS = 0.02
 
 
 class AttemptRecorder:
@@ -35,7 +35,7 @@ class AttemptRecorder:
         self._disabler = disabler
         self._notifier = notifier
         self._clock = clock
-        self._queue: list[tuple[AttemptRecord, asyncio.Future[None]]] = []
+        self._queue: list[AttemptRecord] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -51,11 +51,14 @@ class AttemptRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def record(self, record: AttemptRecord) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((record, future))
+    @property
+    def backlog(self) -> int:
+        """Attempts handed over and not yet committed."""
+        return len(self._queue)
+
+    def submit(self, record: AttemptRecord) -> None:
+        self._queue.append(record)
         self._ready.set()
-        await future
 
     async def _run(self) -> None:
         delay = 0.05
@@ -75,23 +78,16 @@ class AttemptRecorder:
 
     async def _flush_once(self) -> None:
         batch = self._queue[:MAX_BATCH]
-        records = [record for record, _ in batch]
         try:
-            disabled = await self._commit(records)
+            disabled = await self._commit(batch)
         except StorageUnavailable:
             raise
-        except Exception as error:
-            # Not retryable (a bug): fail these callers, keep the recorder alive.
-            log.exception("recording attempts failed")
-            del self._queue[: len(batch)]
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
+        except Exception:
+            # Not retryable (a bug): drop the batch, keep the recorder alive. The leases of
+            # these deliveries expire, so they are attempted again (at-least-once).
+            log.exception("recording %d attempts failed", len(batch))
+            disabled = False
         del self._queue[: len(batch)]
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
         if disabled:
             self._notifier.wake()
 

@@ -92,7 +92,10 @@ class HttpTransport:
                     latency=elapsed(),
                     error=None if ok else AttemptError.HTTP_STATUS,
                     error_message="" if ok else f"HTTP {status}",
-                    response_body=prefix.decode("utf-8", errors="replace"),
+                    # PostgreSQL text cannot hold NUL: one such body would fail its batch.
+                    response_body=prefix.decode("utf-8", errors="replace").replace(
+                        "\x00", "\ufffd"
+                    ),
                     retry_after=response.headers.get("Retry-After"),
                 )
         except ForbiddenTargetError as error:

@@ -86,3 +86,16 @@ def signature_headers(
         STANDARD_SIGNATURE_HEADER: " ".join(standard),
         OVERVIEW_SIGNATURE_HEADER: " ".join(overview),
     }
+
+
+def delivery_headers(
+    secrets: Sequence[str], event_id: str, event_type: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Every header of one delivery attempt except User-Agent (SPEC §4), signed with `secrets`."""
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "X-Webhook-Event": event_type,
+        **signature_headers(secrets, event_id, timestamp, body),
+    }

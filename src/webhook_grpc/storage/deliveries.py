@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,10 +12,10 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
-    any_,
     bindparam,
     case,
     func,
+    literal,
     select,
     text,
     tuple_,
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
+from . import driver
 from .tables import AttemptRow, DeliveryRow
 from .tables.base import table_of
 
@@ -68,7 +70,10 @@ async def relax_durability(conn: AsyncConnection) -> None:
     right after, the lost rows mean a lease that is taken again or an attempt that is made
     again, which at-least-once delivery allows. Publishing never uses this."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SET LOCAL synchronous_commit = off"))
+        await driver.fetch_all(conn, _RELAX_POSTGRES, {})
+
+
+_RELAX_POSTGRES = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -116,48 +121,111 @@ async def lease_due(
     lease_token: str,
     limit: int,
     per_subscription: int,
-    exclude_subscriptions: Collection[str] = (),
+    room: Mapping[str, int] | None = None,
 ) -> list[LeasedDelivery]:
-    """Take up to `limit` due deliveries, at most `per_subscription` of each subscription.
+    """Take up to `limit` due deliveries, at most `per_subscription` of each subscription, or
+    `room[subscription_id]` of one named in `room` (none where that is 0 or less).
 
     The lease moves next_attempt_at to `lease_until`: if this process dies, the rows fall due
     again by themselves. PostgreSQL skips rows other dispatchers are leasing right now."""
+    room = room or {}
+    if conn.dialect.name == "postgresql":
+        params = {
+            "now": now,
+            "lease_until": lease_until,
+            "lease_token": lease_token,
+            "window": limit * LEASE_WINDOW,
+            "per_subscription": per_subscription,
+            "limit": limit,
+            "full": [s for s, n in room.items() if n <= 0],
+            "room_ids": list(room),
+            "room": list(room.values()),
+        }
+        rows = await driver.fetch_all(conn, _LEASE_POSTGRES, params)
+    else:
+        picked = _lease_candidates(now, limit, per_subscription, room)
+        result = await conn.execute(
+            update(D)
+            .where(D.c.id.in_(picked.scalar_subquery()), D.c.status == PENDING)
+            .where(D.c.next_attempt_at <= now)
+            .values(next_attempt_at=lease_until, lease_token=lease_token)
+            .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempt_count)
+        )
+        rows = [tuple(row) for row in result]
+    return [LeasedDelivery(row[0], row[1], row[2], row[3], lease_token) for row in rows]
+
+
+def _lease_candidates(
+    now: datetime, limit: int, per_subscription: int, room: Mapping[str, int]
+) -> Select[tuple[str]]:
+    """The ids of the due rows to lease (SQLite)."""
     due = select(D.c.id, D.c.subscription_id, D.c.next_attempt_at).where(
         D.c.status == PENDING, D.c.next_attempt_at <= now
     )
-    if exclude_subscriptions:
-        due = due.where(D.c.subscription_id.not_in(sorted(exclude_subscriptions)))
-    window = due.order_by(D.c.next_attempt_at).limit(limit * 4).subquery("window")
+    full = sorted(s for s, n in room.items() if n <= 0)
+    if full:
+        due = due.where(D.c.subscription_id.not_in(full))
+    window = due.order_by(D.c.next_attempt_at).limit(limit * LEASE_WINDOW).subquery("window")
     ranked = select(
         window.c.id,
+        window.c.subscription_id,
         func.row_number()
         .over(partition_by=window.c.subscription_id, order_by=window.c.next_attempt_at)
         .label("rank"),
     ).subquery("ranked")
-    postgres = conn.dialect.name == "postgresql"
-    candidates = select(ranked.c.id).where(ranked.c.rank <= per_subscription)
-    picked = (
+    allowed = (
+        case(dict(room), value=ranked.c.subscription_id, else_=per_subscription)
+        if room
+        else literal(per_subscription)
+    )
+    candidates = select(ranked.c.id).where(ranked.c.rank <= allowed)
+    return (
         select(D.c.id)
-        .where(_id_among(candidates, postgres), D.c.status == PENDING, D.c.next_attempt_at <= now)
+        .where(D.c.id.in_(candidates.scalar_subquery()))
         .order_by(D.c.next_attempt_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
-    statement = (
-        update(D)
-        .where(_id_among(picked, postgres), D.c.status == PENDING, D.c.next_attempt_at <= now)
-        .values(next_attempt_at=lease_until, lease_token=lease_token)
-        .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempt_count, D.c.lease_token)
-    )
-    return [LeasedDelivery(*row) for row in await conn.execute(statement)]
 
 
-def _id_among(ids: Select[tuple[str]], postgres: bool) -> ColumnElement[bool]:
-    # `id = ANY(ARRAY(subquery))` makes PostgreSQL run the small subquery first and then look
-    # rows up by primary key; `id IN (subquery)` let it hash-join against every due row.
-    if postgres:
-        return D.c.id == any_(func.array(ids.scalar_subquery()))
-    return D.c.id.in_(ids.scalar_subquery())
+# Due rows looked at per lease, in multiples of the lease size: enough to find work for
+# several subscriptions when the oldest rows all belong to one.
+LEASE_WINDOW = 4
+# The PostgreSQL lease, prepared once per connection. `id = ANY(ARRAY(subquery))` makes
+# PostgreSQL run the small subquery first and then look rows up by primary key; `id IN
+# (subquery)` let it hash-join against every due row.
+_LEASE_POSTGRES = """
+    UPDATE deliveries
+    SET next_attempt_at = %(lease_until)s, lease_token = %(lease_token)s
+    WHERE id = ANY(ARRAY(
+        SELECT d.id FROM deliveries AS d
+        WHERE d.id = ANY(ARRAY(
+            SELECT ranked.id FROM (
+                SELECT due.id, due.subscription_id, row_number() OVER (
+                    PARTITION BY due.subscription_id ORDER BY due.next_attempt_at
+                ) AS rank
+                FROM (
+                    SELECT id, subscription_id, next_attempt_at FROM deliveries
+                    WHERE status = 'pending' AND next_attempt_at <= %(now)s
+                      AND subscription_id <> ALL(CAST(%(full)s AS text[]))
+                    ORDER BY next_attempt_at
+                    LIMIT CAST(%(window)s AS int)
+                ) AS due
+            ) AS ranked
+            WHERE ranked.rank <= COALESCE(
+                (SELECT r.room
+                 FROM unnest(CAST(%(room_ids)s AS text[]), CAST(%(room)s AS int[]))
+                      AS r(subscription_id, room)
+                 WHERE r.subscription_id = ranked.subscription_id),
+                CAST(%(per_subscription)s AS int))
+        ))
+        AND d.status = 'pending' AND d.next_attempt_at <= %(now)s
+        ORDER BY d.next_attempt_at
+        LIMIT CAST(%(limit)s AS int)
+        FOR UPDATE SKIP LOCKED
+    ))
+    AND status = 'pending' AND next_attempt_at <= %(now)s
+    RETURNING id, event_id, subscription_id, attempt_count
+"""
 
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
@@ -214,26 +282,10 @@ async def record_attempts(conn: AsyncConnection, records: Sequence[AttemptRecord
     row) keeps the newer lease's state; the attempt itself is still recorded."""
     if not records:
         return
-    attempts = [
-        {
-            "delivery_id": r.delivery_id,
-            "subscription_id": r.subscription_id,
-            "attempt_number": r.attempt_number,
-            "attempted_at": r.attempted_at,
-            "succeeded": r.succeeded,
-            "status_code": r.status_code,
-            "latency_ms": r.latency.total_seconds() * 1000,
-            "error": r.error.value if r.error else None,
-            "error_message": r.error_message,
-            "response_body": r.response_body,
-            "next_status": r.next_status.value,
-            "next_attempt_at": r.next_attempt_at,
-            "lease_token": r.lease_token,
-        }
-        for r in records
-    ]
+    attempts = _attempt_values(records)
     if conn.dialect.name == "postgresql":
-        await conn.execute(_RECORD_POSTGRES, {key: [a[key] for a in attempts] for key in _COLUMNS})
+        batch = json.dumps(attempts, default=_isoformat)
+        await driver.fetch_all(conn, _RECORD_POSTGRES, {"batch": batch})
         return
     await conn.execute(A.insert(), [{k: a[k] for k in _ATTEMPT_COLUMNS} for a in attempts])
     await conn.execute(
@@ -260,6 +312,31 @@ async def record_attempts(conn: AsyncConnection, records: Sequence[AttemptRecord
     )
 
 
+def _attempt_values(records: Sequence[AttemptRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "delivery_id": r.delivery_id,
+            "subscription_id": r.subscription_id,
+            "attempt_number": r.attempt_number,
+            "attempted_at": r.attempted_at,
+            "succeeded": r.succeeded,
+            "status_code": r.status_code,
+            "latency_ms": r.latency.total_seconds() * 1000,
+            "error": r.error.value if r.error else None,
+            "error_message": r.error_message,
+            "response_body": r.response_body,
+            "next_status": r.next_status.value,
+            "next_attempt_at": r.next_attempt_at,
+            "lease_token": r.lease_token,
+        }
+        for r in records
+    ]
+
+
+def _isoformat(value: datetime) -> str:
+    return value.isoformat()
+
+
 _ATTEMPT_COLUMNS = (
     "delivery_id",
     "subscription_id",
@@ -272,21 +349,16 @@ _ATTEMPT_COLUMNS = (
     "error_message",
     "response_body",
 )
-_COLUMNS = (*_ATTEMPT_COLUMNS, "next_status", "next_attempt_at", "lease_token")
-# PostgreSQL: one round trip for the whole batch, the rows passed as arrays.
-_RECORD_POSTGRES = text(
-    """
+# PostgreSQL: one prepared statement for the whole batch, which travels as one JSON document
+# (one json.dumps costs far less than adapting an array per column). The count is only there
+# because the fast path fetches a result.
+_RECORD_POSTGRES = """
     WITH batch AS (
-        SELECT * FROM unnest(
-            CAST(:delivery_id AS text[]), CAST(:subscription_id AS text[]),
-            CAST(:attempt_number AS int[]), CAST(:attempted_at AS timestamptz[]),
-            CAST(:succeeded AS boolean[]), CAST(:status_code AS int[]),
-            CAST(:latency_ms AS float8[]), CAST(:error AS text[]), CAST(:error_message AS text[]),
-            CAST(:response_body AS text[]), CAST(:next_status AS text[]),
-            CAST(:next_attempt_at AS timestamptz[]), CAST(:lease_token AS text[])
-        ) AS b(delivery_id, subscription_id, attempt_number, attempted_at, succeeded,
-               status_code, latency_ms, error, error_message, response_body, next_status,
-               next_attempt_at, lease_token)
+        SELECT * FROM json_to_recordset(CAST(%(batch)s AS json))
+            AS b(delivery_id text, subscription_id text, attempt_number int,
+                 attempted_at timestamptz, succeeded boolean, status_code int,
+                 latency_ms float8, error text, error_message text, response_body text,
+                 next_status text, next_attempt_at timestamptz, lease_token text)
     ), recorded AS (
         INSERT INTO attempts (delivery_id, subscription_id, attempt_number, attempted_at,
                               succeeded, status_code, latency_ms, error, error_message,
@@ -294,14 +366,16 @@ _RECORD_POSTGRES = text(
         SELECT delivery_id, subscription_id, attempt_number, attempted_at, succeeded,
                status_code, latency_ms, error, error_message, response_body
         FROM batch
+    ), moved AS (
+        UPDATE deliveries AS d
+        SET status = b.next_status, attempt_count = b.attempt_number,
+            next_attempt_at = b.next_attempt_at, lease_token = NULL, updated_at = b.attempted_at
+        FROM batch AS b
+        WHERE d.id = b.delivery_id AND d.lease_token = b.lease_token
+        RETURNING 1
     )
-    UPDATE deliveries AS d
-    SET status = b.next_status, attempt_count = b.attempt_number,
-        next_attempt_at = b.next_attempt_at, lease_token = NULL, updated_at = b.attempted_at
-    FROM batch AS b
-    WHERE d.id = b.delivery_id AND d.lease_token = b.lease_token
-    """
-)
+    SELECT count(*) FROM moved
+"""
 
 
 async def failure_figures(
