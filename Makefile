@@ -51,6 +51,10 @@ check-generated: generate
 		echo "Generated code is stale: run 'make generate' and commit the result."; exit 1; \
 	fi
 
+## bench: the benchmark suite on PostgreSQL, under 10 minutes (BENCH_ARGS="--only delivery")
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 ## breaking: buf breaking against the previous commit (BUF_AGAINST overrides)
 BUF_AGAINST ?= .git\#ref=HEAD~1
 breaking: $(NODE_STAMP)
