@@ -292,6 +292,31 @@ async def test_hanging_endpoint_does_not_slow_a_healthy_one(
     assert len(receiver.at("/hang")) <= 4
 
 
+async def test_a_slow_endpoints_backlog_does_not_hide_other_due_work(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    # A lease looks at the oldest due rows only (4 x the lease size, 32 here). The hanging
+    # endpoint's backlog is older than the healthy delivery and fills that window: once its
+    # lane is full, the dispatcher must lease again without it, not wait for the next poll.
+    publisher = await make_server(serve_dispatcher=False)
+    receiver.on("/hang", delay=5.0)
+    await subscribe(publisher, receiver.url("/hang"), ["product.*"])
+    await subscribe(publisher, receiver.url("/healthy"), ["customer.*"])
+    for i in range(40):
+        await publish(publisher, "product.created", f"p{i}")
+    await publish(publisher, "customer.created", "c0")
+    started = time.monotonic()
+    await make_server(
+        delivery_timeout="3s",
+        endpoint_concurrency=1,
+        dispatcher_concurrency=8,
+        poll_interval="30s",
+        max_retry_attempts=1,
+    )
+    await receiver.wait_count(1, "/healthy", timeout=2.5)
+    assert time.monotonic() - started < 2.5
+
+
 async def test_send_test_event(server: RunningServer, receiver: Receiver) -> None:
     created = await subscribe(server, receiver.url(), ["customer.created"])
     response = await server.subscriptions.SendTestEvent(

@@ -117,14 +117,14 @@ class Dispatcher:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                leased, wanted = await self._lease_and_start()
+                leased, lease_again = await self._lease_and_start()
                 delay = 0.05
             except Exception as error:
                 log.warning("dispatcher cannot lease, retrying in %.2fs: %s", delay, error)
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if leased and leased == wanted:
+            if lease_again:
                 continue
             # Work was leased: lanes running low wake us. Nothing: sleep until the next is due.
             await self._sleep(
@@ -171,10 +171,15 @@ class Dispatcher:
         except Exception as error:  # the leases will expire by themselves
             log.warning("could not release %d leases: %s", len(leased), error)
 
-    async def _lease_and_start(self) -> tuple[int, int]:
+    async def _lease_and_start(self) -> tuple[int, bool]:
+        """Lease due work into the lanes: how many deliveries, and whether to lease again at
+        once. Again when the lease was full, and also when it filled a lane: the lease looks
+        at the oldest due rows only, so a lane with a large backlog (a slow endpoint) can fill
+        that window, and other subscriptions' due rows are reached by the next lease, which
+        leaves the now full lane out."""
         free = self._settings.dispatcher_concurrency - self._held - self._recorder.backlog
         if free <= 0:
-            return 0, 0
+            return 0, False
         wanted = min(free, LEASE_BATCH)
         room = {s: self._lane_limit - lane.held for s, lane in self._lanes.items()}
         now = self._clock()
@@ -194,11 +199,16 @@ class Dispatcher:
             if batch is not None:
                 await self._cancel_undeliverable(conn, leased, batch)
         if batch is None:
-            return 0, wanted
+            return 0, False
         for delivery in leased:
             if batch.deliverable(delivery):
                 self._enqueue(delivery, batch)
-        return len(leased), wanted
+        filled = any(
+            self._lanes[s].held >= self._lane_limit
+            for s in {d.subscription_id for d in leased}
+            if s in self._lanes
+        )
+        return len(leased), len(leased) == wanted or filled
 
     async def _load(self, conn: AsyncConnection, leased: list[LeasedDelivery]) -> _Batch:
         stored = await event_store.by_ids(conn, [d.event_id for d in leased])
