@@ -243,6 +243,7 @@ async def feed_catchup(cluster: Cluster) -> dict[str, float]:
     total = 100_000
     try:
         await stubs.publish_backlog(total)
+        analyze(cluster.database_url)
         begin = time.perf_counter()
         seen = 0
         call = stubs.feed.StreamEvents(feed_pb2.StreamEventsRequest(tenant_id="bench"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Final, TypeAlias
 
 from .models import Event
@@ -89,10 +88,18 @@ def _project_declared(value: Any, path: str, shareable: bool, rules: FieldRules)
     return value if shareable else _DROP
 
 
-def project_event(event: Event, rules: FieldRules) -> Event:
-    """The event with `data` and `previous` projected by `rules` (the schema of today)."""
-    return replace(
-        event,
-        data=project(event.data, rules),
-        previous=project(event.previous, rules) if event.previous is not None else None,
+def project_event(event: Event, rules: FieldRules, cursor: str | None = None) -> Event:
+    """The event with `data` and `previous` projected by `rules` (the schema of today), and
+    with `cursor` when one is given."""
+    # Built directly rather than with dataclasses.replace: the feed calls this per event.
+    return Event(
+        event.id,
+        event.tenant_id,
+        event.type,
+        event.entity_id,
+        project(event.data, rules),
+        project(event.previous, rules) if event.previous is not None else None,
+        event.occurred_at,
+        event.published_at,
+        event.cursor if cursor is None else cursor,
     )

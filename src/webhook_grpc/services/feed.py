@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -165,8 +165,9 @@ class FeedService:
             conn, {entity_of(s.event.type) for s in stored}
         )
         return [
-            replace(
-                project_event(item.event, schemas[entity_of(item.event.type)]),
+            project_event(
+                item.event,
+                schemas[entity_of(item.event.type)],
                 cursor=self._cursors.encode(item.event.tenant_id, item.position),
             )
             for item in stored
