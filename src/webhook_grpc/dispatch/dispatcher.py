@@ -31,11 +31,10 @@ from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.storage import deliveries as delivery_store
-from webhook_grpc.storage import events as event_store
+from webhook_grpc.storage import leasing
 from webhook_grpc.storage import registry as registry_store
-from webhook_grpc.storage import subscriptions as subscription_store
 from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery
+from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery, LeaseRequest
 from webhook_grpc.storage.notifications import Notifier
 from webhook_grpc.storage.subscriptions import DeliveryTarget
 
@@ -184,22 +183,16 @@ class Dispatcher:
         room = {s: self._lane_limit - lane.held for s, lane in self._lanes.items()}
         now = self._clock()
         token = new_id("lease")
-        async with self._db.transaction() as conn:
-            await delivery_store.relax_durability(conn)
-            leased = await delivery_store.lease_due(
-                conn,
-                now,
-                now + self._settings.lease_duration,
-                token,
-                wanted,
-                self._lane_limit,
-                room,
+        async with self._db.autocommit() as conn:
+            request = LeaseRequest(
+                now, now + self._settings.lease_duration, token, wanted, self._lane_limit, room
             )
-            batch = await self._load(conn, leased) if leased else None
-            if batch is not None:
-                await self._cancel_undeliverable(conn, leased, batch)
-        if batch is None:
-            return 0, False
+            work = await leasing.lease_work(conn, request)
+            if not work.deliveries:
+                return 0, False
+            leased = work.deliveries
+            batch = await self._batch(conn, work)
+            await self._cancel_undeliverable(conn, leased, batch)
         for delivery in leased:
             if batch.deliverable(delivery):
                 self._enqueue(delivery, batch)
@@ -210,20 +203,16 @@ class Dispatcher:
         )
         return len(leased), len(leased) == wanted or filled
 
-    async def _load(self, conn: AsyncConnection, leased: list[LeasedDelivery]) -> _Batch:
-        stored = await event_store.by_ids(conn, [d.event_id for d in leased])
-        targets = await subscription_store.delivery_targets(
-            conn, {d.subscription_id for d in leased}
-        )
+    async def _batch(self, conn: AsyncConnection, work: leasing.LeasedWork) -> _Batch:
         schemas = await registry_store.entity_fields(
-            conn, {entity_of(s.event.type) for s in stored.values()}
+            conn, {entity_of(s.event.type) for s in work.events.values()}
         )
         # Projected again with today's schema: a field reclassified since publishing is gone.
         events = {
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])
-            for event_id, item in stored.items()
+            for event_id, item in work.events.items()
         }
-        return _Batch(events, targets)
+        return _Batch(events, work.targets)
 
     async def _cancel_undeliverable(
         self, conn: AsyncConnection, leased: list[LeasedDelivery], batch: _Batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,58 +114,68 @@ _INSERT_POSTGRES = text(
 )
 
 
-async def lease_due(
-    conn: AsyncConnection,
-    now: datetime,
-    lease_until: datetime,
-    lease_token: str,
-    limit: int,
-    per_subscription: int,
-    room: Mapping[str, int] | None = None,
-) -> list[LeasedDelivery]:
-    """Take up to `limit` due deliveries, at most `per_subscription` of each subscription, or
-    `room[subscription_id]` of one named in `room` (none where that is 0 or less).
+@dataclass(frozen=True)
+class LeaseRequest:
+    """Up to `limit` due deliveries, at most `per_subscription` of each subscription or
+    `room[subscription_id]` of one named in `room` (none where that is 0 or less), leased
+    under `lease_token` until `lease_until`."""
+
+    now: datetime
+    lease_until: datetime
+    lease_token: str
+    limit: int
+    per_subscription: int
+    room: Mapping[str, int] = field(default_factory=dict)
+
+
+async def lease_due(conn: AsyncConnection, request: LeaseRequest) -> list[LeasedDelivery]:
+    """Lease what `request` asks for (`leasing.lease_work` also loads what attempts need).
 
     The lease moves next_attempt_at to `lease_until`: if this process dies, the rows fall due
     again by themselves. PostgreSQL skips rows other dispatchers are leasing right now."""
-    room = room or {}
     if conn.dialect.name == "postgresql":
-        params = {
-            "now": now,
-            "lease_until": lease_until,
-            "lease_token": lease_token,
-            "window": limit * LEASE_WINDOW,
-            "per_subscription": per_subscription,
-            "limit": limit,
-            "full": [s for s, n in room.items() if n <= 0],
-            "room_ids": list(room),
-            "room": list(room.values()),
-        }
-        rows = await driver.fetch_all(conn, _LEASE_POSTGRES, params)
+        rows = await driver.fetch_all(conn, LEASE_POSTGRES, lease_params(request))
     else:
-        picked = _lease_candidates(now, limit, per_subscription, room)
+        picked = _lease_candidates(request)
         result = await conn.execute(
             update(D)
             .where(D.c.id.in_(picked.scalar_subquery()), D.c.status == PENDING)
-            .where(D.c.next_attempt_at <= now)
-            .values(next_attempt_at=lease_until, lease_token=lease_token)
+            .where(D.c.next_attempt_at <= request.now)
+            .values(next_attempt_at=request.lease_until, lease_token=request.lease_token)
             .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempt_count)
         )
         rows = [tuple(row) for row in result]
-    return [LeasedDelivery(row[0], row[1], row[2], row[3], lease_token) for row in rows]
+    return [LeasedDelivery(row[0], row[1], row[2], row[3], request.lease_token) for row in rows]
 
 
-def _lease_candidates(
-    now: datetime, limit: int, per_subscription: int, room: Mapping[str, int]
-) -> Select[tuple[str]]:
+def lease_params(request: LeaseRequest) -> dict[str, Any]:
+    """The parameters of LEASE_POSTGRES."""
+    room = request.room
+    return {
+        "now": request.now,
+        "lease_until": request.lease_until,
+        "lease_token": request.lease_token,
+        "window": request.limit * LEASE_WINDOW,
+        "per_subscription": request.per_subscription,
+        "limit": request.limit,
+        "full": [s for s, n in room.items() if n <= 0],
+        "room_ids": list(room),
+        "room": list(room.values()),
+    }
+
+
+def _lease_candidates(request: LeaseRequest) -> Select[tuple[str]]:
     """The ids of the due rows to lease (SQLite)."""
+    room, per_subscription = request.room, request.per_subscription
     due = select(D.c.id, D.c.subscription_id, D.c.next_attempt_at).where(
-        D.c.status == PENDING, D.c.next_attempt_at <= now
+        D.c.status == PENDING, D.c.next_attempt_at <= request.now
     )
     full = sorted(s for s, n in room.items() if n <= 0)
     if full:
         due = due.where(D.c.subscription_id.not_in(full))
-    window = due.order_by(D.c.next_attempt_at).limit(limit * LEASE_WINDOW).subquery("window")
+    window = (
+        due.order_by(D.c.next_attempt_at).limit(request.limit * LEASE_WINDOW).subquery("window")
+    )
     ranked = select(
         window.c.id,
         window.c.subscription_id,
@@ -183,17 +193,17 @@ def _lease_candidates(
         select(D.c.id)
         .where(D.c.id.in_(candidates.scalar_subquery()))
         .order_by(D.c.next_attempt_at)
-        .limit(limit)
+        .limit(request.limit)
     )
 
 
 # Due rows looked at per lease, in multiples of the lease size: enough to find work for
 # several subscriptions when the oldest rows all belong to one.
 LEASE_WINDOW = 4
-# The PostgreSQL lease, prepared once per connection. `id = ANY(ARRAY(subquery))` makes
-# PostgreSQL run the small subquery first and then look rows up by primary key; `id IN
-# (subquery)` let it hash-join against every due row.
-_LEASE_POSTGRES = """
+# The PostgreSQL lease (parameters: `lease_params`), prepared once per connection.
+# `id = ANY(ARRAY(subquery))` makes PostgreSQL run the small subquery first and then look rows
+# up by primary key; `id IN (subquery)` let it hash-join against every due row.
+LEASE_POSTGRES = """
     UPDATE deliveries
     SET next_attempt_at = %(lease_until)s, lease_token = %(lease_token)s
     WHERE id = ANY(ARRAY(

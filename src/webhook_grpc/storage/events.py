@@ -165,24 +165,31 @@ async def _by_ids_postgres(
 ) -> dict[str, StoredEvent]:
     """The dispatcher's hot read, on the psycopg fast path."""
     rows = await driver.fetch_all(conn, _BY_IDS_POSTGRES, {"ids": list(set(event_ids))})
-    stored = {}
-    for event_id, tenant_id, type_, entity_id, data, previous, occurred, published, tx, seq in rows:
-        event = Event(
-            event_id,
-            tenant_id,
-            type_,
-            entity_id,
-            data,
-            previous,
-            occurred.astimezone(UTC),
-            published.astimezone(UTC),
-        )
-        stored[event_id] = StoredEvent(event, FeedPosition(tx, seq))
-    return stored
+    return {row[0]: from_postgres_row(row) for row in rows}
 
 
-_BY_IDS_POSTGRES = """
-    SELECT id, tenant_id, type, entity_id, data, previous, occurred_at, published_at, tx, seq
+def from_postgres_row(row: Sequence[Any]) -> StoredEvent:
+    """A StoredEvent from the columns of POSTGRES_EVENT_COLUMNS, read with psycopg."""
+    event_id, tenant_id, type_, entity_id, data, previous, occurred, published, tx, seq = row
+    event = Event(
+        event_id,
+        tenant_id,
+        type_,
+        entity_id,
+        data,
+        previous,
+        occurred.astimezone(UTC),
+        published.astimezone(UTC),
+    )
+    return StoredEvent(event, FeedPosition(tx, seq))
+
+
+# EVENT_COLUMNS, for statements on the psycopg fast path (see `from_postgres_row`).
+POSTGRES_EVENT_COLUMNS = (
+    "id, tenant_id, type, entity_id, data, previous, occurred_at, published_at, tx, seq"
+)
+_BY_IDS_POSTGRES = f"""
+    SELECT {POSTGRES_EVENT_COLUMNS}
     FROM events WHERE id = ANY(CAST(%(ids)s AS text[]))
 """
 

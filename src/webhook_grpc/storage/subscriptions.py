@@ -177,17 +177,28 @@ async def delivery_targets(
         T.c.previous_secret,
         T.c.previous_secret_expires_at,
     ).where(T.c.id.in_(sorted(subscription_ids)))
-    return {
-        row.id: DeliveryTarget(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            url=row.url,
-            active=row.status == SubscriptionStatus.ACTIVE.value,
-            payload_mode=PayloadMode(row.payload_mode),
-            keys=SigningKeys(row.secret, row.previous_secret, row.previous_secret_expires_at),
-        )
-        for row in await conn.execute(query)
-    }
+    return {row.id: delivery_target(*row) for row in await conn.execute(query)}
+
+
+def delivery_target(
+    subscription_id: str,
+    tenant_id: str,
+    url: str,
+    status: str,
+    payload_mode: str,
+    secret: str,
+    previous_secret: str | None,
+    previous_secret_expires_at: datetime | None,
+) -> DeliveryTarget:
+    """A DeliveryTarget from the columns `delivery_targets` selects, in that order."""
+    return DeliveryTarget(
+        id=subscription_id,
+        tenant_id=tenant_id,
+        url=url,
+        active=status == SubscriptionStatus.ACTIVE.value,
+        payload_mode=PayloadMode(payload_mode),
+        keys=SigningKeys(secret, previous_secret, previous_secret_expires_at),
+    )
 
 
 async def failure_window_start(conn: AsyncConnection, subscription_id: str) -> datetime | None:
