@@ -38,7 +38,7 @@ from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery, Lease
 from webhook_grpc.storage.notifications import Notifier
 from webhook_grpc.storage.subscriptions import DeliveryTarget
 
-from .recorder import AttemptRecorder
+from .recorder import GATHER_SECONDS, AttemptRecorder
 from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,11 @@ class Dispatcher:
                 continue
             if lease_again:
                 continue
+            if self._room() <= 0:
+                # Attempts handed to the recorder hold room until it commits them, and a
+                # commit wakes no one: look again after one of its gathering intervals.
+                await self._sleep(GATHER_SECONDS)
+                continue
             # Work was leased: lanes running low wake us. Nothing: sleep until the next is due.
             await self._sleep(
                 self._settings.poll_interval.total_seconds()
@@ -170,13 +175,17 @@ class Dispatcher:
         except Exception as error:  # the leases will expire by themselves
             log.warning("could not release %d leases: %s", len(leased), error)
 
+    def _room(self) -> int:
+        """Deliveries this process may still lease (attempts count until recorded)."""
+        return self._settings.dispatcher_concurrency - self._held - self._recorder.backlog
+
     async def _lease_and_start(self) -> tuple[int, bool]:
         """Lease due work into the lanes: how many deliveries, and whether to lease again at
         once. Again when the lease was full, and also when it filled a lane: the lease looks
         at the oldest due rows only, so a lane with a large backlog (a slow endpoint) can fill
         that window, and other subscriptions' due rows are reached by the next lease, which
         leaves the now full lane out."""
-        free = self._settings.dispatcher_concurrency - self._held - self._recorder.backlog
+        free = self._room()
         if free <= 0:
             return 0, False
         wanted = min(free, LEASE_BATCH)
