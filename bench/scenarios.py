@@ -138,6 +138,7 @@ async def _drain_rate(cluster: Cluster, names: list[str], total: int, timeout: f
 
 async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
     truncate(cluster.database_url)
+    await _reset_receiver(cluster)
     names = [f"d{i}" for i in range(endpoints)]
     stubs = Stubs(cluster.target)
     try:
