@@ -34,7 +34,8 @@ from webhook_grpc.storage import deliveries as delivery_store
 from webhook_grpc.storage import leasing
 from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery, LeaseRequest
+from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery
+from webhook_grpc.storage.leasing import LeaseRequest
 from webhook_grpc.storage.notifications import Notifier
 from webhook_grpc.storage.subscriptions import DeliveryTarget
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     and_,
     bindparam,
     case,
     func,
-    literal,
     select,
-    text,
     tuple_,
     update,
 )
@@ -77,165 +73,10 @@ _RELAX_POSTGRES = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            _INSERT_POSTGRES, {key: [row[key] for row in rows] for key in _DELIVERY_COLUMNS}
-        )
-        return
-    await conn.execute(D.insert(), rows)
-
-
-_DELIVERY_COLUMNS = (
-    "id",
-    "tenant_id",
-    "event_id",
-    "subscription_id",
-    "event_type",
-    "status",
-    "attempt_count",
-    "next_attempt_at",
-    "lease_token",
-    "created_at",
-    "updated_at",
-)
-_INSERT_POSTGRES = text(
-    """
-    INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, event_type, status,
-                            attempt_count, next_attempt_at, lease_token, created_at, updated_at)
-    SELECT * FROM unnest(CAST(:id AS text[]), CAST(:tenant_id AS text[]),
-                         CAST(:event_id AS text[]), CAST(:subscription_id AS text[]),
-                         CAST(:event_type AS text[]), CAST(:status AS text[]),
-                         CAST(:attempt_count AS int[]), CAST(:next_attempt_at AS timestamptz[]),
-                         CAST(:lease_token AS text[]), CAST(:created_at AS timestamptz[]),
-                         CAST(:updated_at AS timestamptz[]))
-    """
-)
-
-
-@dataclass(frozen=True)
-class LeaseRequest:
-    """Up to `limit` due deliveries, at most `per_subscription` of each subscription or
-    `room[subscription_id]` of one named in `room` (none where that is 0 or less), leased
-    under `lease_token` until `lease_until`."""
-
-    now: datetime
-    lease_until: datetime
-    lease_token: str
-    limit: int
-    per_subscription: int
-    room: Mapping[str, int] = field(default_factory=dict)
-
-
-async def lease_due(conn: AsyncConnection, request: LeaseRequest) -> list[LeasedDelivery]:
-    """Lease what `request` asks for (`leasing.lease_work` also loads what attempts need).
-
-    The lease moves next_attempt_at to `lease_until`: if this process dies, the rows fall due
-    again by themselves. PostgreSQL skips rows other dispatchers are leasing right now."""
-    if conn.dialect.name == "postgresql":
-        rows = await driver.fetch_all(conn, LEASE_POSTGRES, lease_params(request))
-    else:
-        picked = _lease_candidates(request)
-        result = await conn.execute(
-            update(D)
-            .where(D.c.id.in_(picked.scalar_subquery()), D.c.status == PENDING)
-            .where(D.c.next_attempt_at <= request.now)
-            .values(next_attempt_at=request.lease_until, lease_token=request.lease_token)
-            .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempt_count)
-        )
-        rows = [tuple(row) for row in result]
-    return [LeasedDelivery(row[0], row[1], row[2], row[3], request.lease_token) for row in rows]
-
-
-def lease_params(request: LeaseRequest) -> dict[str, Any]:
-    """The parameters of LEASE_POSTGRES."""
-    room = request.room
-    return {
-        "now": request.now,
-        "lease_until": request.lease_until,
-        "lease_token": request.lease_token,
-        "window": request.limit * LEASE_WINDOW,
-        "per_subscription": request.per_subscription,
-        "limit": request.limit,
-        "full": [s for s, n in room.items() if n <= 0],
-        "room_ids": list(room),
-        "room": list(room.values()),
-    }
-
-
-def _lease_candidates(request: LeaseRequest) -> Select[tuple[str]]:
-    """The ids of the due rows to lease (SQLite)."""
-    room, per_subscription = request.room, request.per_subscription
-    due = select(D.c.id, D.c.subscription_id, D.c.next_attempt_at).where(
-        D.c.status == PENDING, D.c.next_attempt_at <= request.now
-    )
-    full = sorted(s for s, n in room.items() if n <= 0)
-    if full:
-        due = due.where(D.c.subscription_id.not_in(full))
-    window = (
-        due.order_by(D.c.next_attempt_at).limit(request.limit * LEASE_WINDOW).subquery("window")
-    )
-    ranked = select(
-        window.c.id,
-        window.c.subscription_id,
-        func.row_number()
-        .over(partition_by=window.c.subscription_id, order_by=window.c.next_attempt_at)
-        .label("rank"),
-    ).subquery("ranked")
-    allowed = (
-        case(dict(room), value=ranked.c.subscription_id, else_=per_subscription)
-        if room
-        else literal(per_subscription)
-    )
-    candidates = select(ranked.c.id).where(ranked.c.rank <= allowed)
-    return (
-        select(D.c.id)
-        .where(D.c.id.in_(candidates.scalar_subquery()))
-        .order_by(D.c.next_attempt_at)
-        .limit(request.limit)
-    )
-
-
-# Due rows looked at per lease, in multiples of the lease size: enough to find work for
-# several subscriptions when the oldest rows all belong to one.
-LEASE_WINDOW = 4
-# The PostgreSQL lease (parameters: `lease_params`), prepared once per connection.
-# `id = ANY(ARRAY(subquery))` makes PostgreSQL run the small subquery first and then look rows
-# up by primary key; `id IN (subquery)` let it hash-join against every due row.
-LEASE_POSTGRES = """
-    UPDATE deliveries
-    SET next_attempt_at = %(lease_until)s, lease_token = %(lease_token)s
-    WHERE id = ANY(ARRAY(
-        SELECT d.id FROM deliveries AS d
-        WHERE d.id = ANY(ARRAY(
-            SELECT ranked.id FROM (
-                SELECT due.id, due.subscription_id, row_number() OVER (
-                    PARTITION BY due.subscription_id ORDER BY due.next_attempt_at
-                ) AS rank
-                FROM (
-                    SELECT id, subscription_id, next_attempt_at FROM deliveries
-                    WHERE status = 'pending' AND next_attempt_at <= %(now)s
-                      AND subscription_id <> ALL(CAST(%(full)s AS text[]))
-                    ORDER BY next_attempt_at
-                    LIMIT CAST(%(window)s AS int)
-                ) AS due
-            ) AS ranked
-            WHERE ranked.rank <= COALESCE(
-                (SELECT r.room
-                 FROM unnest(CAST(%(room_ids)s AS text[]), CAST(%(room)s AS int[]))
-                      AS r(subscription_id, room)
-                 WHERE r.subscription_id = ranked.subscription_id),
-                CAST(%(per_subscription)s AS int))
-        ))
-        AND d.status = 'pending' AND d.next_attempt_at <= %(now)s
-        ORDER BY d.next_attempt_at
-        LIMIT CAST(%(limit)s AS int)
-        FOR UPDATE SKIP LOCKED
-    ))
-    AND status = 'pending' AND next_attempt_at <= %(now)s
-    RETURNING id, event_id, subscription_id, attempt_count
-"""
+    """Insert delivery rows as they are (SQLite; on PostgreSQL publishing inserts them with
+    their events in one statement, see `events.insert_with_deliveries`)."""
+    if rows:
+        await conn.execute(D.insert(), rows)
 
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
@@ -294,8 +135,7 @@ async def record_attempts(conn: AsyncConnection, records: Sequence[AttemptRecord
         return
     attempts = _attempt_values(records)
     if conn.dialect.name == "postgresql":
-        batch = json.dumps(attempts, default=_isoformat)
-        await driver.fetch_all(conn, _RECORD_POSTGRES, {"batch": batch})
+        await driver.fetch_all(conn, _RECORD_POSTGRES, {"batch": driver.json_document(attempts)})
         return
     await conn.execute(A.insert(), [{k: a[k] for k in _ATTEMPT_COLUMNS} for a in attempts])
     await conn.execute(
@@ -341,10 +181,6 @@ def _attempt_values(records: Sequence[AttemptRecord]) -> list[dict[str, Any]]:
         }
         for r in records
     ]
-
-
-def _isoformat(value: datetime) -> str:
-    return value.isoformat()
 
 
 _ATTEMPT_COLUMNS = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,16 +73,12 @@ async def insert_with_deliveries(
     if not events:
         return {}
     if conn.dialect.name == "postgresql":
-        batch = json.dumps({"events": events, "deliveries": deliveries}, default=_isoformat)
+        batch = driver.json_document({"events": events, "deliveries": deliveries})
         rows = await driver.fetch_all(conn, _PUBLISH_POSTGRES, {"batch": batch})
         return {event_id: FeedPosition(tx, seq) for event_id, tx, seq in rows}
     positions = await _insert_events_sqlite(conn, events)
     await delivery_store.insert_many(conn, [d for d in deliveries if d["event_id"] in positions])
     return positions
-
-
-def _isoformat(value: datetime) -> str:
-    return value.isoformat()
 
 
 async def _insert_events_sqlite(
@@ -154,22 +149,13 @@ async def by_id(conn: AsyncConnection, event_id: str) -> StoredEvent | None:
 async def by_ids(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
     if not event_ids:
         return {}
-    if conn.dialect.name == "postgresql":
-        return await _by_ids_postgres(conn, event_ids)
     query = select(*EVENT_COLUMNS).where(E.c.id.in_(sorted(set(event_ids))))
     return {row.id: to_stored(row) for row in await conn.execute(query)}
 
 
-async def _by_ids_postgres(
-    conn: AsyncConnection, event_ids: Sequence[str]
-) -> dict[str, StoredEvent]:
-    """The dispatcher's hot read, on the psycopg fast path."""
-    rows = await driver.fetch_all(conn, _BY_IDS_POSTGRES, {"ids": list(set(event_ids))})
-    return {row[0]: from_postgres_row(row) for row in rows}
-
-
 def from_postgres_row(row: Sequence[Any]) -> StoredEvent:
-    """A StoredEvent from the columns of POSTGRES_EVENT_COLUMNS, read with psycopg."""
+    """A StoredEvent from the values of EVENT_COLUMNS, in that order, as psycopg reads them
+    (the psycopg fast path, where no column type turns timestamps into UTC)."""
     event_id, tenant_id, type_, entity_id, data, previous, occurred, published, tx, seq = row
     event = Event(
         event_id,
@@ -182,16 +168,6 @@ def from_postgres_row(row: Sequence[Any]) -> StoredEvent:
         published.astimezone(UTC),
     )
     return StoredEvent(event, FeedPosition(tx, seq))
-
-
-# EVENT_COLUMNS, for statements on the psycopg fast path (see `from_postgres_row`).
-POSTGRES_EVENT_COLUMNS = (
-    "id, tenant_id, type, entity_id, data, previous, occurred_at, published_at, tx, seq"
-)
-_BY_IDS_POSTGRES = f"""
-    SELECT {POSTGRES_EVENT_COLUMNS}
-    FROM events WHERE id = ANY(CAST(%(ids)s AS text[]))
-"""
 
 
 def published_before(cutoff: datetime) -> Any:

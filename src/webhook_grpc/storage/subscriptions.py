@@ -167,17 +167,21 @@ async def delivery_targets(
 ) -> dict[str, DeliveryTarget]:
     if not subscription_ids:
         return {}
-    query = select(
-        T.c.id,
-        T.c.tenant_id,
-        T.c.url,
-        T.c.status,
-        T.c.payload_mode,
-        T.c.secret,
-        T.c.previous_secret,
-        T.c.previous_secret_expires_at,
-    ).where(T.c.id.in_(sorted(subscription_ids)))
+    query = select(*DELIVERY_TARGET_COLUMNS).where(T.c.id.in_(sorted(subscription_ids)))
     return {row.id: delivery_target(*row) for row in await conn.execute(query)}
+
+
+# The columns `delivery_target` is made from, in its parameters' order.
+DELIVERY_TARGET_COLUMNS = (
+    T.c.id,
+    T.c.tenant_id,
+    T.c.url,
+    T.c.status,
+    T.c.payload_mode,
+    T.c.secret,
+    T.c.previous_secret,
+    T.c.previous_secret_expires_at,
+)
 
 
 def delivery_target(
@@ -190,7 +194,7 @@ def delivery_target(
     previous_secret: str | None,
     previous_secret_expires_at: datetime | None,
 ) -> DeliveryTarget:
-    """A DeliveryTarget from the columns `delivery_targets` selects, in that order."""
+    """A DeliveryTarget from the values of DELIVERY_TARGET_COLUMNS."""
     return DeliveryTarget(
         id=subscription_id,
         tenant_id=tenant_id,
