@@ -39,7 +39,7 @@ from webhook_grpc.storage.leasing import LeaseRequest
 from webhook_grpc.storage.notifications import Notifier
 from webhook_grpc.storage.subscriptions import DeliveryTarget
 
-from .recorder import GATHER_SECONDS, AttemptRecorder
+from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,9 @@ class Dispatcher:
             if lease_again:
                 continue
             if self._room() <= 0:
-                # Attempts handed to the recorder hold room until it commits them, and a
-                # commit wakes no one: look again after one of its gathering intervals.
-                await self._sleep(GATHER_SECONDS)
+                # Attempts handed to the recorder hold room until it commits them.
+                self._recorder.wake_after_flush(self._wake)
+                await self._sleep(self._settings.poll_interval.total_seconds())
                 continue
             # Work was leased: lanes running low wake us. Nothing: sleep until the next is due.
             await self._sleep(

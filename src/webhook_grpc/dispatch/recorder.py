@@ -36,6 +36,7 @@ class AttemptRecorder:
         self._notifier = notifier
         self._clock = clock
         self._queue: list[AttemptRecord] = []
+        self._to_wake: set[asyncio.Event] = set()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -55,6 +56,10 @@ class AttemptRecorder:
     def backlog(self) -> int:
         """Attempts handed over and not yet committed."""
         return len(self._queue)
+
+    def wake_after_flush(self, event: asyncio.Event) -> None:
+        """Set `event` once the next batch is committed (and its backlog gone)."""
+        self._to_wake.add(event)
 
     def submit(self, record: AttemptRecord) -> None:
         self._queue.append(record)
@@ -88,6 +93,9 @@ class AttemptRecorder:
             log.exception("recording %d attempts failed", len(batch))
             disabled = False
         del self._queue[: len(batch)]
+        for event in self._to_wake:
+            event.set()
+        self._to_wake.clear()
         if disabled:
             self._notifier.wake()
 
