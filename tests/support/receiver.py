@@ -51,7 +51,9 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A handler still delaying its answer is cancelled when its client gives up (a timed-out
+        # or stopped dispatcher), so `stop` does not wait out an endpoint that hangs for minutes.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
