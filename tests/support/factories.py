@@ -91,3 +91,12 @@ async def deliveries_of(server: RunningServer, event_id: str, tenant_id: str = "
         deliveries_pb2.ListDeliveriesRequest(tenant_id=tenant_id, event_id=event_id)
     )
     return list(response.deliveries)
+
+
+async def subscription_of(
+    server: RunningServer, subscription_id: str
+) -> subscriptions_pb2.Subscription:
+    response = await server.subscriptions.GetSubscription(
+        subscriptions_pb2.GetSubscriptionRequest(id=subscription_id)
+    )
+    return response.subscription
