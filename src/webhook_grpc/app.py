@@ -50,7 +50,7 @@ from webhook_grpc.services.retention import RetentionService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
 from webhook_grpc.services.test_events import TestEventService
-from webhook_grpc.storage import migrate, state
+from webhook_grpc.storage import migrate, process_lock, state
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.notifications import Notifier
 
@@ -88,6 +88,7 @@ class App:
     publisher: Publisher = field(init=False)
     dispatcher: Dispatcher | None = field(init=False, default=None)
     _server: grpc.aio.Server | None = field(init=False, default=None)
+    _lock: process_lock.ProcessLock | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     async def start(self) -> None:
@@ -95,6 +96,20 @@ class App:
         logs.guard_secrets()
         if self.roles.api:
             _check_open_mode(settings)
+        try:
+            self._lock = process_lock.acquire(
+                settings.database_url, "serve" if self.roles.api else "dispatcher"
+            )
+        except (process_lock.DatabaseInUse, OSError) as error:
+            raise StartupError(str(error)) from None
+        try:
+            await self._start()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
         if self.roles.migrate:
             await asyncio.to_thread(migrate.upgrade, settings.database_url)
         self.db = Database(settings.database_url)
@@ -200,6 +215,12 @@ class App:
             self.metrics.stop()
         await self.notifier.stop()
         await self.db.dispose()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def _check_open_mode(settings: Settings) -> None:

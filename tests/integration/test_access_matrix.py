@@ -354,3 +354,111 @@ async def test_deliveries_and_subscriptions_of_another_tenant_stay_invisible(wor
     )
     assert delivery.delivery.status == dpb.DELIVERY_STATUS_SUCCEEDED
     assert delivery.delivery.attempt_count == 1
+
+
+PUBLISHER = CALLERS["publisher"]
+
+
+async def test_only_the_service_publishes_its_own_event_types(world: World) -> None:
+    """No caller, not even an admin, can forge `webhook.*` events into a tenant's feed; the
+    service's own ones (SendTestEvent, auto-disable) still get there."""
+    server = world.server
+    forged = publish_request(
+        "webhook.subscription_disabled",
+        world.subscription_id,
+        {"id": world.subscription_id, "subscription_id": world.subscription_id, "reason": "x"},
+    )
+    calls: list[tuple[str, Any]] = [
+        ("PublishEvent", forged),
+        ("PublishEvent", publish_request("webhook.test", "sub_x")),
+        ("PublishEvents", epb.PublishEventsRequest(events=[publish_request(), forged])),
+        ("RegisterEventType", epb.RegisterEventTypeRequest(type="webhook.test")),
+        (
+            "RegisterEventType",
+            epb.RegisterEventTypeRequest(
+                type="webhook.forged",
+                fields=[epb.FieldRule(path="id", classification=epb.CLASSIFICATION_PUBLIC)],
+            ),
+        ),
+    ]
+    for method, request in calls:
+        for auth in (PUBLISHER, ADMIN):
+            code, outcome = await call_status(server, "EventService", method, request, auth)
+            assert code is DENIED, (method, code)
+            assert "webhook.*" in outcome.details()
+    # The refused batch stored nothing, not even its valid event.
+    feed = await server.feed.ListEvents(
+        fpb.ListEventsRequest(tenant_id="acme", page_size=1000), metadata=ADMIN
+    )
+    assert [e.id for e in feed.events] == [world.event_id]
+    # The service's own path still publishes them: a test event, and an auto-disable notice.
+    world.receiver.on("/gone", statuses=[410])
+    gone = await server.subscriptions.CreateSubscription(
+        spb.CreateSubscriptionRequest(
+            tenant_id="acme", url=world.receiver.url("/gone"), event_patterns=["customer.*"]
+        ),
+        metadata=ACME,
+    )
+    await server.subscriptions.SendTestEvent(
+        spb.SendTestEventRequest(id=world.subscription_id), metadata=ACME
+    )
+    await server.events.PublishEvent(publish_request("customer.created", "cust_1"), metadata=ADMIN)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        feed = await server.feed.ListEvents(
+            fpb.ListEventsRequest(tenant_id="acme", event_patterns=["webhook.*"]), metadata=ACME
+        )
+        if {e.type for e in feed.events} == {"webhook.test", "webhook.subscription_disabled"}:
+            break
+        assert asyncio.get_running_loop().time() < deadline, [e.type for e in feed.events]
+        await asyncio.sleep(0.05)
+    [notice] = [e for e in feed.events if e.type == "webhook.subscription_disabled"]
+    assert notice.data["subscription_id"] == gone.subscription.id
+
+
+async def test_making_a_field_less_private_needs_an_admin(world: World) -> None:
+    server = world.server
+    product = {"id": "prod_9", "sku": "A-9", "selling_price": "19.90", "cost_price": "7.10"}
+
+    async def register(auth: tuple[tuple[str, str], ...], *rules: epb.FieldRule) -> Any:
+        request = epb.RegisterEventTypeRequest(type="product.price_changed", fields=list(rules))
+        return await call_status(server, "EventService", "RegisterEventType", request, auth)
+
+    async def published_data() -> dict[str, Any]:
+        response = await server.events.PublishEvent(
+            publish_request("product.price_changed", "prod_9", product), metadata=PUBLISHER
+        )
+        return dict(response.event.data)
+
+    public_cost = epb.FieldRule(path="cost_price", classification=epb.CLASSIFICATION_PUBLIC)
+    # A publisher cannot reveal a confidential field, nor a restricted one as internal...
+    code, refused = await register(PUBLISHER, public_cost)
+    assert code is DENIED
+    assert "cost_price" in refused.details() and "admin" in refused.details()
+    assert "cost_price" not in await published_data()
+    internal_salary = epb.FieldRule(
+        path="assigned_rep.salary", classification=epb.CLASSIFICATION_INTERNAL
+    )
+    code, _ = await call_status(
+        server,
+        "EventService",
+        "RegisterEventType",
+        epb.RegisterEventTypeRequest(type="customer.assigned", fields=[internal_salary]),
+        PUBLISHER,
+    )
+    assert code is DENIED
+    # ...but may hide a public one, and classify new fields.
+    code, _ = await register(
+        PUBLISHER,
+        epb.FieldRule(path="selling_price", classification=epb.CLASSIFICATION_CONFIDENTIAL),
+        epb.FieldRule(path="warehouse", classification=epb.CLASSIFICATION_PUBLIC),
+    )
+    assert code is OK
+    assert await published_data() == {"id": "prod_9", "sku": "A-9"}
+    # An admin may make a field less private.
+    code, registered = await register(ADMIN, public_cost)
+    assert code is OK
+    assert {r.path: r.classification for r in registered.event_type.fields}["cost_price"] == (
+        epb.CLASSIFICATION_PUBLIC
+    )
+    assert (await published_data())["cost_price"] == "7.10"

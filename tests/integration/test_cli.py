@@ -396,34 +396,82 @@ async def test_listen_refuses_bad_options(cli: Cli) -> None:
 # the server commands
 
 
-async def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = settings_env(f"sqlite:///{tmp_path / 'serve.db'}", listen=f"127.0.0.1:{port}")
-    server = await spawn("serve", env=env)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
+async def wait_serving(server: asyncio.subprocess.Process, port: int) -> None:
+    """Until `serve` answers its health check as SERVING."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         deadline = asyncio.get_running_loop().time() + 30
         while True:
             try:
                 answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
+                    return
             except grpc.aio.AioRpcError:
                 pass
             assert server.returncode is None, "serve exited"
             assert asyncio.get_running_loop().time() < deadline, "serve never became healthy"
             await asyncio.sleep(0.1)
-        server.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(server.wait(), 30) == 0
-    finally:
-        await channel.close()
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+
+
+async def terminate(server: asyncio.subprocess.Process) -> str:
+    """SIGTERM; returns the log after checking a clean exit."""
+    server.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(server.wait(), 30) == 0
     assert server.stderr is not None
     log = (await server.stderr.read()).decode()
     assert "Traceback" not in log and "shutting down" in log
+    return log
+
+
+async def kill(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is None:
+        server.kill()
+        await server.wait()
+
+
+async def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = settings_env(f"sqlite:///{tmp_path / 'serve.db'}", listen=f"127.0.0.1:{port}")
+    server = await spawn("serve", env=env)
+    try:
+        await wait_serving(server, port)
+        await terminate(server)
+    finally:
+        await kill(server)
+
+
+async def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "one.db"
+    config = tmp_path / "webhook-grpc.toml"
+    config.write_text(
+        f"database_url = {json.dumps(f'sqlite:///{database}')}\nlog_format = 'text'\n"
+    )
+    port = free_port()
+    first = await spawn("serve", "--config", str(config), "--listen", f"127.0.0.1:{port}")
+    try:
+        await wait_serving(first, port)
+        for command in (
+            ("serve", "--listen", f"127.0.0.1:{free_port()}"),
+            ("dispatcher",),
+            ("migrate",),
+        ):
+            refused = await run(*command, "--config", str(config))
+            assert refused.code == 2, (command, refused.stderr)
+            [line] = refused.stderr.splitlines()
+            assert str(database) in line, line
+            assert f"pid {first.pid}: webhook-grpc serve" in line, line
+        # The first one never noticed.
+        await wait_serving(first, port)
+        await terminate(first)
+        # Once it has stopped, the file is free again (the lock file stays, unlocked).
+        second = await spawn("serve", "--config", str(config), "--listen", f"127.0.0.1:{port}")
+        try:
+            await wait_serving(second, port)
+            await terminate(second)
+        finally:
+            await kill(second)
+    finally:
+        await kill(first)
 
 
 async def test_migrate_creates_the_schema(tmp_path: Path) -> None:

@@ -356,6 +356,68 @@ async def test_retry_and_recover_failed_deliveries(
     assert list(failed.deliveries) == []
 
 
+async def test_recovery_restarts_the_retry_schedule(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    # After an outage every recovered delivery gets the whole schedule again, not one attempt.
+    # The failure-rate rule would otherwise disable the subscription after ten failures.
+    server = await make_server(max_retry_attempts=3, min_deliveries_for_disable=1000)
+    behaviour = receiver.on("/hook", statuses=[500])
+    sub_id = (await subscribe(server, receiver.url(), ["product.*"])).subscription.id
+    event = await publish(server)
+    [delivery] = await deliveries_of(server, event.id)
+    failed = await wait_delivery(server, delivery.id)
+    assert failed.status == dpb.DELIVERY_STATUS_FAILED
+    assert len(receiver.received) == 3
+
+    async def recover() -> None:
+        recovered = await server.deliveries.RecoverFailedDeliveries(
+            dpb.RecoverFailedDeliveriesRequest(subscription_id=sub_id, since=event.published_at)
+        )
+        assert recovered.recovered_count == 1
+
+    # The endpoint is still down: three more attempts, then FAILED again.
+    await recover()
+    again = await wait_delivery(server, delivery.id)
+    assert again.status == dpb.DELIVERY_STATUS_FAILED
+    assert len(receiver.received) == 6
+    assert again.attempt_count == 3
+    # Every attempt stays in the history, numbered within its schedule.
+    assert [a.attempt_number for a in again.attempts] == [1, 2, 3, 1, 2, 3]
+    assert [a.status_code for a in again.attempts] == [500] * 6
+    # The endpoint comes back after one more failure: the retry inside the new schedule lands.
+    behaviour.statuses = [500, 200]
+    await recover()
+    done = await wait_delivery(server, delivery.id)
+    assert done.status == dpb.DELIVERY_STATUS_SUCCEEDED
+    assert [a.attempt_number for a in done.attempts][6:] == [1, 2]
+    assert len(receiver.received) == 8
+    assert {r.headers["webhook-id"] for r in receiver.received} == {event.id}
+
+
+async def test_retry_delivery_restarts_the_retry_schedule(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    server = await make_server(max_retry_attempts=2)
+    behaviour = receiver.on("/hook", statuses=[500])
+    await subscribe(server, receiver.url(), ["product.*"])
+    event = await publish(server)
+    [delivery] = await deliveries_of(server, event.id)
+    assert (await wait_delivery(server, delivery.id)).status == dpb.DELIVERY_STATUS_FAILED
+    behaviour.statuses = [500, 200]
+    retried = await server.deliveries.RetryDelivery(dpb.RetryDeliveryRequest(id=delivery.id))
+    assert retried.delivery.status == dpb.DELIVERY_STATUS_PENDING
+    assert retried.delivery.attempt_count == 0
+    done = await wait_delivery(server, delivery.id)
+    assert done.status == dpb.DELIVERY_STATUS_SUCCEEDED
+    assert [(a.attempt_number, a.status_code) for a in done.attempts] == [
+        (1, 500),
+        (2, 500),
+        (1, 500),
+        (2, 200),
+    ]
+
+
 async def test_delete_and_disable_cancel_pending_deliveries(
     make_server: ServerFactory, receiver: Receiver
 ) -> None:

@@ -12,6 +12,7 @@ from webhook_grpc.domain.projection import (
     Classification,
     FieldRules,
     is_credential_name,
+    less_private,
     project,
 )
 
@@ -243,3 +244,17 @@ def _all_paths(value: Any, path: str = "") -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _all_paths(item, path)
+
+
+def test_less_private_names_only_relaxed_known_fields() -> None:
+    current = {"cost_price": C, "salary": R, "selling_price": P, "category_id": I}
+    requested = {
+        "cost_price": P,  # relaxed
+        "salary": I,  # relaxed
+        "selling_price": C,  # more private: allowed
+        "category_id": I,  # unchanged
+        "warehouse": P,  # new: allowed
+    }
+    assert less_private(current, requested) == {"cost_price": C, "salary": R}
+    assert less_private(current, {"salary": C}) == {"salary": R}
+    assert less_private({}, {"anything": P}) == {}

@@ -50,7 +50,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     async def RegisterEventType(
         self, request: pb.RegisterEventTypeRequest, context: Any
     ) -> pb.RegisterEventTypeResponse:
-        self._auth.authenticate(context, Role.PUBLISHER)
+        principal = self._auth.authenticate(context, Role.PUBLISHER)
         fields = [
             (
                 rule.path,
@@ -64,6 +64,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             request.type,
             request.description,
             [(path, c if isinstance(c, Classification) else None) for path, c in fields],
+            may_make_less_private=principal.role is Role.ADMIN,
         )
         return pb.RegisterEventTypeResponse(event_type=_event_type(info))
 

@@ -52,7 +52,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that the client commands start without loading the whole service.
     from webhook_grpc.app import App, Roles, StartupError
-    from webhook_grpc.storage import migrate
+    from webhook_grpc.storage import migrate, process_lock
 
     try:
         settings = _settings(args)
@@ -61,7 +61,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "migrate":
-        migrate.upgrade(settings.database_url)
+        # Not under a running server's feet on SQLite (PostgreSQL serialises migrations itself).
+        try:
+            lock = process_lock.acquire(settings.database_url, "migrate")
+        except process_lock.DatabaseInUse as error:
+            print(f"webhook-grpc: {error}", file=sys.stderr)
+            return 2
+        try:
+            migrate.upgrade(settings.database_url)
+        finally:
+            lock.release()
         log.info("database is up to date")
         return 0
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)

@@ -13,6 +13,15 @@ P, I, C, R = (
     Classification.RESTRICTED,
 )
 
+SERVICE_ENTITY = "webhook"
+"""The entity of the service's own events (`webhook.test`, `webhook.subscription_disabled`):
+only the service publishes them, and no caller may register or reclassify them (SPEC §12)."""
+
+
+def is_service_type(event_type: str) -> bool:
+    return event_type.startswith(SERVICE_ENTITY + ".")
+
+
 BUILTIN_TYPES: MappingProxyType[str, str] = MappingProxyType(
     {
         "product.created": "A new product was created",

@@ -30,6 +30,18 @@ class Classification(enum.Enum):
 FieldRules: TypeAlias = Mapping[str, Classification]
 """Classification by dotted field path, e.g. ``"assigned_rep.salary"``."""
 
+
+def less_private(current: FieldRules, requested: FieldRules) -> dict[str, Classification]:
+    """The already classified paths that `requested` would make less private, with their
+    current class (paths `current` does not know yet are not in it)."""
+    order = list(Classification)  # from the least private to the most
+    return {
+        path: current[path]
+        for path, wanted in sorted(requested.items())
+        if path in current and order.index(wanted) < order.index(current[path])
+    }
+
+
 _CREDENTIAL_NAMES: Final = frozenset({"password", "api_key"})
 _CREDENTIAL_SUFFIXES: Final = ("_secret", "_token")
 

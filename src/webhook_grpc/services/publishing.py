@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
 from webhook_grpc.config import Settings
+from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
-from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded
+from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, PermissionDenied
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
@@ -69,7 +70,8 @@ class Publisher:
     async def publish(
         self, drafts: Sequence[EventDraft], *, batch: bool = False
     ) -> list[Published]:
-        """Publish events atomically: all are stored with their deliveries, or none is."""
+        """Publish callers' events atomically: all are stored with their deliveries, or none
+        is. The service's own `webhook.*` types are refused here."""
         if batch and not drafts:
             raise InvalidArgument("events", "at least one event is required")
         if len(drafts) > MAX_BATCH:
@@ -200,6 +202,12 @@ class Publisher:
             )
         if not draft.type:
             raise InvalidArgument(f"{prefix}type", "is required")
+        if is_service_type(draft.type):
+            # Callers go through here; the service's own events through `publish_in`.
+            raise PermissionDenied(
+                f"{prefix}type: {draft.type!r} is one of the service's own event types; only "
+                f"webhook-grpc itself publishes {SERVICE_ENTITY}.* events"
+            )
         if not draft.entity_id:
             raise InvalidArgument(f"{prefix}entity_id", "is required")
         if len(draft.entity_id) > MAX_ENTITY_ID:

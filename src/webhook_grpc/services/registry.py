@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS, BUILTIN_TYPES
+from webhook_grpc.domain.builtin_types import (
+    BUILTIN_SCHEMAS,
+    BUILTIN_TYPES,
+    SERVICE_ENTITY,
+    is_service_type,
+)
 from webhook_grpc.domain.clock import Clock, system_clock
-from webhook_grpc.domain.errors import InvalidArgument
+from webhook_grpc.domain.errors import InvalidArgument, PermissionDenied
 from webhook_grpc.domain.patterns import entity_of, validate_event_type
-from webhook_grpc.domain.projection import Classification
+from webhook_grpc.domain.projection import Classification, less_private
 from webhook_grpc.storage import registry as store
 from webhook_grpc.storage.database import Database
 
@@ -47,9 +52,22 @@ class RegistryService:
                 await store.upsert_fields(conn, entity, fields, now, overwrite=False)
 
     async def register(
-        self, event_type: str, description: str, fields: Sequence[tuple[str, Classification | None]]
+        self,
+        event_type: str,
+        description: str,
+        fields: Sequence[tuple[str, Classification | None]],
+        *,
+        may_make_less_private: bool = False,
     ) -> EventTypeInfo:
+        """Create or update an event type and classify its entity's fields. Making an already
+        classified field less private (CONFIDENTIAL to PUBLIC, say) needs
+        `may_make_less_private` (an admin); new fields and more private classes do not."""
         validate_event_type(event_type, "type")
+        if is_service_type(event_type):
+            raise PermissionDenied(
+                f"type: {event_type!r}: the {SERVICE_ENTITY}.* event types belong to the service "
+                "itself and cannot be registered or reclassified"
+            )
         if len(description) > MAX_DESCRIPTION:
             raise InvalidArgument("description", f"at most {MAX_DESCRIPTION} characters")
         if len(fields) > MAX_FIELDS:
@@ -66,6 +84,14 @@ class RegistryService:
         entity = entity_of(event_type)
         now = self._clock()
         async with self._db.transaction() as conn:
+            current = (await store.entity_fields(conn, {entity}))[entity]
+            if not may_make_less_private and (relaxed := less_private(current, rules)):
+                changes = ", ".join(
+                    f"{path} ({was.name} to {rules[path].name})" for path, was in relaxed.items()
+                )
+                raise PermissionDenied(
+                    f"fields: making a field less private needs an admin token: {changes}"
+                )
             await store.upsert_type(conn, event_type, entity, description, now)
             await store.upsert_fields(conn, entity, rules, now)
             record = await store.get_type(conn, event_type)

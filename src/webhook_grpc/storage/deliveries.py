@@ -260,7 +260,8 @@ async def get(conn: AsyncConnection, delivery_id: str, tenant_id: str | None) ->
     if row is None:
         return None
     attempts = await conn.execute(
-        select(A).where(A.c.delivery_id == delivery_id).order_by(A.c.attempt_number, A.c.id)
+        # In the order made: attempt numbers start again at 1 when a schedule is restarted.
+        select(A).where(A.c.delivery_id == delivery_id).order_by(A.c.id)
     )
     return to_delivery(
         row,
@@ -311,7 +312,12 @@ async def reschedule(
     from_status: Collection[DeliveryStatus],
     created_since: datetime | None = None,
 ) -> int:
-    """Make finished deliveries pending again, due now (RetryDelivery, RecoverFailedDeliveries)."""
+    """Make finished deliveries pending again, due now, with the retry schedule restarted
+    (RetryDelivery, RecoverFailedDeliveries).
+
+    `attempt_count` counts the attempts of the current schedule (the dispatcher numbers the
+    next attempt and picks its backoff step from it), so it starts again at 0; the earlier
+    attempts stay in the history."""
     conditions: list[ColumnElement[bool]] = [D.c.status.in_([s.value for s in from_status])]
     if delivery_id is not None:
         conditions.append(D.c.id == delivery_id)
@@ -322,7 +328,9 @@ async def reschedule(
     result = await conn.execute(
         update(D)
         .where(and_(*conditions))
-        .values(status=PENDING, next_attempt_at=now, lease_token=None, updated_at=now)
+        .values(
+            status=PENDING, attempt_count=0, next_attempt_at=now, lease_token=None, updated_at=now
+        )
     )
     return result.rowcount
 

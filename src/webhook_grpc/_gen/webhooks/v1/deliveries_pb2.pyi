@@ -86,7 +86,9 @@ class DeliveryAttempt(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     RESPONSE_BODY_FIELD_NUMBER: _builtins.int
     attempt_number: _builtins.int
-    """1-based."""
+    """1-based, within its retry schedule: the attempts made after RetryDelivery or
+    RecoverFailedDeliveries count from 1 again.
+    """
     status_code: _builtins.int
     """0 when no response was received."""
     error: Global___AttemptError.ValueType
@@ -140,6 +142,9 @@ class Delivery(_message.Message):
     event_type: _builtins.str
     status: Global___DeliveryStatus.ValueType
     attempt_count: _builtins.int
+    """Attempts made in the current retry schedule; RetryDelivery and RecoverFailedDeliveries
+    restart it at 0 (the attempts list keeps every attempt).
+    """
     @_builtins.property
     def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
         """Unset once the delivery is finished."""
@@ -150,7 +155,7 @@ class Delivery(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliveryAttempt]:
-        """Filled by GetDelivery only."""
+        """Filled by GetDelivery only: every attempt, in the order made."""
 
     def __init__(
         self,

@@ -75,14 +75,17 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryDelivery(self, request, context):
-        """RetryDelivery schedules one more attempt of a finished delivery now.
+        """RetryDelivery makes a finished delivery pending again, due now, and restarts its retry
+        schedule: it gets up to max_retry_attempts attempts again, with the usual backoff.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RecoverFailedDeliveries(self, request, context):
-        """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a time.
+        """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
+        time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
+        attempts again, with the usual backoff, as RetryDelivery does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

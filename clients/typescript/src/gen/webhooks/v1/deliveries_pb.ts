@@ -19,7 +19,8 @@ export const file_webhooks_v1_deliveries: GenFile = /*@__PURE__*/
  */
 export type DeliveryAttempt = Message<"webhooks.v1.DeliveryAttempt"> & {
   /**
-   * 1-based.
+   * 1-based, within its retry schedule: the attempts made after RetryDelivery or
+   * RecoverFailedDeliveries count from 1 again.
    *
    * @generated from field: int32 attempt_number = 1;
    */
@@ -104,6 +105,9 @@ export type Delivery = Message<"webhooks.v1.Delivery"> & {
   status: DeliveryStatus;
 
   /**
+   * Attempts made in the current retry schedule; RetryDelivery and RecoverFailedDeliveries
+   * restart it at 0 (the attempts list keeps every attempt).
+   *
    * @generated from field: int32 attempt_count = 7;
    */
   attemptCount: number;
@@ -126,7 +130,7 @@ export type Delivery = Message<"webhooks.v1.Delivery"> & {
   updatedAt?: Timestamp | undefined;
 
   /**
-   * Filled by GetDelivery only.
+   * Filled by GetDelivery only: every attempt, in the order made.
    *
    * @generated from field: repeated webhooks.v1.DeliveryAttempt attempts = 11;
    */
@@ -445,7 +449,8 @@ export const DeliveryService: GenService<{
     output: typeof GetDeliveryResponseSchema;
   },
   /**
-   * RetryDelivery schedules one more attempt of a finished delivery now.
+   * RetryDelivery makes a finished delivery pending again, due now, and restarts its retry
+   * schedule: it gets up to max_retry_attempts attempts again, with the usual backoff.
    *
    * @generated from rpc webhooks.v1.DeliveryService.RetryDelivery
    */
@@ -455,7 +460,9 @@ export const DeliveryService: GenService<{
     output: typeof RetryDeliveryResponseSchema;
   },
   /**
-   * RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a time.
+   * RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
+   * time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
+   * attempts again, with the usual backoff, as RetryDelivery does.
    *
    * @generated from rpc webhooks.v1.DeliveryService.RecoverFailedDeliveries
    */

@@ -405,6 +405,8 @@ export const ClassificationSchema: GenEnum<Classification> = /*@__PURE__*/
 export const EventService: GenService<{
   /**
    * PublishEvent stores one event and its deliveries in one transaction and answers after commit.
+   * The service's own `webhook.*` types are PERMISSION_DENIED for every caller: only the service
+   * publishes them.
    *
    * @generated from rpc webhooks.v1.EventService.PublishEvent
    */
@@ -425,6 +427,9 @@ export const EventService: GenService<{
   },
   /**
    * RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert).
+   * Making an already classified field less private (CONFIDENTIAL to PUBLIC, RESTRICTED to
+   * INTERNAL, ...) needs an admin token; new fields and more private classes do not. The
+   * `webhook.*` types belong to the service: PERMISSION_DENIED for every caller.
    *
    * @generated from rpc webhooks.v1.EventService.RegisterEventType
    */

@@ -37,9 +37,14 @@ class DeliveryServiceStub:
     GetDelivery: _grpc.UnaryUnaryMultiCallable[_deliveries_pb2.GetDeliveryRequest, _deliveries_pb2.GetDeliveryResponse]
     """GetDelivery returns one delivery with all its attempts."""
     RetryDelivery: _grpc.UnaryUnaryMultiCallable[_deliveries_pb2.RetryDeliveryRequest, _deliveries_pb2.RetryDeliveryResponse]
-    """RetryDelivery schedules one more attempt of a finished delivery now."""
+    """RetryDelivery makes a finished delivery pending again, due now, and restarts its retry
+    schedule: it gets up to max_retry_attempts attempts again, with the usual backoff.
+    """
     RecoverFailedDeliveries: _grpc.UnaryUnaryMultiCallable[_deliveries_pb2.RecoverFailedDeliveriesRequest, _deliveries_pb2.RecoverFailedDeliveriesResponse]
-    """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a time."""
+    """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
+    time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
+    attempts again, with the usual backoff, as RetryDelivery does.
+    """
 
 @_typing.type_check_only
 class DeliveryServiceAsyncStub(DeliveryServiceStub):
@@ -50,9 +55,14 @@ class DeliveryServiceAsyncStub(DeliveryServiceStub):
     GetDelivery: _aio.UnaryUnaryMultiCallable[_deliveries_pb2.GetDeliveryRequest, _deliveries_pb2.GetDeliveryResponse]  # type: ignore[assignment]
     """GetDelivery returns one delivery with all its attempts."""
     RetryDelivery: _aio.UnaryUnaryMultiCallable[_deliveries_pb2.RetryDeliveryRequest, _deliveries_pb2.RetryDeliveryResponse]  # type: ignore[assignment]
-    """RetryDelivery schedules one more attempt of a finished delivery now."""
+    """RetryDelivery makes a finished delivery pending again, due now, and restarts its retry
+    schedule: it gets up to max_retry_attempts attempts again, with the usual backoff.
+    """
     RecoverFailedDeliveries: _aio.UnaryUnaryMultiCallable[_deliveries_pb2.RecoverFailedDeliveriesRequest, _deliveries_pb2.RecoverFailedDeliveriesResponse]  # type: ignore[assignment]
-    """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a time."""
+    """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
+    time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
+    attempts again, with the usual backoff, as RetryDelivery does.
+    """
 
 class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DeliveryService shows and re-drives the push deliveries of a tenant."""
@@ -78,7 +88,9 @@ class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deliveries_pb2.RetryDeliveryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deliveries_pb2.RetryDeliveryResponse, _abc.Awaitable[_deliveries_pb2.RetryDeliveryResponse]]:
-        """RetryDelivery schedules one more attempt of a finished delivery now."""
+        """RetryDelivery makes a finished delivery pending again, due now, and restarts its retry
+        schedule: it gets up to max_retry_attempts attempts again, with the usual backoff.
+        """
 
     @_abc_1.abstractmethod
     def RecoverFailedDeliveries(
@@ -86,6 +98,9 @@ class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deliveries_pb2.RecoverFailedDeliveriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deliveries_pb2.RecoverFailedDeliveriesResponse, _abc.Awaitable[_deliveries_pb2.RecoverFailedDeliveriesResponse]]:
-        """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a time."""
+        """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
+        time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
+        attempts again, with the usual backoff, as RetryDelivery does.
+        """
 
 def add_DeliveryServiceServicer_to_server(servicer: DeliveryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -63,6 +63,8 @@ class EventServiceServicer:
 
     def PublishEvent(self, request, context):
         """PublishEvent stores one event and its deliveries in one transaction and answers after commit.
+        The service's own `webhook.*` types are PERMISSION_DENIED for every caller: only the service
+        publishes them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +79,9 @@ class EventServiceServicer:
 
     def RegisterEventType(self, request, context):
         """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert).
+        Making an already classified field less private (CONFIDENTIAL to PUBLIC, RESTRICTED to
+        INTERNAL, ...) needs an admin token; new fields and more private classes do not. The
+        `webhook.*` types belong to the service: PERMISSION_DENIED for every caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

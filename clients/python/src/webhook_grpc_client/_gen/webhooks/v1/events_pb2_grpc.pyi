@@ -34,11 +34,18 @@ class EventServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EventServiceAsyncStub: ...
     PublishEvent: _grpc.UnaryUnaryMultiCallable[_events_pb2.PublishEventRequest, _events_pb2.PublishEventResponse]
-    """PublishEvent stores one event and its deliveries in one transaction and answers after commit."""
+    """PublishEvent stores one event and its deliveries in one transaction and answers after commit.
+    The service's own `webhook.*` types are PERMISSION_DENIED for every caller: only the service
+    publishes them.
+    """
     PublishEvents: _grpc.UnaryUnaryMultiCallable[_events_pb2.PublishEventsRequest, _events_pb2.PublishEventsResponse]
     """PublishEvents publishes up to 500 events atomically: all are stored or none is."""
     RegisterEventType: _grpc.UnaryUnaryMultiCallable[_events_pb2.RegisterEventTypeRequest, _events_pb2.RegisterEventTypeResponse]
-    """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert)."""
+    """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert).
+    Making an already classified field less private (CONFIDENTIAL to PUBLIC, RESTRICTED to
+    INTERNAL, ...) needs an admin token; new fields and more private classes do not. The
+    `webhook.*` types belong to the service: PERMISSION_DENIED for every caller.
+    """
     ListEventTypes: _grpc.UnaryUnaryMultiCallable[_events_pb2.ListEventTypesRequest, _events_pb2.ListEventTypesResponse]
     """ListEventTypes lists the registered event types with their entity schemas."""
 
@@ -48,11 +55,18 @@ class EventServiceAsyncStub(EventServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PublishEvent: _aio.UnaryUnaryMultiCallable[_events_pb2.PublishEventRequest, _events_pb2.PublishEventResponse]  # type: ignore[assignment]
-    """PublishEvent stores one event and its deliveries in one transaction and answers after commit."""
+    """PublishEvent stores one event and its deliveries in one transaction and answers after commit.
+    The service's own `webhook.*` types are PERMISSION_DENIED for every caller: only the service
+    publishes them.
+    """
     PublishEvents: _aio.UnaryUnaryMultiCallable[_events_pb2.PublishEventsRequest, _events_pb2.PublishEventsResponse]  # type: ignore[assignment]
     """PublishEvents publishes up to 500 events atomically: all are stored or none is."""
     RegisterEventType: _aio.UnaryUnaryMultiCallable[_events_pb2.RegisterEventTypeRequest, _events_pb2.RegisterEventTypeResponse]  # type: ignore[assignment]
-    """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert)."""
+    """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert).
+    Making an already classified field less private (CONFIDENTIAL to PUBLIC, RESTRICTED to
+    INTERNAL, ...) needs an admin token; new fields and more private classes do not. The
+    `webhook.*` types belong to the service: PERMISSION_DENIED for every caller.
+    """
     ListEventTypes: _aio.UnaryUnaryMultiCallable[_events_pb2.ListEventTypesRequest, _events_pb2.ListEventTypesResponse]  # type: ignore[assignment]
     """ListEventTypes lists the registered event types with their entity schemas."""
 
@@ -65,7 +79,10 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _events_pb2.PublishEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_events_pb2.PublishEventResponse, _abc.Awaitable[_events_pb2.PublishEventResponse]]:
-        """PublishEvent stores one event and its deliveries in one transaction and answers after commit."""
+        """PublishEvent stores one event and its deliveries in one transaction and answers after commit.
+        The service's own `webhook.*` types are PERMISSION_DENIED for every caller: only the service
+        publishes them.
+        """
 
     @_abc_1.abstractmethod
     def PublishEvents(
@@ -81,7 +98,11 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _events_pb2.RegisterEventTypeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_events_pb2.RegisterEventTypeResponse, _abc.Awaitable[_events_pb2.RegisterEventTypeResponse]]:
-        """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert)."""
+        """RegisterEventType adds or updates an event type and its entity's field schema (idempotent upsert).
+        Making an already classified field less private (CONFIDENTIAL to PUBLIC, RESTRICTED to
+        INTERNAL, ...) needs an admin token; new fields and more private classes do not. The
+        `webhook.*` types belong to the service: PERMISSION_DENIED for every caller.
+        """
 
     @_abc_1.abstractmethod
     def ListEventTypes(
