@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: install run test test-python test-typescript lint proto generate generate-typescript \
-	check-generated breaking bench clean
+	check-generated check-install breaking bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e clients/python -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -50,6 +50,10 @@ check-generated: generate
 		git status --porcelain -- $(GENERATED); \
 		echo "Generated code is stale: run 'make generate' and commit the result."; exit 1; \
 	fi
+
+## check-install: install the server and the Python client into fresh venvs and smoke-test them
+check-install:
+	PYTHON=$(PYTHON) bash scripts/check_install.sh
 
 ## bench: the benchmark suite on PostgreSQL, under 10 minutes (BENCH_ARGS="--only delivery")
 bench: $(STAMP)
