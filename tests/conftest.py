@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.support.databases import PostgresDatabase, unavailable
+from tests.support.fault_proxy import FaultProxy
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
 
@@ -51,6 +52,15 @@ def postgres_url(postgres_database: PostgresDatabase) -> str:
     """For PostgreSQL-only tests (scale-out, crash, concurrency proofs)."""
     postgres_database.truncate()
     return postgres_database.url
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[FaultProxy]:
+    """A fault proxy in front of the test PostgreSQL server, to cut a server off from it."""
+    fault_proxy = FaultProxy()
+    await fault_proxy.start()
+    yield fault_proxy
+    await fault_proxy.stop()
 
 
 @pytest.fixture

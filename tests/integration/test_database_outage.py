@@ -36,14 +36,6 @@ RECOVERY_WITHIN = 30.0
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[FaultProxy]:
-    fault_proxy = FaultProxy()
-    await fault_proxy.start()
-    yield fault_proxy
-    await fault_proxy.stop()
-
-
-@pytest.fixture
 async def server(postgres_url: str, proxy: FaultProxy) -> AsyncIterator[RunningServer]:
     running = await start_server(proxy.url(postgres_url), delivery_timeout="2s")
     yield running

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import time
 
@@ -123,10 +124,30 @@ async def test_gives_up_after_max_attempts(server: RunningServer, receiver: Rece
     assert len(receiver.received) == 5
 
 
+async def test_retries_run_on_their_backoff_not_on_the_poll(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    # Polling is only a fallback (30 s here): each recorded retry wakes the dispatcher when it
+    # falls due, on SQLite (no NOTIFY) as on PostgreSQL.
+    server = await make_server(
+        backoff_schedule=["0s", "200ms", "200ms", "200ms", "200ms"], poll_interval="30s"
+    )
+    receiver.on("/hook", statuses=[500])
+    await subscribe(server, receiver.url())
+    await publish(server)
+    await receiver.wait_count(5, timeout=15)
+    times = [r.at for r in receiver.received]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # Never early, and nowhere near the poll interval (about 0.2 s each on an idle machine).
+    assert all(0.15 <= gap < 2.0 for gap in gaps), gaps
+
+
 async def test_retry_after_delays_the_next_attempt(
     make_server: ServerFactory, receiver: Receiver
 ) -> None:
-    server = await make_server(backoff_schedule=["0ms", "100ms", "2s"], max_retry_attempts=3)
+    server = await make_server(
+        backoff_schedule=["0ms", "100ms", "2s"], max_retry_attempts=3, poll_interval="30s"
+    )
     receiver.on("/hook", statuses=[503, 200], headers={"Retry-After": "1"})
     await subscribe(server, receiver.url())
     await publish(server)

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
+from tests.support.databases import ADMIN_URL
+
 CHUNK = 64 * 1024
+_TEST_SERVER = make_url(ADMIN_URL)
 
 
 class Outage(enum.Enum):
@@ -27,8 +30,9 @@ class Outage(enum.Enum):
 
 @dataclass
 class FaultProxy:
-    upstream_host: str = "127.0.0.1"
-    upstream_port: int = 5432
+    # The test PostgreSQL server (WEBHOOK_GRPC_TEST_POSTGRES), whose databases `url` points at.
+    upstream_host: str = _TEST_SERVER.host or "127.0.0.1"
+    upstream_port: int = _TEST_SERVER.port or 5432
     port: int = 0
     outage: Outage | None = None
     connections: int = 0

@@ -7,7 +7,14 @@ that finishes takes the next delivery at once instead of after the next lease qu
 lane is left out of the next lease, so a slow or dead endpoint holds only its own workers and
 never the queue. Twice is also the most a lease may cover: a delivery waits at most one round
 of attempts and then makes its own, each bounded by delivery_timeout, and lease_duration is at
-least twice that."""
+least twice that.
+
+Wake-ups: new work wakes the lease loop through the notifier; work due later wakes it with a
+timer set for the earliest due time this process knows of, so poll_interval is only a fallback.
+It knows the due time of each retry its recorder commits (backoff or Retry-After), and, before
+sleeping, looks up the next due time in the table: a retry another process recorded, or a lease
+that expires (a crashed dispatcher's work). Only a lease that expires while this process has no
+room for more work waits for a wake-up or the poll."""
 
 from __future__ import annotations
 
@@ -110,6 +117,12 @@ class Dispatcher:
         self._process_refill = settings.dispatcher_concurrency * 3 // 4
         self._stopping = asyncio.Event()
         self._wake = notifier.waiter()
+        # One timer, for the earliest due time known; when it fires, the loop looks up the next.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: datetime | None = None
+        self._look_ahead = False
+        self._leased_at = clock()
+        recorder.on_retry_scheduled(self.wake_at)
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -129,14 +142,12 @@ class Dispatcher:
             if self._room() <= 0:
                 # Attempts handed to the recorder hold room until it commits them.
                 self._recorder.wake_after_flush(self._wake)
-                await self._sleep(self._settings.poll_interval.total_seconds())
-                continue
-            # Work was leased: lanes running low wake us. Nothing: sleep until the next is due.
-            await self._sleep(
-                self._settings.poll_interval.total_seconds()
-                if leased
-                else await self._idle_timeout()
-            )
+            elif not leased or self._look_ahead:
+                # Work was leased: lanes running low wake us. Nothing, or a due time just
+                # passed: the timer is set for the next due time after this lease.
+                self._look_ahead = False
+                await self._expect_next_due()
+            await self._sleep(self._settings.poll_interval.total_seconds())
 
     async def stop(self, grace: float) -> None:
         """Stop leasing and hand back what waits at once; let attempts in flight finish for
@@ -144,6 +155,8 @@ class Dispatcher:
         dispatcher takes them at once."""
         self._stopping.set()
         self._wake.set()
+        if self._timer is not None:
+            self._timer.cancel()
         lanes = list(self._lanes.values())
         await self._release([d for lane in lanes for d, _ in lane.waiting])
         for lane in lanes:
@@ -158,6 +171,22 @@ class Dispatcher:
             await asyncio.wait([worker for worker, _ in unfinished])
             await self._release([delivery for _, delivery in unfinished])
         self._notifier.forget(self._wake)
+
+    def wake_at(self, due: datetime) -> None:
+        """Lease again at `due` (at once if it has passed), unless the timer is set earlier:
+        when it fires, the loop looks up what falls due after it."""
+        if self._stopping.is_set() or (self._timer_due is not None and self._timer_due <= due):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = (due - self._clock()).total_seconds()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._due)
+
+    def _due(self) -> None:
+        self._timer = self._timer_due = None
+        self._look_ahead = True
+        self._wake.set()
 
     @property
     def in_flight(self) -> int:
@@ -191,7 +220,7 @@ class Dispatcher:
             return 0, False
         wanted = min(free, LEASE_BATCH)
         room = {s: self._lane_limit - lane.held for s, lane in self._lanes.items()}
-        now = self._clock()
+        now = self._leased_at = self._clock()
         token = new_id("lease")
         async with self._db.autocommit() as conn:
             request = LeaseRequest(
@@ -318,18 +347,16 @@ class Dispatcher:
         )
         return attempted_at, await self._transport.post(target.url, body, headers)
 
-    async def _idle_timeout(self) -> float:
-        poll = self._settings.poll_interval.total_seconds()
+    async def _expect_next_due(self) -> None:
+        """Set the timer for the next due time after the last lease. Rows already due that
+        the lease left belong to full lanes, whose attempts wake the loop as they finish."""
         try:
             async with self._db.read() as conn:
-                due = await delivery_store.next_due_at(conn)
+                due = await delivery_store.next_due_after(conn, self._leased_at)
         except Exception:
-            return poll
-        if due is None:
-            return poll
-        until_due = (due - self._clock()).total_seconds()
-        # Due rows we could not lease belong to saturated endpoints: wait for a free slot.
-        return poll if until_due <= 0 else min(poll, until_due)
+            return  # the poll is the fallback
+        if due is not None:
+            self.wake_at(due)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from webhook_grpc.domain.clock import Clock
 from webhook_grpc.domain.errors import StorageUnavailable
-from webhook_grpc.domain.models import DisabledReason
+from webhook_grpc.domain.models import DeliveryStatus, DisabledReason
 from webhook_grpc.domain.retry import GONE
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.storage import deliveries as delivery_store
@@ -37,6 +39,7 @@ class AttemptRecorder:
         self._clock = clock
         self._queue: list[AttemptRecord] = []
         self._to_wake: set[asyncio.Event] = set()
+        self._retry_scheduled: list[Callable[[datetime], None]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -60,6 +63,12 @@ class AttemptRecorder:
     def wake_after_flush(self, event: asyncio.Event) -> None:
         """Set `event` once the next batch is committed (and its backlog gone)."""
         self._to_wake.add(event)
+
+    def on_retry_scheduled(self, callback: Callable[[datetime], None]) -> None:
+        """Call `callback` with the earliest retry of each committed batch that schedules
+        some: only the recording process learns of it at once, and only after the commit is
+        the row there to lease."""
+        self._retry_scheduled.append(callback)
 
     def submit(self, record: AttemptRecord) -> None:
         self._queue.append(record)
@@ -85,6 +94,7 @@ class AttemptRecorder:
         batch = self._queue[:MAX_BATCH]
         try:
             disabled = await self._commit(batch)
+            self._tell_retry_due(batch)
         except StorageUnavailable:
             raise
         except Exception:
@@ -98,6 +108,17 @@ class AttemptRecorder:
         self._to_wake.clear()
         if disabled:
             self._notifier.wake()
+
+    def _tell_retry_due(self, records: list[AttemptRecord]) -> None:
+        retries = [
+            r.next_attempt_at
+            for r in records
+            if r.next_status is DeliveryStatus.PENDING and r.next_attempt_at is not None
+        ]
+        if retries:
+            earliest = min(retries)
+            for callback in self._retry_scheduled:
+                callback(earliest)
 
     async def _commit(self, records: list[AttemptRecord]) -> bool:
         now = self._clock()

@@ -88,6 +88,11 @@ class FeedService:
             idle_since = asyncio.get_running_loop().time()
             recheck: timedelta | None = None
             while True:
+                # A wake-up, even one that came while the last read ran, announces a commit
+                # the next read may not see yet (below the horizon): look again soon until the
+                # next wake-up, also after reads that return older events.
+                if waiter.is_set() and self._db.is_postgres:
+                    recheck = RECHECK_FIRST
                 waiter.clear()
                 async with self._db.read() as conn:
                     batch, last = await self._read(conn, query, position, STREAM_BATCH, patterns)
@@ -95,7 +100,6 @@ class FeedService:
                     position = last
                     yield StreamMessage(batch, batch[-1].cursor)
                     idle_since = asyncio.get_running_loop().time()
-                    recheck = None
                     continue
                 now = asyncio.get_running_loop().time()
                 heartbeat_in = self._settings.feed_heartbeat.total_seconds() - (now - idle_since)
@@ -107,9 +111,7 @@ class FeedService:
                 if recheck is not None:
                     timeout = recheck.total_seconds()
                     recheck = min(recheck * 2, self._settings.poll_interval)
-                woken = await _wait(waiter, min(timeout, heartbeat_in))
-                if woken and self._db.is_postgres:
-                    recheck = RECHECK_FIRST
+                await _wait(waiter, min(timeout, heartbeat_in))
         finally:
             metrics.FEED_STREAMS.dec()
             self._notifier.forget(waiter)

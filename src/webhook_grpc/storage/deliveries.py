@@ -79,9 +79,15 @@ async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
         await conn.execute(D.insert(), rows)
 
 
-async def next_due_at(conn: AsyncConnection) -> datetime | None:
+async def next_due_after(conn: AsyncConnection, now: datetime) -> datetime | None:
+    """When the next pending delivery falls due after `now`: a scheduled retry, or a lease
+    that expires (a leased row is due again at its lease's end)."""
     value = (
-        await conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.status == PENDING))
+        await conn.execute(
+            select(func.min(D.c.next_attempt_at)).where(
+                D.c.status == PENDING, D.c.next_attempt_at > now
+            )
+        )
     ).scalar_one_or_none()
     return value if isinstance(value, datetime) else None
 

@@ -69,11 +69,13 @@ class Notifier:
 
     async def _announcer(self) -> None:
         assert self._conninfo is not None
+        delay = 0.1
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True, connect_timeout=3
                 ) as conn:
+                    delay = 0.1
                     while True:
                         await self._announce.wait()
                         self._announce.clear()
@@ -82,7 +84,11 @@ class Notifier:
                 raise
             except Exception as error:
                 log.warning("cannot send notifications, retrying: %s", error)
-                await asyncio.sleep(1.0)
+                # The wake-up that failed (the connection died while idle, as in a database
+                # outage) goes out on the next connection instead of being lost.
+                self._announce.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _listen(self) -> None:
         assert self._conninfo is not None
