@@ -274,6 +274,14 @@ class Settings:
         default=timedelta(seconds=15),
         metadata=_meta(_duration("s"), "idle StreamEvents heartbeat; bare numbers are seconds"),
     )
+    max_streams_per_tenant: int = field(
+        default=20,
+        metadata=_meta(_int, "StreamEvents calls one tenant may hold open at once, per process"),
+    )
+    max_streams: int = field(
+        default=1000,
+        metadata=_meta(_int, "StreamEvents calls open at once in one process, all tenants"),
+    )
     max_payload_bytes: int = field(
         default=262_144, metadata=_meta(_int, "largest event data accepted, in bytes")
     )
@@ -341,6 +349,8 @@ class Settings:
             "max_retry_attempts",
             "min_deliveries_for_disable",
             "max_payload_bytes",
+            "max_streams_per_tenant",
+            "max_streams",
             "dispatcher_concurrency",
             "endpoint_concurrency",
         ):

@@ -9,7 +9,7 @@ import grpc
 import sqlalchemy as sa
 
 from tests.conftest import ServerFactory
-from tests.support.factories import publish, publish_request
+from tests.support.factories import publish, publish_events, publish_request
 from tests.support.rpc import invalid_field, rpc_error
 from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import events_pb2
@@ -18,18 +18,7 @@ from webhook_grpc.storage.urls import sync_url
 
 
 async def publish_many(server: RunningServer, count: int, tenant_id: str = "acme") -> list[str]:
-    ids: list[str] = []
-    for start in range(0, count, 500):
-        response = await server.events.PublishEvents(
-            events_pb2.PublishEventsRequest(
-                events=[
-                    publish_request(entity_id=f"p{i}", tenant_id=tenant_id)
-                    for i in range(start, min(count, start + 500))
-                ]
-            )
-        )
-        ids += [e.id for e in response.events]
-    return ids
+    return [e.id for e in await publish_events(server, count, tenant_id)]
 
 
 async def page_all(server: RunningServer, **filters: object) -> list[str]:

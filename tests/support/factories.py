@@ -42,6 +42,23 @@ async def publish(server: RunningServer, *args: Any, **kwargs: Any) -> events_pb
     return response.event
 
 
+async def publish_events(
+    server: RunningServer, count: int, tenant_id: str = "acme"
+) -> list[events_pb2.Event]:
+    events: list[events_pb2.Event] = []
+    for start in range(0, count, 500):
+        response = await server.events.PublishEvents(
+            events_pb2.PublishEventsRequest(
+                events=[
+                    publish_request(entity_id=f"p{i}", tenant_id=tenant_id)
+                    for i in range(start, min(count, start + 500))
+                ]
+            )
+        )
+        events += response.events
+    return events
+
+
 async def subscribe(
     server: RunningServer,
     url: str,

@@ -54,6 +54,11 @@ def _unary(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 
 
 def _streaming(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    if inspect.iscoroutinefunction(behaviour):
+        # A handler that writes with context.write must stay a coroutine function: grpc
+        # picks the calling convention by that.
+        return _unary(behaviour)
+
     async def handle(request: Any, context: Any) -> AsyncIterator[Any]:
         if isinstance(request, _Undecodable):
             await _refuse(request, context)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc._cython import cygrpc
 from grpc_status import rpc_status
 
 from webhook_grpc.domain import errors
@@ -90,7 +92,7 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 Servicer = TypeVar("Servicer")
 UnaryMethod = Callable[[Servicer, Request, Any], Awaitable[Response]]
-StreamMethod = Callable[[Servicer, Request, Any], AsyncIterator[Response]]
+StreamMethod = Callable[[Servicer, Request, Any], Awaitable[None]]
 
 
 def unary(
@@ -112,19 +114,27 @@ def unary(
 
 
 def streaming(
-    method: StreamMethod[Servicer, Request, Response],
-) -> StreamMethod[Servicer, Request, Response]:
-    """Wrap a server-streaming servicer method (an async generator) like `unary`."""
+    method: StreamMethod[Servicer, Request],
+) -> StreamMethod[Servicer, Request]:
+    """Wrap a server-streaming servicer method like `unary`. The method writes its responses
+    with `await context.write(...)`, which returns once the transport has taken each one: an
+    async generator would leave the writing to grpc, where a write to a client that has gone
+    cannot be told from a failure."""
 
     @functools.wraps(method)
-    async def wrapper(self: Servicer, request: Request, context: Any) -> AsyncIterator[Response]:
+    async def wrapper(self: Servicer, request: Request, context: Any) -> None:
         try:
             _check_request(request)
-            async for item in method(self, request, context):
-                yield item
+            await method(self, request, context)
         except Exception as error:
             if _is_grpc_abort(error):
                 raise
+            if isinstance(error, cygrpc.ExecuteBatchError):
+                # A write failed because the call is over: its client went away or the server
+                # is stopping. That is how streams end, not an error; grpc treats a cancelled
+                # call the same way (logged at DEBUG, no status to send).
+                log.debug("stream ended by its client: %s", error)
+                raise asyncio.CancelledError from error
             await abort_for(error, context)
 
     return wrapper

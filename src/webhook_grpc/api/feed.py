@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
 from webhook_grpc._gen.webhooks.v1 import feed_pb2_grpc
 from webhook_grpc.domain.access import Role
-from webhook_grpc.services.feed import FeedQuery, FeedService
+from webhook_grpc.services.feed import FeedQuery, FeedService, StreamMessage
 
 from . import convert
 from .auth import Authenticator, required_tenant
@@ -43,20 +42,25 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             has_more=page.has_more,
         )
 
+    # Writes with context.write (see `streaming`), which the generated stub does not declare.
     @streaming
-    async def StreamEvents(
+    async def StreamEvents(  # type: ignore[override]
         self, request: pb.StreamEventsRequest, context: Any
-    ) -> AsyncIterator[pb.StreamEventsResponse]:
+    ) -> None:
         query = self._query(context, request)
-        async for message in self._feed.stream(query, from_latest=request.from_latest):
-            if message.events:
-                yield pb.StreamEventsResponse(
-                    events=[convert.event(e) for e in message.events], cursor=message.cursor
-                )
-            else:
-                yield pb.StreamEventsResponse(
-                    cursor=message.cursor,
-                    heartbeat=pb.Heartbeat(
-                        cursor=message.cursor, sent_at=convert.timestamp(datetime.now(UTC))
-                    ),
-                )
+
+        async def send(message: StreamMessage) -> None:
+            await context.write(_stream_response(message))
+
+        await self._feed.stream(query, request.from_latest, send)
+
+
+def _stream_response(message: StreamMessage) -> pb.StreamEventsResponse:
+    if message.events:
+        return pb.StreamEventsResponse(
+            events=[convert.event(e) for e in message.events], cursor=message.cursor
+        )
+    return pb.StreamEventsResponse(
+        cursor=message.cursor,
+        heartbeat=pb.Heartbeat(cursor=message.cursor, sent_at=convert.timestamp(datetime.now(UTC))),
+    )

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from webhook_grpc.app import App
 
 log = logging.getLogger("webhook_grpc")
+
+# How long, beyond the grace period, shutdown waits for the rest before it gives up on it.
+SHUTDOWN_MARGIN = 5.0
 
 
 def add_commands(commands: Any) -> None:
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
     try:
-        asyncio.run(_run(App(settings, roles)))
+        _run_bounded(_run(App(settings, roles)), SHUTDOWN_MARGIN)
     except StartupError as error:
         print(f"webhook-grpc: {error}", file=sys.stderr)
         return 2
@@ -90,4 +94,39 @@ async def _run(app: App) -> None:
     await app.start()
     await stop.wait()
     log.info("shutting down: finishing in-flight work")
-    await app.stop(grace=app.settings.delivery_timeout.total_seconds())
+    grace = app.settings.delivery_timeout.total_seconds()
+    try:
+        async with asyncio.timeout(grace + SHUTDOWN_MARGIN):
+            await app.stop(grace=grace)
+    except TimeoutError:
+        log.error("shutdown took longer than %.0fs; stopping what is left", grace + SHUTDOWN_MARGIN)
+
+
+def _run_bounded(main: Coroutine[Any, Any, None], margin: float) -> None:
+    """asyncio.run, except that the clean-up cannot hang: tasks still running after `main` are
+    cancelled and given `margin` seconds to end, then the loop closes without the ones that
+    did not (asyncio.run would wait for them forever)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            loop.run_until_complete(_cancel_remaining(margin))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+async def _cancel_remaining(margin: float) -> None:
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=margin)
+    if pending:
+        log.error(
+            "%d tasks did not end when cancelled; exiting without them: %s",
+            len(pending),
+            ", ".join(sorted(task.get_name() for task in pending)),
+        )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,9 +23,16 @@ from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.events import StoredEvent
 from webhook_grpc.storage.notifications import Notifier
 
+from .stream_slots import StreamSlots
+
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 STREAM_BATCH = 500
+# A stream keeps the batch it is sending in memory (rows, events, protobuf) until its client
+# has taken it, so the bytes of a batch, not its event count, bound what a stream whose client
+# reads nothing costs the server. The first batch is small since sizes are not known yet.
+STREAM_BATCH_BYTES = 128 * 1024
+FIRST_STREAM_BATCH = 16
 # After a wake-up that found nothing visible yet (a transaction below the horizon is still
 # open), look again soon rather than at the next poll.
 RECHECK_FIRST = timedelta(milliseconds=5)
@@ -55,14 +61,24 @@ class StreamMessage:
     cursor: str
 
 
+Send = Callable[[StreamMessage], Awaitable[None]]
+"""Hands a message to the stream's client; returns once the transport has taken it."""
+
+
 class FeedService:
     def __init__(
-        self, db: Database, settings: Settings, cursors: CursorCodec, notifier: Notifier
+        self,
+        db: Database,
+        settings: Settings,
+        cursors: CursorCodec,
+        notifier: Notifier,
+        slots: StreamSlots | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
+        self.slots = slots or StreamSlots(settings.max_streams_per_tenant, settings.max_streams)
 
     async def page(self, query: FeedQuery, page_size: int) -> FeedPage:
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
@@ -76,45 +92,79 @@ class FeedService:
         last = page[-1].cursor if page else self._cursors.encode(query.tenant_id, after)
         return FeedPage(page, last, has_more=len(events) > size)
 
-    async def stream(self, query: FeedQuery, from_latest: bool) -> AsyncIterator[StreamMessage]:
-        """The backlog after the start, then live events; a heartbeat after each idle
-        `feed_heartbeat`. Runs until the caller stops iterating."""
-        patterns = await self._validated(query)
-        waiter = self._notifier.waiter()
-        metrics.FEED_STREAMS.inc()
-        try:
+    async def stream(self, query: FeedQuery, from_latest: bool, send: Send) -> None:
+        """Send the backlog after the start, then live events, and a heartbeat after each idle
+        `feed_heartbeat`; runs until cancelled. Each batch is read only once `send` has
+        returned for the one before, so a client that stops reading holds one batch of the
+        server's memory, not its backlog. Raises OutOfRange as soon as events this stream has
+        not sent yet are purged, instead of jumping over them."""
+        with self.slots.hold(query.tenant_id):
+            patterns = await self._validated(query)
+            waiter = self._notifier.waiter()
+            metrics.FEED_STREAMS.inc()
+            try:
+                await self._follow(query, from_latest, patterns, waiter, send)
+            finally:
+                metrics.FEED_STREAMS.dec()
+                self._notifier.forget(waiter)
+
+    async def _follow(
+        self,
+        query: FeedQuery,
+        from_latest: bool,
+        patterns: Sequence[str],
+        waiter: asyncio.Event,
+        send: Send,
+    ) -> None:
+        async with self._db.read() as conn:
+            position = await self._start(conn, query, from_latest)
+            floor = await retention_store.purged_through(conn, query.tenant_id)
+        # From an empty cursor the stream owes its client the earliest events retained when it
+        # reads them: until it has sent one, a purge moves its start rather than skipping.
+        moving_start = not query.after_cursor and not from_latest
+        limit = FIRST_STREAM_BATCH
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        recheck: timedelta | None = None
+        while True:
+            # A wake-up, even one that came while the last read ran, announces a commit the
+            # next read may not see yet (below the horizon): look again soon until the next
+            # wake-up, also after reads that return older events.
+            if waiter.is_set() and self._db.is_postgres:
+                recheck = RECHECK_FIRST
+            waiter.clear()
             async with self._db.read() as conn:
-                position = await self._start(conn, query, from_latest)
-            idle_since = asyncio.get_running_loop().time()
-            recheck: timedelta | None = None
-            while True:
-                # A wake-up, even one that came while the last read ran, announces a commit
-                # the next read may not see yet (below the horizon): look again soon until the
-                # next wake-up, also after reads that return older events.
-                if waiter.is_set() and self._db.is_postgres:
-                    recheck = RECHECK_FIRST
-                waiter.clear()
-                async with self._db.read() as conn:
-                    batch, last = await self._read(conn, query, position, STREAM_BATCH, patterns)
-                if batch and last is not None:
-                    position = last
-                    yield StreamMessage(batch, batch[-1].cursor)
-                    idle_since = asyncio.get_running_loop().time()
-                    continue
-                now = asyncio.get_running_loop().time()
-                heartbeat_in = self._settings.feed_heartbeat.total_seconds() - (now - idle_since)
-                if heartbeat_in <= 0:
-                    yield StreamMessage([], self._cursors.encode(query.tenant_id, position))
-                    idle_since = now
-                    continue
-                timeout = self._settings.poll_interval.total_seconds()
-                if recheck is not None:
-                    timeout = recheck.total_seconds()
-                    recheck = min(recheck * 2, self._settings.poll_interval)
-                await _wait(waiter, min(timeout, heartbeat_in))
-        finally:
-            metrics.FEED_STREAMS.dec()
-            self._notifier.forget(waiter)
+                sized = await feed_store.read_sized(
+                    conn, query.tenant_id, position, limit, patterns, query.entity_id
+                )
+                # After the read, in its transaction: a purge that committed before the read
+                # (so that the read jumped over purged events) shows here. One that commits
+                # later shows at the next batch, before anything past it is sent.
+                purged = await retention_store.purged_through(conn, query.tenant_id)
+                if _purged_past(position, purged, floor):
+                    if not moving_start:
+                        raise await self._purged(conn, query)
+                    floor = purged
+                batch = _within_bytes(sized, STREAM_BATCH_BYTES)
+                events = await self.present(conn, [stored for stored, _ in batch])
+            if events:
+                position = batch[-1][0].position
+                moving_start = False
+                limit = _next_limit(batch)
+                await send(StreamMessage(events, events[-1].cursor))
+                idle_since = loop.time()
+                continue
+            now = loop.time()
+            heartbeat_in = self._settings.feed_heartbeat.total_seconds() - (now - idle_since)
+            if heartbeat_in <= 0:
+                await send(StreamMessage([], self._cursors.encode(query.tenant_id, position)))
+                idle_since = now
+                continue
+            timeout = self._settings.poll_interval.total_seconds()
+            if recheck is not None:
+                timeout = recheck.total_seconds()
+                recheck = min(recheck * 2, self._settings.poll_interval)
+            await wait_for_wake(waiter, min(timeout, heartbeat_in))
 
     async def _validated(self, query: FeedQuery) -> tuple[str, ...]:
         if not query.tenant_id:
@@ -132,20 +182,21 @@ class FeedService:
             position = self._cursors.decode(query.tenant_id, query.after_cursor, "after_cursor")
             purged = await retention_store.purged_through(conn, query.tenant_id)
             if purged is not None and position < purged:
-                oldest = await retention_store.oldest_published_at(conn, query.tenant_id)
-                reach = (
-                    f"the feed now starts at {oldest.isoformat()}"
-                    if oldest
-                    else "no events are retained"
-                )
-                raise OutOfRange(
-                    f"events after this cursor were purged (retention is "
-                    f"{self._settings.retention_days} days); {reach}; restart from an empty cursor"
-                )
+                raise await self._purged(conn, query)
             return position
         if from_latest:
             return await feed_store.head(conn)
         return FeedPosition(0, 0)
+
+    async def _purged(self, conn: AsyncConnection, query: FeedQuery) -> OutOfRange:
+        oldest = await retention_store.oldest_published_at(conn, query.tenant_id)
+        reach = (
+            f"the feed now starts at {oldest.isoformat()}" if oldest else "no events are retained"
+        )
+        return OutOfRange(
+            f"events after this cursor were purged (retention is "
+            f"{self._settings.retention_days} days); {reach}; restart from an empty cursor"
+        )
 
     async def _read(
         self,
@@ -176,8 +227,41 @@ class FeedService:
         ]
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=max(timeout, 0.001))
-        return True
-    return False
+def _purged_past(
+    position: FeedPosition, purged: FeedPosition | None, floor: FeedPosition | None
+) -> bool:
+    """Whether a purge removed an event after `position` since the stream started, when the
+    purge watermark stood at `floor`. Events at or below the watermark are gone, so a watermark
+    past the stream's position means it would skip; one that has not moved since the start
+    only covers events the stream was never owed (its start is after them)."""
+    return purged is not None and purged > position and (floor is None or purged > floor)
+
+
+def _within_bytes(
+    sized: list[tuple[StoredEvent, int]], budget: int
+) -> list[tuple[StoredEvent, int]]:
+    """The leading events whose sizes fit in `budget`, and always the first."""
+    total = 0
+    for index, (_, size) in enumerate(sized):
+        total += size
+        if total > budget and index:
+            return sized[:index]
+    return sized
+
+
+def _next_limit(batch: list[tuple[StoredEvent, int]]) -> int:
+    """How many events to read next: about STREAM_BATCH_BYTES' worth at the sizes just seen."""
+    average = max(1, sum(size for _, size in batch) // len(batch))
+    return max(1, min(STREAM_BATCH, STREAM_BATCH_BYTES // average))
+
+
+async def wait_for_wake(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set (True) or `timeout` seconds pass (False). A cancellation is
+    never lost, even one that arrives as the event is set: Python 3.11's asyncio.wait_for can
+    return the result then and swallow it, leaving a task that outlives its cancellation."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.001)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -8,8 +8,21 @@ docs/FEED_ORDERING.md. On SQLite writers are serialised, so rowid order is commi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, text, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
@@ -39,7 +52,38 @@ async def read_page(
     patterns: Sequence[str] = (),
     entity_id: str = "",
 ) -> list[StoredEvent]:
-    query = select(*EVENT_COLUMNS).where(
+    query = _page(conn, select(*EVENT_COLUMNS), tenant_id, after, patterns, entity_id)
+    return [to_stored(row) for row in await conn.execute(query.limit(limit))]
+
+
+async def read_sized(
+    conn: AsyncConnection,
+    tenant_id: str,
+    after: FeedPosition,
+    limit: int,
+    patterns: Sequence[str] = (),
+    entity_id: str = "",
+) -> list[tuple[StoredEvent, int]]:
+    """Like `read_page`, each event with the length of its stored JSON (data and previous),
+    which is what it weighs in memory and on the wire, to a small factor."""
+    size = func.length(cast(E.c.data, Text)) + func.coalesce(
+        func.length(cast(E.c.previous, Text)), 0
+    )
+    query = _page(
+        conn, select(*EVENT_COLUMNS, size.label("size")), tenant_id, after, patterns, entity_id
+    )
+    return [(to_stored(row), int(row.size)) for row in await conn.execute(query.limit(limit))]
+
+
+def _page(
+    conn: AsyncConnection,
+    query: Select[Any],
+    tenant_id: str,
+    after: FeedPosition,
+    patterns: Sequence[str],
+    entity_id: str,
+) -> Select[Any]:
+    query = query.where(
         E.c.tenant_id == tenant_id,
         tuple_(E.c.tx, E.c.seq) > tuple_(after.tx, after.seq),
         _type_filter(patterns),
@@ -48,8 +92,7 @@ async def read_page(
         query = query.where(E.c.entity_id == entity_id)
     if conn.dialect.name == "postgresql":
         query = query.where(E.c.tx < _HORIZON)
-    query = query.order_by(E.c.tx, E.c.seq).limit(limit)
-    return [to_stored(row) for row in await conn.execute(query)]
+    return query.order_by(E.c.tx, E.c.seq)
 
 
 async def head(conn: AsyncConnection) -> FeedPosition:

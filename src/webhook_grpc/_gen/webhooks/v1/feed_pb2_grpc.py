@@ -60,6 +60,11 @@ class FeedServiceServicer:
 
     def StreamEvents(self, request, context):
         """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle.
+        Each message is read only once the client has taken the one before. Errors:
+        OUT_OF_RANGE when events after the stream's position are purged (past retention), at the
+        start for an expired after_cursor or at any point later, instead of skipping them; resume
+        from an empty cursor. RESOURCE_EXHAUSTED when the tenant already has
+        max_streams_per_tenant streams open (default 20), or the server max_streams (default 1000).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

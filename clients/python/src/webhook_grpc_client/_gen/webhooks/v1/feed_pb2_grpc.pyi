@@ -36,7 +36,13 @@ class FeedServiceStub:
     ListEvents: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ListEventsRequest, _feed_pb2.ListEventsResponse]
     """ListEvents returns one page of events after a cursor."""
     StreamEvents: _grpc.UnaryStreamMultiCallable[_feed_pb2.StreamEventsRequest, _feed_pb2.StreamEventsResponse]
-    """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle."""
+    """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle.
+    Each message is read only once the client has taken the one before. Errors:
+    OUT_OF_RANGE when events after the stream's position are purged (past retention), at the
+    start for an expired after_cursor or at any point later, instead of skipping them; resume
+    from an empty cursor. RESOURCE_EXHAUSTED when the tenant already has
+    max_streams_per_tenant streams open (default 20), or the server max_streams (default 1000).
+    """
 
 @_typing.type_check_only
 class FeedServiceAsyncStub(FeedServiceStub):
@@ -46,7 +52,13 @@ class FeedServiceAsyncStub(FeedServiceStub):
     ListEvents: _aio.UnaryUnaryMultiCallable[_feed_pb2.ListEventsRequest, _feed_pb2.ListEventsResponse]  # type: ignore[assignment]
     """ListEvents returns one page of events after a cursor."""
     StreamEvents: _aio.UnaryStreamMultiCallable[_feed_pb2.StreamEventsRequest, _feed_pb2.StreamEventsResponse]  # type: ignore[assignment]
-    """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle."""
+    """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle.
+    Each message is read only once the client has taken the one before. Errors:
+    OUT_OF_RANGE when events after the stream's position are purged (past retention), at the
+    start for an expired after_cursor or at any point later, instead of skipping them; resume
+    from an empty cursor. RESOURCE_EXHAUSTED when the tenant already has
+    max_streams_per_tenant streams open (default 20), or the server max_streams (default 1000).
+    """
 
 class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
     """FeedService serves a tenant's events in cursor order: paged, or streamed with a live tail."""
@@ -65,6 +77,12 @@ class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _feed_pb2.StreamEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_feed_pb2.StreamEventsResponse], _abc.AsyncIterator[_feed_pb2.StreamEventsResponse]]:
-        """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle."""
+        """StreamEvents sends the backlog after the start, then live events, and heartbeats when idle.
+        Each message is read only once the client has taken the one before. Errors:
+        OUT_OF_RANGE when events after the stream's position are purged (past retention), at the
+        start for an expired after_cursor or at any point later, instead of skipping them; resume
+        from an empty cursor. RESOURCE_EXHAUSTED when the tenant already has
+        max_streams_per_tenant streams open (default 20), or the server max_streams (default 1000).
+        """
 
 def add_FeedServiceServicer_to_server(servicer: FeedServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
