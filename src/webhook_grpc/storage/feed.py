@@ -1,7 +1,7 @@
 """Feed reads: events of one tenant in (tx, seq) order, never past the visibility horizon.
 
 On PostgreSQL a row is served only when its writing transaction id is below the oldest
-transaction still running (pg_snapshot_xmin): every transaction that could still commit a row
+transaction of this database still running: every transaction that could still commit a row
 sorts after everything served so far, so a reader never skips a late commit. See
 docs/FEED_ORDERING.md. On SQLite writers are serialised, so rowid order is commit order."""
 
@@ -29,7 +29,23 @@ from webhook_grpc.domain.cursors import FeedPosition
 
 from .events import EVENT_COLUMNS, E, StoredEvent, to_stored
 
-_HORIZON = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+# The oldest transaction of *this* database that may still commit: the snapshot's in-progress
+# ids, less those that pg_stat_activity shows running in another database, else the snapshot's
+# xmax (every id from there on is invisible to the snapshot anyway). The cluster-wide
+# pg_snapshot_xmin would let any write transaction anywhere on the server (a CREATE DATABASE,
+# another application's batch job) hold this feed back. An id that ended between the snapshot
+# and the pg_stat_activity read is not attributed elsewhere, so it counts: the error is only
+# ever towards waiting. backend_xid is 32 bits; it is compared with the id's low 32 bits.
+_HORIZON = text(
+    """(SELECT coalesce(
+        (SELECT min(xip::text::bigint) FROM pg_snapshot_xip(s.snap) AS xip
+         WHERE NOT EXISTS (
+             SELECT 1 FROM pg_stat_activity AS a
+             WHERE a.backend_xid::text::bigint = xip::text::bigint % 4294967296
+               AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
+        pg_snapshot_xmax(s.snap)::text::bigint)
+     FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
+)
 
 
 def _type_filter(patterns: Sequence[str]) -> ColumnElement[bool]:
