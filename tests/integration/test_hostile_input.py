@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,20 +94,19 @@ def acceptable(code: grpc.StatusCode, outcome: Any) -> bool:
     return not (code is grpc.StatusCode.RESOURCE_EXHAUSTED and "metadata size" in outcome.details())
 
 
+async def register_public(server: RunningServer, type_: str, paths: Sequence[str]) -> None:
+    fields = [epb.FieldRule(path=p, classification=epb.CLASSIFICATION_PUBLIC) for p in paths]
+    await server.events.RegisterEventType(
+        epb.RegisterEventTypeRequest(type=type_, fields=fields), metadata=ADMIN
+    )
+
+
 async def seed(make_server: ServerFactory, receiver: Receiver) -> Stored:
     """Rows the fuzz must not corrupt (tenant SENTINEL_TENANT, never offered to admins), and
     rows it may act on (tenant acme), each with a delivered delivery."""
     server = await make_server()  # open: the factories send no token
-    await server.events.RegisterEventType(
-        epb.RegisterEventTypeRequest(
-            type=SENTINEL_TYPE,
-            fields=[
-                epb.FieldRule(path=path, classification=epb.CLASSIFICATION_PUBLIC)
-                for path in ("id", "name", "nested", "empty")
-            ],
-        ),
-        metadata=ADMIN,
-    )
+    await register_public(server, SENTINEL_TYPE, ("id", "name", "nested", "empty"))
+    await register_public(server, hostile.NESTED_TYPE, hostile.NESTED_FIELDS)
     sentinel_sub = await server.subscriptions.CreateSubscription(
         spb.CreateSubscriptionRequest(
             tenant_id=SENTINEL_TENANT,
