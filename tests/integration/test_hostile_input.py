@@ -22,7 +22,7 @@ import grpc
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ServerFactory
@@ -38,8 +38,11 @@ from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc.app import Roles
 
-FUZZ_EXAMPLES = 800
-FUZZ_BUDGET = 60.0  # seconds; the examples take about 10 s
+FUZZ_EXAMPLES = 800  # about 10 s on an idle machine
+# Hypothesis runs of FUZZ_ROUND examples follow one another until FUZZ_EXAMPLES have run or
+# FUZZ_BUDGET seconds have passed, so a loaded machine runs fewer examples rather than failing.
+FUZZ_ROUND = 50
+FUZZ_BUDGET = 60.0
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 TOKENS = [
@@ -249,17 +252,18 @@ async def test_fuzzed_requests_never_fail_internally(
             for event in events:
                 stored.acknowledged.setdefault(event.tenant_id, set()).add(event.id)
 
+    # No shrinking: each step is a call to a server whose state the earlier calls changed, so
+    # it is slow and rarely simpler; the first failing call is reported as it was drawn.
     @settings(
-        max_examples=FUZZ_EXAMPLES,
+        max_examples=FUZZ_ROUND,
         deadline=None,
         database=None,
+        phases=[Phase.generate],
+        report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
     )
     @given(data=st.data())
     def fuzz(data: st.DataObject) -> None:
-        # Past the budget, examples (and shrinking) stop, so that the test ends by itself
-        # well before pytest's timeout even when calls hang.
-        assume(time.monotonic() < stop_at)
         role, auth = data.draw(
             hostile.mostly(st.sampled_from(CREDENTIALS[:2]), st.sampled_from(CREDENTIALS[2:])),
             label="caller",
@@ -270,13 +274,17 @@ async def test_fuzzed_requests_never_fail_internally(
         future = asyncio.run_coroutine_threadsafe(one(service, method, request, auth), loop)
         future.result(timeout=CALL_TIMEOUT + 5)
 
-    started = time.monotonic()
-    stop_at = started + FUZZ_BUDGET
-    await asyncio.to_thread(fuzz)
-    elapsed = time.monotonic() - started
+    def fuzz_within_budget() -> None:
+        # No new round starts past the budget, so the test ends well before pytest's timeout.
+        stop_at = time.monotonic() + FUZZ_BUDGET
+        for _ in range(FUZZ_EXAMPLES // FUZZ_ROUND):
+            if time.monotonic() >= stop_at:
+                return
+            fuzz()
+
+    await asyncio.to_thread(fuzz_within_budget)
     await check_serving(server)
     await check_stored(server, stored)
-    assert elapsed < FUZZ_BUDGET, f"the fuzz took {elapsed:.0f}s; lower FUZZ_EXAMPLES"
 
 
 def _nan_struct() -> struct_pb2.Struct:
