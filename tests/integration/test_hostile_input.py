@@ -124,7 +124,7 @@ async def seed(make_server: ServerFactory, receiver: Receiver) -> Stored:
         SENTINEL_TYPE, "st_1", SENTINEL_DATA, tenant_id=SENTINEL_TENANT, previous={"name": "old"}
     )
     request.occurred_at.FromJsonString("2026-11-28T10:00:00.123456Z")
-    await server.events.PublishEvent(request, metadata=ADMIN)
+    sentinel = (await server.events.PublishEvent(request, metadata=ADMIN)).event
     acme_sub = await subscribe(server, receiver.url("/acme"), ["product.*"])
     acme_event = await publish(server)
     deliveries = await server.deliveries.ListDeliveries(
@@ -139,6 +139,7 @@ async def seed(make_server: ServerFactory, receiver: Receiver) -> Stored:
     await server.stop()
 
     viewer = await make_server(roles=Roles(dispatcher=False))
+    await eventually_in_feed(viewer, SENTINEL_TENANT, {sentinel.id})
     feed = await viewer.feed.ListEvents(
         fpb.ListEventsRequest(tenant_id=SENTINEL_TENANT), metadata=ADMIN
     )
