@@ -46,6 +46,13 @@ def _deep_batch() -> bytes:
     return batch.SerializeToString()
 
 
+def _surrogate_in_struct() -> bytes:
+    # What a client that encodes a lone UTF-16 surrogate naively (CESU-8) would send: Python's
+    # protobuf cannot even build it, so the bytes are swapped in after encoding.
+    request = publish_request(data={"id": "p", "name": "@@@"})
+    return request.SerializeToString().replace(b"@@@", "\ud800".encode(errors="surrogatepass"))
+
+
 ALL_METHODS = [f"/webhooks.v1.{service}/{method}" for service, method in sorted(hostile.REQUESTS)]
 PUBLISH = "/webhooks.v1.EventService/PublishEvent"
 STREAM = "/webhooks.v1.FeedService/StreamEvents"
@@ -53,7 +60,7 @@ STREAM = "/webhooks.v1.FeedService/StreamEvents"
 
 def undecodable(methods: list[str]) -> list[tuple[str, str, bytes]]:
     """(method, what is wrong, body): corrupt bytes and invalid UTF-8 for every method; a
-    Struct nested 100 levels for the two that take one."""
+    Struct nested 100 levels for the two that take one; a lone surrogate in a Struct."""
     cases = [
         (path, name, body)
         for path in methods
@@ -64,9 +71,12 @@ def undecodable(methods: list[str]) -> list[tuple[str, str, bytes]]:
         )
     ]
     deep = {PUBLISH: _deep_publish(), "/webhooks.v1.EventService/PublishEvents": _deep_batch()}
-    return cases + [
+    cases += [
         (path, "Struct nested 100 levels", body) for path, body in deep.items() if path in methods
     ]
+    if PUBLISH in methods:
+        cases.append((PUBLISH, "a lone surrogate in a Struct string", _surrogate_in_struct()))
+    return cases
 
 
 async def _raw_status(channel: grpc.aio.Channel, path: str, body: bytes) -> grpc.StatusCode:

@@ -72,13 +72,28 @@ NASTY_STRINGS = [
 _HUGE_SIZES = (129, 257, 1025, 2049, 70_000, 1_000_000)
 
 
+def control_texts() -> st.SearchStrategy[str]:
+    """Short text dense in control characters (C0, DEL and C1), one in five with a NUL: often
+    enough to reach every place NUL can hide, rarely enough that most requests holding several
+    such texts still get stored."""
+    text = st.text(
+        st.one_of(
+            st.characters(categories=["Cc"], exclude_characters="\x00"), st.sampled_from("a é☃")
+        ),
+        max_size=6,
+    )
+    spliced = st.builds(lambda a, b: f"{a}\x00{b}", text, text)
+    return st.integers(0, 4).flatmap(lambda roll: spliced if roll == 0 else text)
+
+
 def texts(sizes: Sequence[int] = _HUGE_SIZES) -> st.SearchStrategy[str]:
-    """Any text: arbitrary unicode, hostile samples, NUL-splices and long repeats (of `sizes`
-    characters: up to a megabyte for a field, less inside Structs, where one value may be
-    copied thousands of times)."""
+    """Any text: arbitrary unicode, hostile samples, control characters, NUL-splices and long
+    repeats (of `sizes` characters: up to a megabyte for a field, less inside Structs, where one
+    value may be copied thousands of times)."""
     return st.one_of(
         st.text(max_size=30),
         st.sampled_from(NASTY_STRINGS),
+        control_texts(),
         st.builds(lambda a, b: f"{a}\x00{b}", st.text(max_size=5), st.text(max_size=5)),
         st.builds(
             lambda unit, size: (unit * size)[:size],
@@ -181,9 +196,37 @@ def _nested(depth: int, leaf: Any) -> dict[str, Any]:
     return {"id": "deep", "n": value}
 
 
+# A type whose nested fields are declared, so that what the fuzz puts there reaches storage
+# (the fuzzing test registers it); its fields, as json_objects() fills them.
+NESTED_TYPE = "fuzznested.created"
+NESTED_FIELDS = ("id", "name", "attrs.name", "attrs.tags", "attrs.rows.name")
+
+
+def _declared_controls() -> st.SearchStrategy[dict[str, Any]]:
+    # Control characters (NUL too) at every place a Struct holds text: values at each declared
+    # path, in a nested Struct, in a list, in a Struct in a list, and in keys at each level.
+    text = control_texts()
+    keyed = st.dictionaries(text, text, max_size=2)
+    attrs = st.fixed_dictionaries(
+        {},
+        optional={
+            "name": text,
+            "tags": st.lists(text, max_size=3),
+            "rows": st.lists(st.fixed_dictionaries({"name": text}), max_size=2),
+            "keys": keyed,
+        },
+    )
+    return st.builds(
+        lambda base, attrs, extra: {**extra, **base, "attrs": {**attrs, **extra}},
+        st.fixed_dictionaries({"id": text, "name": text}),
+        attrs,
+        keyed,
+    )
+
+
 def json_objects() -> st.SearchStrategy[dict[str, Any]]:
-    """Struct contents: ordinary, odd-keyed, deep (up to what protobuf can still decode:
-    deeper ones are in test_request_decoding.py) and wide."""
+    """Struct contents: ordinary, laced with control characters, odd-keyed, deep (up to what
+    protobuf can still decode: deeper ones are in test_request_decoding.py) and wide."""
     values = st.recursive(
         _json_leaves(),
         lambda children: st.one_of(
@@ -197,7 +240,7 @@ def json_objects() -> st.SearchStrategy[dict[str, Any]]:
         optional={"name": st.text(max_size=10), "selling_price": st.sampled_from(["1.00", 2])},
     )
     return mostly(
-        ordinary,
+        st.one_of(ordinary, _declared_controls()),
         st.one_of(
             st.dictionaries(
                 st.one_of(
@@ -333,7 +376,7 @@ def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 def publish_requests(draw: st.DrawFn, tenants: st.SearchStrategy[str]) -> epb.PublishEventRequest:
     request = epb.PublishEventRequest(
         tenant_id=draw(tenants),
-        type=draw(mostly(st.sampled_from(TYPES[:2]), texts_or(*TYPES))),
+        type=draw(mostly(st.sampled_from([*TYPES[:2], NESTED_TYPE]), texts_or(*TYPES))),
         entity_id=draw(texts_or("prod_1", "cust_1")),
         idempotency_key=draw(texts_or("", "key-1")),
     )

@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as epb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
-from webhook_grpc.api.convert import struct_to_dict
+from webhook_grpc.api.convert import dict_to_struct, struct_to_dict
 from webhook_grpc.api.errors import MAX_MESSAGE_BYTES, clip, status_for
 from webhook_grpc.api.storable_text import require_storable_text
 from webhook_grpc.domain.errors import InvalidArgument, NotFound
@@ -53,12 +53,29 @@ def test_nul_is_refused_naming_the_field_path() -> None:
     assert refused_field(mask) == "update_mask.paths[0]"
 
 
-def test_other_text_and_struct_contents_are_left_alone() -> None:
+def refused_path(data: dict[str, object], field: str = "events[1].data") -> str:
+    with pytest.raises(InvalidArgument) as caught:
+        struct_to_dict(dict_to_struct(data), field)
+    return caught.value.field
+
+
+def test_nul_in_struct_values_and_keys_is_refused_naming_the_json_path() -> None:
+    assert refused_path({"name": "a\x00"}) == "events[1].data.name"
+    assert refused_path({"n": {"m": [1, {"x": "\x00"}]}}) == "events[1].data.n.m[1].x"
+    assert refused_path({"\x00key": 1}) == "events[1].data['\\x00key']"
+    assert refused_path({"a.b": ["\x00"]}) == "events[1].data['a.b'][0]"
+    assert refused_path({"ok": [[{}]], "": {"é": "\x00"}}, "previous") == "previous['']['é']"
+
+
+def test_other_text_and_control_characters_are_left_alone() -> None:
+    controls = "".join(map(chr, range(1, 32))) + "\x7f\x80\x9f\ufffe\U0010ffff"
     request = epb.PublishEventRequest(
         tenant_id="acme ☃ \x01\x7f", entity_id="'; DROP TABLE x; --", idempotency_key="%_\\"
     )
-    request.data.update({"\x00key": "\x00value", "nested": [{"x": "\x00"}]})
+    data = {controls: controls, "nested": [{"x": controls}, None, 1.5, True]}
+    request.data.update(data)
     require_storable_text(request)
+    assert struct_to_dict(request.data) == data
 
 
 def test_page_tokens_round_trip() -> None:

@@ -18,6 +18,8 @@ from webhook_grpc.domain import models
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.projection import Classification
 
+from .storable_text import NUL, ContainsNul, nul_refusal
+
 SUBSCRIPTION_STATUS = {
     models.SubscriptionStatus.ACTIVE: subscriptions_pb2.SUBSCRIPTION_STATUS_ACTIVE,
     models.SubscriptionStatus.DISABLED: subscriptions_pb2.SUBSCRIPTION_STATUS_DISABLED,
@@ -103,21 +105,32 @@ def from_duration(message: duration_pb2.Duration, field: str) -> timedelta:
 
 def struct_to_dict(message: struct_pb2.Struct, field: str = "data") -> dict[str, Any]:
     """The Struct as plain JSON values, as json_format.MessageToDict gives them (numbers are
-    floats, an unset value is None), without its per-field descriptor lookups."""
+    floats, an unset value is None), without its per-field descriptor lookups. What neither
+    backend can store is refused naming `field`: NaN and infinities, and NUL in a key or a
+    string (named down to its path, see storable_text)."""
     try:
         return _fields_to_dict(message)
     except ValueError as error:
         raise InvalidArgument(field, f"is not representable as JSON: {error}") from None
+    except ContainsNul:
+        raise nul_refusal(message, field) from None
 
 
 def _fields_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    return {key: _value(value) for key, value in message.fields.items()}
+    value = {key: _value(item) for key, item in message.fields.items()}
+    # One search over all the keys at once costs less than one per key.
+    if NUL in "".join(value):
+        raise ContainsNul
+    return value
 
 
 def _value(message: struct_pb2.Value) -> Any:
     kind = message.WhichOneof("kind")
     if kind == "string_value":
-        return message.string_value
+        text = message.string_value
+        if NUL in text:
+            raise ContainsNul
+        return text
     if kind == "number_value":
         number = message.number_value
         if not math.isfinite(number):
