@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from webhook_grpc_client.v1 import subscriptions_pb2
 
 from tests.clients.proxy import LossyProxy
 from tests.conftest import ServerFactory
+from tests.support.network import free_port
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer
 
@@ -33,13 +33,6 @@ FAST_RETRY = RetryPolicy(max_attempts=20, initial_delay=0.05, max_delay=0.3)
 async def client(server: RunningServer) -> AsyncIterator[WebhooksClient]:
     async with WebhooksClient(server.target, retry=FAST_RETRY) as sdk:
         yield sdk
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def feed_ids(client: WebhooksClient, count: int, tenant_id: str = "acme") -> list[str]:
