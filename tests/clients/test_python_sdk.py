@@ -141,7 +141,9 @@ async def test_publish_waits_for_a_server_that_is_not_up_yet(make_server: Server
     target = f"127.0.0.1:{free_port()}"
     failed = FailedCalls()
     channel = grpc.aio.insecure_channel(target, interceptors=[failed])
-    async with WebhooksClient(target, channel=channel, retry=FAST_RETRY) as early:
+    # Retrying for as long as a server may take to start on a busy machine.
+    patient = RetryPolicy(max_attempts=200, initial_delay=0.05, max_delay=0.3)
+    async with WebhooksClient(target, channel=channel, retry=patient) as early:
         publishing = asyncio.create_task(
             early.publish("acme", "product.created", "p1", {"id": "p1"})
         )
