@@ -185,6 +185,15 @@ async def feed_types(server: RunningServer) -> list[str]:
     return [e.type for e in page.events]
 
 
+async def feed_shows(server: RunningServer, event_type: str, timeout: float = 10.0) -> None:
+    """Wait until the tenant's feed has an event of `event_type` (on PostgreSQL an event joins
+    the feed once every older transaction has ended)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while event_type not in await feed_types(server):
+        assert asyncio.get_running_loop().time() < deadline, f"no {event_type} in the feed"
+        await asyncio.sleep(0.02)
+
+
 async def test_gone_disables_at_once_and_tells_the_feed(
     make_server: ServerFactory, receiver: Receiver
 ) -> None:
@@ -200,7 +209,7 @@ async def test_gone_disables_at_once_and_tells_the_feed(
     sub = await _status(server, created.subscription.id)
     assert sub.status == spb.SUBSCRIPTION_STATUS_DISABLED
     assert sub.disabled_reason == spb.DISABLED_REASON_ENDPOINT_GONE
-    assert "webhook.subscription_disabled" in await feed_types(server)
+    await feed_shows(server, "webhook.subscription_disabled")
     later = await publish(server, "customer.created", "c1")
     await receiver.wait_for(lambda got: later.id in webhook_ids(got))
     assert webhook_ids(receiver.received) == [event.id, later.id]
@@ -246,6 +255,7 @@ async def test_auto_disable_threshold_edges_and_reactivation(
             break
         await asyncio.sleep(0.03)
     assert sub.disabled_reason == spb.DISABLED_REASON_FAILURE_RATE
+    await feed_shows(server, "webhook.subscription_disabled")
     page = await server.feed.ListEvents(
         feed_pb2.ListEventsRequest(
             tenant_id="acme", event_patterns=["webhook.subscription_disabled"]
