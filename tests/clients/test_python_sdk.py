@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -23,6 +23,7 @@ from webhook_grpc_client.v1 import subscriptions_pb2
 
 from tests.clients.proxy import LossyProxy
 from tests.conftest import ServerFactory
+from tests.support.network import free_port
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer
 
@@ -35,24 +36,34 @@ async def client(server: RunningServer) -> AsyncIterator[WebhooksClient]:
         yield sdk
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def feed_ids(client: WebhooksClient, count: int, tenant_id: str = "acme") -> list[str]:
-    """The ids of the tenant's feed, read with a fresh stream: `count` events, then nothing more.
+async def feed_ids(client: WebhooksClient, tenant_id: str = "acme") -> list[str]:
+    """The ids of the tenant's whole feed, read with a fresh stream up to a sentinel event
+    published now (so the feed has it too from then on).
 
     (On PostgreSQL an event is served once no older transaction is still open: it may take a
-    moment, so the expected events are awaited rather than polled for.)"""
+    moment, so the events are awaited rather than polled for.)"""
+    sentinel = await client.publish(tenant_id, "customer.created", "sentinel", {"id": "sentinel"})
+    ids = []
     async with client.feed(tenant_id) as feed:
-        ids = [(await asyncio.wait_for(anext(feed), 10)).id for _ in range(count)]
-        with pytest.raises(TimeoutError):
-            extra = await asyncio.wait_for(anext(feed), 0.5)
-            ids.append(extra.id)
+        while (event := await asyncio.wait_for(anext(feed), 10)).id != sentinel.id:
+            ids.append(event.id)
     return ids
+
+
+class FailedCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Counts the unary calls of a channel that failed, by status code."""
+
+    def __init__(self) -> None:
+        self.codes: list[grpc.StatusCode] = []
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        call = await continuation(details, request)
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            self.codes.append(code)
+        return call
 
 
 async def collect(feed: Feed, into: list[Event]) -> None:
@@ -101,7 +112,7 @@ async def test_an_explicit_idempotency_key_publishes_once(client: WebhooksClient
     )
     other = await client.publish("acme", "product.created", "p1", {"id": "p1"})
     assert again.id == first.id and other.id != first.id
-    assert await feed_ids(client, 2) == [first.id, other.id]
+    assert await feed_ids(client) == [first.id, other.id]
 
 
 async def test_a_retry_after_a_lost_answer_does_not_duplicate(
@@ -123,20 +134,26 @@ async def test_a_retry_after_a_lost_answer_does_not_duplicate(
         "/webhooks.v1.EventService/PublishEvent",
         "/webhooks.v1.EventService/PublishEvents",
     ]
-    assert await feed_ids(client, 2) == [event.id, batch[0].id]
+    assert await feed_ids(client) == [event.id, batch[0].id]
 
 
 async def test_publish_waits_for_a_server_that_is_not_up_yet(make_server: ServerFactory) -> None:
-    port = free_port()
-    async with WebhooksClient(f"127.0.0.1:{port}", retry=FAST_RETRY) as early:
+    target = f"127.0.0.1:{free_port()}"
+    failed = FailedCalls()
+    channel = grpc.aio.insecure_channel(target, interceptors=[failed])
+    # Retrying for as long as a server may take to start on a busy machine.
+    patient = RetryPolicy(max_attempts=200, initial_delay=0.05, max_delay=0.3)
+    async with WebhooksClient(target, channel=channel, retry=patient) as early:
         publishing = asyncio.create_task(
             early.publish("acme", "product.created", "p1", {"id": "p1"})
         )
-        await asyncio.sleep(0.3)  # a few attempts fail with UNAVAILABLE: nothing listens
+        await until(lambda: len(failed.codes) >= 2)  # nothing listens yet
         assert not publishing.done()
-        server = await make_server(listen=f"127.0.0.1:{port}")
+        server = await make_server(listen=target)
         event = await asyncio.wait_for(publishing, 15)
-        assert await feed_ids(early, 1) == [event.id]
+        assert await feed_ids(early) == [event.id]
+    await channel.close()
+    assert set(failed.codes) == {grpc.StatusCode.UNAVAILABLE}
     await server.stop()  # before the fixture's: this test's client channel is closed
 
 
@@ -161,7 +178,7 @@ async def test_publish_many_is_atomic_and_ordered(client: WebhooksClient) -> Non
             ]
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert await feed_ids(client, 3) == [e.id for e in events]
+    assert await feed_ids(client) == [e.id for e in events]
 
 
 # subscriptions
@@ -288,23 +305,25 @@ async def test_the_feed_resumes_after_a_server_restart_without_gap_or_duplicate(
         await until(lambda: len(received) == 3)
 
         await first.stop()  # the stream breaks
-        await asyncio.sleep(0.3)
+        # The feed tried again at least once while nothing listened.
+        await until(lambda: feed.reconnects >= 2)
         second = await make_server(listen=f"127.0.0.1:{port}")  # same database, same port
         after = [
             await sdk.publish("acme", "product.created", f"q{i}", {"id": f"q{i}"}) for i in range(3)
         ]
-        await until(lambda: len(received) == 6, timeout=20)
-        await asyncio.sleep(0.3)  # anything duplicated would arrive by now
+        # Anything repeated would come before an event published after all the others.
+        sentinel = await sdk.publish("acme", "customer.created", "sentinel", {"id": "sentinel"})
+        await until(lambda: bool(received) and received[-1].id == sentinel.id, timeout=20)
         await feed.aclose()
         await reader
 
-        assert [e.id for e in received] == [e.id for e in before + after]
-        assert feed.reconnects >= 1 and feed.cursor == after[-1].cursor
+        assert [e.id for e in received] == [e.id for e in [*before, *after, sentinel]]
+        assert feed.cursor == sentinel.cursor
 
         # Another consumer resuming from a saved cursor sees exactly the later events.
         async with sdk.feed("acme", after_cursor=before[1].cursor) as resumed:
-            assert [(await anext(resumed)).id for _ in range(4)] == [
-                e.id for e in before[2:] + after
+            assert [(await anext(resumed)).id for _ in range(5)] == [
+                e.id for e in [*before[2:], *after, sentinel]
             ]
     await second.stop()
 

@@ -4,86 +4,76 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 from webhook_grpc_client import WebhookVerificationError, verify
 
-# The Standard Webhooks test vector (SPEC §4).
-VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
-VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-VECTOR_TIMESTAMP = 1614265330
-VECTOR_BODY = b'{"test": 2432232314}'
-VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-VECTOR_NOW = datetime.fromtimestamp(VECTOR_TIMESTAMP, UTC)
+from tests.support.signatures import VECTOR, overview_signature
+
+VECTOR_NOW = datetime.fromtimestamp(VECTOR.timestamp, UTC)
 
 
 def vector_headers(**overrides: str) -> dict[str, str]:
     headers = {
-        "webhook-id": VECTOR_ID,
-        "webhook-timestamp": str(VECTOR_TIMESTAMP),
-        "webhook-signature": VECTOR_SIGNATURE,
+        "webhook-id": VECTOR.id,
+        "webhook-timestamp": str(VECTOR.timestamp),
+        "webhook-signature": VECTOR.signature,
     }
     headers.update(overrides)
     return headers
 
 
-def overview_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def test_standard_webhooks_test_vector() -> None:
-    verify(vector_headers(), VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW)
+    verify(vector_headers(), VECTOR.body, VECTOR.secret, now=VECTOR_NOW)
 
 
 def test_header_names_are_case_insensitive() -> None:
     headers = {name.title(): value for name, value in vector_headers().items()}
-    verify(headers, VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW + timedelta(minutes=4))
+    verify(headers, VECTOR.body, VECTOR.secret, now=VECTOR_NOW + timedelta(minutes=4))
 
 
 def test_one_matching_signature_in_a_list_is_enough() -> None:
     other = "v1," + base64.b64encode(b"x" * 32).decode()
-    headers = vector_headers(**{"webhook-signature": f"v1a,abc {other} {VECTOR_SIGNATURE}"})
-    verify(headers, VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW)
+    headers = vector_headers(**{"webhook-signature": f"v1a,abc {other} {VECTOR.signature}"})
+    verify(headers, VECTOR.body, VECTOR.secret, now=VECTOR_NOW)
 
 
 def test_a_tampered_body_or_a_wrong_secret_is_refused() -> None:
     with pytest.raises(WebhookVerificationError, match="bad signature"):
-        verify(vector_headers(), b'{"test": 2432232315}', VECTOR_SECRET, now=VECTOR_NOW)
+        verify(vector_headers(), b'{"test": 2432232315}', VECTOR.secret, now=VECTOR_NOW)
     wrong = "whsec_" + base64.b64encode(b"k" * 24).decode()
     with pytest.raises(WebhookVerificationError, match="bad signature"):
-        verify(vector_headers(), VECTOR_BODY, wrong, now=VECTOR_NOW)
+        verify(vector_headers(), VECTOR.body, wrong, now=VECTOR_NOW)
     # The id and timestamp are signed too.
     with pytest.raises(WebhookVerificationError, match="bad signature"):
         verify(
             vector_headers(**{"webhook-id": "msg_other"}),
-            VECTOR_BODY,
-            VECTOR_SECRET,
+            VECTOR.body,
+            VECTOR.secret,
             now=VECTOR_NOW,
         )
 
 
 def test_stale_and_future_timestamps_are_refused() -> None:
     with pytest.raises(WebhookVerificationError, match="too old"):
-        verify(vector_headers(), VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW + timedelta(minutes=6))
+        verify(vector_headers(), VECTOR.body, VECTOR.secret, now=VECTOR_NOW + timedelta(minutes=6))
     with pytest.raises(WebhookVerificationError, match="in the future"):
-        verify(vector_headers(), VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW - timedelta(minutes=6))
+        verify(vector_headers(), VECTOR.body, VECTOR.secret, now=VECTOR_NOW - timedelta(minutes=6))
     # The tolerance is configurable.
     verify(
         vector_headers(),
-        VECTOR_BODY,
-        VECTOR_SECRET,
+        VECTOR.body,
+        VECTOR.secret,
         now=VECTOR_NOW + timedelta(hours=1),
         tolerance=timedelta(hours=2),
     )
     with pytest.raises(WebhookVerificationError, match="not unix seconds"):
         verify(
             vector_headers(**{"webhook-timestamp": "yesterday"}),
-            VECTOR_BODY,
-            VECTOR_SECRET,
+            VECTOR.body,
+            VECTOR.secret,
             now=VECTOR_NOW,
         )
 
@@ -93,35 +83,35 @@ def test_missing_standard_headers_are_named(missing: str) -> None:
     headers = vector_headers()
     del headers[missing]
     with pytest.raises(WebhookVerificationError, match=f"missing header {missing}"):
-        verify(headers, VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW)
+        verify(headers, VECTOR.body, VECTOR.secret, now=VECTOR_NOW)
 
 
 def test_no_signature_header_at_all() -> None:
     with pytest.raises(WebhookVerificationError, match="missing signature header"):
-        verify({"content-type": "application/json"}, VECTOR_BODY, VECTOR_SECRET)
+        verify({"content-type": "application/json"}, VECTOR.body, VECTOR.secret)
 
 
 def test_x_webhook_signature_scheme() -> None:
     body = b'{"id":"evt_1"}'
-    signature = overview_signature(VECTOR_SECRET, body)
-    verify({"X-Webhook-Signature": signature}, body, VECTOR_SECRET)
-    verify({"x-webhook-signature": f"sha256={'0' * 64} {signature}"}, body, VECTOR_SECRET)
+    signature = overview_signature(VECTOR.secret, body)
+    verify({"X-Webhook-Signature": signature}, body, VECTOR.secret)
+    verify({"x-webhook-signature": f"sha256={'0' * 64} {signature}"}, body, VECTOR.secret)
     with pytest.raises(WebhookVerificationError, match="X-Webhook-Signature"):
-        verify({"X-Webhook-Signature": signature}, body + b" ", VECTOR_SECRET)
+        verify({"X-Webhook-Signature": signature}, body + b" ", VECTOR.secret)
 
 
 def test_the_standard_signature_decides_when_present() -> None:
     # A valid body-only signature cannot rescue a stale (replayed) Standard Webhooks delivery.
     headers = vector_headers(
-        **{"X-Webhook-Signature": overview_signature(VECTOR_SECRET, VECTOR_BODY)}
+        **{"X-Webhook-Signature": overview_signature(VECTOR.secret, VECTOR.body)}
     )
     with pytest.raises(WebhookVerificationError, match="too old"):
-        verify(headers, VECTOR_BODY, VECTOR_SECRET, now=VECTOR_NOW + timedelta(days=1))
+        verify(headers, VECTOR.body, VECTOR.secret, now=VECTOR_NOW + timedelta(days=1))
 
 
 def test_a_malformed_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="whsec_"):
-        verify(vector_headers(), VECTOR_BODY, "whsec_not base64!", now=VECTOR_NOW)
+        verify(vector_headers(), VECTOR.body, "whsec_not base64!", now=VECTOR_NOW)
 
 
 def test_accepts_what_the_reference_library_signs() -> None:
@@ -137,5 +127,5 @@ def test_accepts_what_the_reference_library_signs() -> None:
     verify(headers, body.encode(), secret)
     # And the reference library agrees with the test vector we accept.
     assert (
-        Webhook(VECTOR_SECRET).sign(VECTOR_ID, VECTOR_NOW, VECTOR_BODY.decode()) == VECTOR_SIGNATURE
+        Webhook(VECTOR.secret).sign(VECTOR.id, VECTOR_NOW, VECTOR.body.decode()) == VECTOR.signature
     )

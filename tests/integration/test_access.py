@@ -7,22 +7,10 @@ import pytest
 
 from tests.conftest import ServerFactory
 from tests.support.rpc import metadata, rpc_error
-from tests.support.server import RunningServer, token_hash
+from tests.support.server import RunningServer
+from tests.support.tokens import ACME, ADMIN, GLOBEX, PUBLISHER, TOKENS
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2, events_pb2, feed_pb2
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as pb
-
-TOKENS = [
-    {"role": "tenant", "tenant": "acme", "sha256": token_hash("acme-token")},
-    {"role": "tenant", "tenant": "globex", "sha256": token_hash("globex-token")},
-    {"role": "publisher", "sha256": token_hash("publisher-token")},
-    {"role": "admin", "sha256": token_hash("admin-token")},
-]
-ACME, GLOBEX, PUBLISHER, ADMIN = (
-    metadata("acme-token"),
-    metadata("globex-token"),
-    metadata("publisher-token"),
-    metadata("admin-token"),
-)
 
 
 @pytest.fixture

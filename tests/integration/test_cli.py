@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -26,24 +25,19 @@ from standardwebhooks.webhooks import Webhook
 from webhook_grpc_client import verify
 
 from tests.conftest import ServerFactory
+from tests.support.network import free_port
 from tests.support.processes import settings_env
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, token_hash
+from tests.support.signatures import VECTOR
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SECRET = VECTOR.secret  # any valid secret
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """SQLite only here (overrides the SQLite + PostgreSQL parametrisation)."""
     return f"sqlite:///{tmp_path / 'webhooks.db'}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def clean_env(**extra: str) -> dict[str, str]:

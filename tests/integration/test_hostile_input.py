@@ -31,7 +31,8 @@ from tests.support.calls import CALL_TIMEOUT, call_status
 from tests.support.factories import publish, publish_request, struct, subscribe, wait_delivery
 from tests.support.receiver import Receiver
 from tests.support.rpc import metadata, violated_fields
-from tests.support.server import RunningServer, token_hash
+from tests.support.server import RunningServer
+from tests.support.tokens import ACME, ADMIN, PUBLISHER, TOKENS
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as epb
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
@@ -45,18 +46,12 @@ FUZZ_ROUND = 50
 FUZZ_BUDGET = 60.0
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 
-TOKENS = [
-    {"role": "admin", "sha256": token_hash("admin")},
-    {"role": "tenant", "tenant": "acme", "sha256": token_hash("acme")},
-    {"role": "publisher", "sha256": token_hash("publisher")},
-]
-ADMIN = metadata("admin")
 # The first two are drawn most of the time (so calls get past authentication); the rest
 # exercise it.
 CREDENTIALS: list[tuple[str, tuple[tuple[str, str], ...]]] = [
     ("admin", ADMIN),
-    ("tenant", metadata("acme")),
-    ("publisher", metadata("publisher")),
+    ("tenant", ACME),
+    ("publisher", PUBLISHER),
     ("none", ()),
     ("unknown token", metadata("nope")),
     ("basic", (("authorization", "Basic YWRtaW46YWRtaW4="),)),

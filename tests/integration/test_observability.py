@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 import aiohttp
 import pytest
 
 from tests.conftest import ServerFactory
 from tests.support.factories import deliveries_of, publish, subscribe, wait_delivery
+from tests.support.network import free_port
 from tests.support.receiver import Receiver
 from webhook_grpc._gen.webhooks.v1 import feed_pb2
 from webhook_grpc.logs import JsonFormatter
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def scrape(port: int) -> str:

@@ -223,7 +223,14 @@ async def test_outbox_fans_out_to_matching_active_subscriptions(
         deliveries_pb2.ListDeliveriesRequest(tenant_id="acme", event_id=event.id)
     )
     assert {d.subscription_id for d in listed.deliveries} == {every.id, products.id, exact.id}
-    assert customers.id and other_tenant.id
+    # And none for the others, in either tenant.
+    for unmatched in (customers, disabled, other_tenant):
+        none = await server.deliveries.ListDeliveries(
+            deliveries_pb2.ListDeliveriesRequest(
+                tenant_id=unmatched.tenant_id, subscription_id=unmatched.id
+            )
+        )
+        assert list(none.deliveries) == [], unmatched.url
 
 
 async def test_batch_is_all_or_nothing(server: RunningServer) -> None:

@@ -12,15 +12,11 @@ from tests.conftest import ServerFactory
 from tests.support import hostile
 from tests.support.calls import CALL_TIMEOUT
 from tests.support.factories import publish_request
-from tests.support.rpc import metadata
-from tests.support.server import token_hash
+from tests.support.tokens import ADMIN, TOKENS
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as epb
 from webhook_grpc._gen.webhooks.v1 import events_pb2_grpc, feed_pb2_grpc
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
 from webhook_grpc.api.decoding import RequestDecodingGuard
-
-TOKENS = [{"role": "admin", "sha256": token_hash("admin")}]
-ADMIN = metadata("admin")
 
 
 def _deeply_nested(request: epb.PublishEventRequest, depth: int = 100) -> None:

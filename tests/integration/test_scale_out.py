@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.factories import publish_request, subscribe
+from tests.support.network import connection_ports
 from tests.support.processes import ServiceProcess, settings_env
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
+from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
 from webhook_grpc.app import Roles
@@ -53,38 +55,75 @@ async def test_two_dispatchers_share_2000_deliveries_without_duplicates(
     try:
         ids = await publish_batches(api_only, 2000)
         await receiver.wait_count(2000, timeout=120)
-        await asyncio.sleep(1.0)  # anything duplicated would arrive by now
+        # Which process sent what: each holds its own (kept-alive) connections to the receiver.
+        ports = [connection_ports(worker.process.pid, receiver.port) for worker in workers]
+        # A graceful stop finishes and records in-flight attempts: once both processes have
+        # exited, nothing more can arrive.
+        for worker in workers:
+            assert await asyncio.to_thread(worker.terminate, 20) == 0
     finally:
         for worker in workers:
             worker.close()
     delivered = Counter(r.headers["webhook-id"] for r in receiver.received)
     assert set(delivered) == set(ids)
     assert max(delivered.values()) == 1, "an event was delivered twice in a fault-free run"
+    assert not ports[0] & ports[1]
+    shares = [sum(r.peer_port in mine for r in receiver.received) for mine in ports]
+    assert all(share > 0 for share in shares), f"one dispatcher did all the work: {shares}"
 
 
 async def test_killed_dispatcher_loses_nothing(
     api_only: RunningServer, receiver: Receiver, postgres_url: str
 ) -> None:
-    receiver.on("/hook", delay=0.3)
+    # The receiver does not answer the first dispatcher at all: whatever it attempted is still in
+    # flight when it is killed, however slow the machine (until its delivery_timeout).
+    hold = asyncio.Event()
+    receiver.on("/hook", hold=hold)
     await subscribe(api_only, receiver.url(), ["product.*"])
     env = settings_env(postgres_url, delivery_timeout="2s", lease_duration="4s")
     first = ServiceProcess("dispatcher", env)
     try:
         ids = await publish_batches(api_only, 300)
-        await receiver.wait_count(20, timeout=30)
-        first.kill()  # SIGKILL mid-attempt: some deliveries are leased and in flight
+        await receiver.wait_count(1, timeout=30)
+        in_flight = {r.headers["webhook-id"] for r in receiver.unanswered}
+        assert in_flight
+        first.kill()  # SIGKILL mid-attempt
     finally:
         first.close()
-    seen_before = len(receiver.received)
-    assert seen_before < 300
+    hold.set()
     second = ServiceProcess("dispatcher", env)
     try:
-        await receiver.wait_for(
-            lambda got: {r.headers["webhook-id"] for r in got} >= set(ids), timeout=90
-        )
+        await all_succeeded(api_only, ids)
     finally:
         second.close()
-    assert {r.headers["webhook-id"] for r in receiver.received} >= set(ids)
+    # Each attempt in flight at the kill was made again, and answered this time.
+    delivered = Counter(r.headers["webhook-id"] for r in receiver.received)
+    assert all(delivered[event_id] >= 2 for event_id in in_flight)
+
+
+async def all_succeeded(server: RunningServer, event_ids: list[str], timeout: float = 90) -> None:
+    """Wait until the delivery of each event succeeded (it is recorded, not just received)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        succeeded, token = set(), ""
+        while True:
+            page = await server.deliveries.ListDeliveries(
+                dpb.ListDeliveriesRequest(
+                    tenant_id="acme",
+                    status=dpb.DELIVERY_STATUS_SUCCEEDED,
+                    page_size=100,
+                    page_token=token,
+                )
+            )
+            succeeded |= {d.event_id for d in page.deliveries}
+            token = page.next_page_token
+            if not token:
+                break
+        missing = set(event_ids) - succeeded
+        if not missing:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{len(missing)} not delivered"
+        await asyncio.sleep(0.2)
 
 
 async def test_sigterm_finishes_in_flight_attempts(
@@ -102,9 +141,7 @@ async def test_sigterm_finishes_in_flight_attempts(
         worker.close()
     # Every attempt the receiver saw was recorded before the process exited.
     listed = await api_only.deliveries.ListDeliveries(
-        __import__(
-            "webhook_grpc._gen.webhooks.v1.deliveries_pb2", fromlist=["x"]
-        ).ListDeliveriesRequest(tenant_id="acme", page_size=100)
+        dpb.ListDeliveriesRequest(tenant_id="acme", page_size=100)
     )
     attempted = sum(d.attempt_count for d in listed.deliveries)
     assert attempted == len(receiver.received)

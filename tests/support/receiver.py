@@ -15,14 +15,19 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer_port: int = 0  # the sender's side of the connection
 
 
 @dataclass
 class Behaviour:
-    """How one path answers: a status (or a list consumed in order), delay, extra headers."""
+    """How one path answers: a status (or a list consumed in order), delay, extra headers.
+
+    With `hold`, requests get no answer until that event is set: attempts stay in flight for as
+    long as a test needs, however slow the machine."""
 
     statuses: list[int] = field(default_factory=lambda: [200])
     delay: float = 0.0
+    hold: asyncio.Event | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
 
@@ -33,6 +38,8 @@ class Behaviour:
 class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
+        # Received and not answered yet.
+        self.unanswered: list[Received] = []
         self.behaviours: dict[str, Behaviour] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -60,6 +67,9 @@ class Receiver:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        for behaviour in self.behaviours.values():
+            if behaviour.hold is not None:
+                behaviour.hold.set()  # held requests would keep the server from stopping
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -82,13 +92,23 @@ class Receiver:
         body = await request.read()
         behaviour = self.behaviours.get(request.path, Behaviour())
         status = behaviour.next_status()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        received = Received(
+            request.path,
+            dict(request.headers),
+            body,
+            asyncio.get_running_loop().time(),
+            peer[1] if peer else 0,
+        )
         async with self._arrived:
-            self.received.append(
-                Received(
-                    request.path, dict(request.headers), body, asyncio.get_running_loop().time()
-                )
-            )
+            self.received.append(received)
+            self.unanswered.append(received)
             self._arrived.notify_all()
-        if behaviour.delay:
-            await asyncio.sleep(behaviour.delay)
+        try:
+            if behaviour.delay:
+                await asyncio.sleep(behaviour.delay)
+            if behaviour.hold is not None:
+                await behaviour.hold.wait()
+        finally:
+            self.unanswered.remove(received)
         return web.Response(status=status, body=behaviour.body, headers=behaviour.headers)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,17 +19,17 @@ from webhook_grpc._gen.webhooks.v1 import (
 from webhook_grpc.app import App, Roles
 from webhook_grpc.config import load_settings
 
-# Defaults for tests: loopback targets allowed, and schedules short enough not to wait on.
+# The settings every test server runs with, shared with the TypeScript client's tests; each
+# server listens on a port of its own.
 TEST_SETTINGS: dict[str, Any] = {
     "listen": "127.0.0.1:0",
-    "allow_http_targets": True,
-    "allow_private_targets": True,
-    "backoff_schedule": ["0ms", "50ms", "50ms", "50ms", "50ms"],
-    "delivery_timeout": "2s",
-    "lease_duration": "10s",
-    "poll_interval": "100ms",
-    "feed_heartbeat": "1s",
-    "log_format": "text",
+    **{
+        name: value
+        for name, value in json.loads(
+            (Path(__file__).with_name("test_settings.json")).read_text()
+        ).items()
+        if not name.startswith("_")
+    },
 }
 
 

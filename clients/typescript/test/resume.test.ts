@@ -64,12 +64,14 @@ describe("across a server restart", TIMEOUT, () => {
         // publisher calls while it is down.
         const waiting = nextEvents(feed, 3, 60_000);
         waiting.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-        const stopped = server.stop();
-        await delay(100);
+        await server.stop();
         const duringOutage = client.publish(productCreated(tenantId, 5));
         duringOutage.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-        await stopped;
-        await delay(300);
+        const deadline = Date.now() + 30_000;
+        while (publishFailures.length === 0) {
+          assert.ok(Date.now() < deadline, "the publish during the outage was not refused");
+          await delay(20);
+        }
         await server.restart();
         const published = [
           await withTimeout(duringOutage, 30_000, "publish during the outage"),

@@ -2,13 +2,21 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
 import { verify, WebhookVerificationError, type VerificationFailure } from "../src/index.js";
+import { sharedJson } from "./support/server.js";
 
-// The Standard Webhooks test vector (SPEC §4).
-const ID = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const TIMESTAMP = "1614265330";
-const BODY = '{"test": 2432232314}';
-const SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+// The Standard Webhooks test vector (SPEC §4), shared with the Python tests.
+const VECTOR = sharedJson<{
+  id: string;
+  secret: string;
+  timestamp: number;
+  body: string;
+  signature: string;
+}>("tests/vectors/standard_webhooks.json");
+const ID = VECTOR.id;
+const SECRET = VECTOR.secret;
+const TIMESTAMP = String(VECTOR.timestamp);
+const BODY = VECTOR.body;
+const SIGNATURE = VECTOR.signature;
 const NOW = new Date(Number(TIMESTAMP) * 1000);
 
 const OTHER_SECRET = "whsec_" + Buffer.alloc(32, 7).toString("base64");

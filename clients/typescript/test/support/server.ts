@@ -5,7 +5,7 @@
  * The Python is `$WEBHOOK_GRPC_PYTHON`, or the repository's `.venv/bin/python` (`make install`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,7 +17,29 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 
 // build/test/support/server.js -> the package folder.
 const PACKAGE_DIR = fileURLToPath(new URL("../../../", import.meta.url));
-const PYTHON = process.env.WEBHOOK_GRPC_PYTHON ?? resolve(PACKAGE_DIR, "../../.venv/bin/python");
+const REPOSITORY = resolve(PACKAGE_DIR, "../..");
+const PYTHON = process.env.WEBHOOK_GRPC_PYTHON ?? resolve(REPOSITORY, ".venv/bin/python");
+
+/** A JSON file the Python tests share, by its path in the repository (e.g. `tests/vectors/…`). */
+export function sharedJson<T>(path: string): T {
+  return JSON.parse(readFileSync(resolve(REPOSITORY, path), "utf8")) as T;
+}
+
+/**
+ * The settings of every test server, the Python tests' too (tests/support/test_settings.json),
+ * as `WEBHOOK_GRPC_*` variables: lists comma-separated, like `tests/support/processes.py` does.
+ */
+function testSettingsEnvironment(): Record<string, string> {
+  const settings = sharedJson<Record<string, unknown>>("tests/support/test_settings.json");
+  return Object.fromEntries(
+    Object.entries(settings)
+      .filter(([name]) => !name.startsWith("_"))
+      .map(([name, value]) => [
+        `WEBHOOK_GRPC_${name.toUpperCase()}`,
+        Array.isArray(value) ? value.join(",") : String(value),
+      ]),
+  );
+}
 
 /** A loopback port that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -87,16 +109,10 @@ export class TestServer {
       cwd: this.dir,
       env: {
         ...inheritedEnvironment(),
+        // delivery_timeout is also the shutdown grace: a restart takes about this long.
+        ...testSettingsEnvironment(),
         WEBHOOK_GRPC_DATABASE_URL: `sqlite:///${join(this.dir, "webhooks.db")}`,
         WEBHOOK_GRPC_LISTEN: this.target,
-        WEBHOOK_GRPC_ALLOW_HTTP_TARGETS: "true",
-        WEBHOOK_GRPC_ALLOW_PRIVATE_TARGETS: "true",
-        WEBHOOK_GRPC_BACKOFF_SCHEDULE: "0ms,50ms",
-        WEBHOOK_GRPC_FEED_HEARTBEAT: "1s",
-        WEBHOOK_GRPC_POLL_INTERVAL: "100ms",
-        // Also the shutdown grace: a restart takes about this long.
-        WEBHOOK_GRPC_DELIVERY_TIMEOUT: "2s",
-        WEBHOOK_GRPC_LOG_FORMAT: "text",
         ...this.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
