@@ -257,3 +257,37 @@ async def test_stop_releases_what_a_lease_under_way_brings(
         [delivery] = await deliveries_of(api, event.id)
         done = await wait_delivery(api, delivery.id, timeout=30)
         assert done.status == dpb.DELIVERY_STATUS_SUCCEEDED
+
+
+async def test_stop_records_an_attempt_being_committed_once(
+    database_url: str, receiver: Receiver, make_server: ServerFactory
+) -> None:
+    """An attempt that finished before stop and is still being committed when it begins is
+    recorded once: stop waits for the commit under way instead of making another."""
+    # The answer comes late enough for the test to hold writes off before it is recorded.
+    receiver.on("/hook", delay=2.0)
+    api = await make_server(roles=Roles(dispatcher=False, retention=False))
+    # One delivery at a time: with its attempt handed to the recorder the dispatcher has no
+    # room, so only the recorder writes while writes are held off.
+    dispatcher = await make_server(
+        roles=Roles(api=False, retention=False),
+        dispatcher_concurrency=1,
+        delivery_timeout="10s",
+        lease_duration=f"{LEASE.total_seconds()}s",
+    )
+    await subscribe(api, receiver.url())
+    event = await publish(api)
+    [delivery] = await deliveries_of(api, event.id)
+
+    await receiver.wait_count(1, timeout=30)
+    async with writers_held_off(database_url) as commit_queued:
+        await commit_queued()  # the endpoint answered: the recorder's commit waits
+        dispatcher.stopped = True
+        stopping = asyncio.create_task(dispatcher.app.stop(grace=5.0))
+        # Time for stop to reach the recorder: a commit of its own would queue up too.
+        await asyncio.sleep(1.0)
+    await stopping
+
+    done = await wait_delivery(api, delivery.id)
+    assert done.status == dpb.DELIVERY_STATUS_SUCCEEDED
+    assert [a.status_code for a in done.attempts] == [200]
