@@ -204,7 +204,8 @@ class App:
             await self._server.stop(grace)
         if self.dispatcher is not None:
             await self.dispatcher.stop(grace)
-            await self.recorder.stop()
+            # After the dispatcher: its attempts that finish in the grace are handed over.
+            await self.recorder.stop(grace)
             await self.transport.close()
         for task in self._tasks:
             task.cancel()

@@ -7,13 +7,17 @@ at once" and "picked up after the lease expired" cannot be confused."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import psycopg
 
 from tests.conftest import ServerFactory
+from tests.support.clock import MovableClock
 from tests.support.factories import (
     deliveries_of,
     publish,
@@ -159,3 +163,131 @@ async def test_stop_cancels_attempts_past_the_grace_and_releases_them(
     # The cancelled attempt was never recorded: the one that succeeded is the first.
     assert [a.status_code for a in done.attempts] == [200]
     assert {r.headers["webhook-id"] for r in receiver.received} == {event.id}
+
+
+@asynccontextmanager
+async def writers_held_off(database_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Hold off writes to the deliveries table from a connection of the test's own, as a long
+    transaction elsewhere would, until the block exits. Yields a wait for the first writer to
+    queue behind it."""
+    if database_url.startswith("sqlite"):
+        sqlite = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)
+        sqlite.isolation_level = None
+        sqlite.execute("BEGIN IMMEDIATE")
+
+        async def queued_on_sqlite() -> None:
+            # SQLite shows nobody its waiters: give the writer the time of twenty poll
+            # intervals to reach the lock (the tests check afterwards that it did).
+            await asyncio.sleep(2.0)
+
+        try:
+            yield queued_on_sqlite
+        finally:
+            sqlite.execute("COMMIT")
+            sqlite.close()
+        return
+    async with await psycopg.AsyncConnection.connect(database_url) as postgres:
+        # SHARE mode lets readers through and makes every UPDATE and INSERT wait.
+        await postgres.execute("LOCK TABLE deliveries IN SHARE MODE")
+
+        async def queued_on_postgres() -> None:
+            async def waiting() -> bool:
+                cursor = await postgres.execute(
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE relation = 'deliveries'::regclass AND NOT granted"
+                )
+                row = await cursor.fetchone()
+                return row is not None and row[0] > 0
+
+            await wait_until(waiting)
+
+        yield queued_on_postgres
+        await postgres.commit()
+
+
+async def test_stop_releases_what_a_lease_under_way_brings(
+    database_url: str, receiver: Receiver, make_server: ServerFactory
+) -> None:
+    """A lease that is running when stop begins and returns work during the grace: that work
+    is handed back too, so after stop returns the process holds no lease."""
+    receiver.on("/slow", delay=HANG)
+    started = datetime.now(UTC)
+    # Each server has its own clock, so deliveries can exist that the dispatcher does not yet
+    # see due, and fall due for it while its lease is held off.
+    publishing = MovableClock(started)
+    api = await make_server(roles=Roles(dispatcher=False, retention=False), clock=publishing)
+    dispatching = MovableClock(started)
+    dispatcher = await make_server(
+        roles=Roles(api=False, retention=False),
+        clock=dispatching,
+        delivery_timeout="60s",
+        lease_duration=f"{LEASE.total_seconds()}s",
+    )
+    await subscribe(api, receiver.url("/slow"), ["product.activated"])
+    await subscribe(api, receiver.url("/hook"), ["product.created"])
+    # An attempt in flight for the whole grace, so stop waits and the held-off lease lands.
+    await publish(api, "product.activated", "p")
+    await receiver.wait_count(1, "/slow", timeout=30)
+    publishing.advance(timedelta(hours=1))
+    published = [await publish(api, entity_id=f"p{i}") for i in range(3)]
+
+    async with writers_held_off(database_url) as lease_queued:
+        dispatching.advance(timedelta(hours=1, minutes=1))
+        await lease_queued()
+        dispatcher.stopped = True
+        stopping = asyncio.create_task(dispatcher.app.stop(grace=3.0))
+        await asyncio.sleep(0)  # stop has begun: it sets stopping before it first waits
+    await stopping
+
+    released_at = dispatching.now
+    deliveries = await all_deliveries(api.deliveries)
+    assert len(deliveries) == 4
+    for delivery in deliveries:
+        assert delivery.status == dpb.DELIVERY_STATUS_PENDING, delivery
+        due = delivery.next_attempt_at.ToDatetime(UTC)
+        assert due <= released_at, f"still leased after stop: due {due}, stopped {released_at}"
+    # Released by the dispatcher (at its time), not merely never leased: the race did happen.
+    ids = {event.id for event in published}
+    dues = {d.next_attempt_at.ToDatetime(UTC) for d in deliveries if d.event_id in ids}
+    assert released_at in dues, dues
+
+    # Another dispatcher, whose time stands still, delivers them: due now, not at lease expiry.
+    await make_server(roles=Roles(api=False, retention=False), clock=MovableClock(released_at))
+    for event in published:
+        [delivery] = await deliveries_of(api, event.id)
+        done = await wait_delivery(api, delivery.id, timeout=30)
+        assert done.status == dpb.DELIVERY_STATUS_SUCCEEDED
+
+
+async def test_stop_records_an_attempt_being_committed_once(
+    database_url: str, receiver: Receiver, make_server: ServerFactory
+) -> None:
+    """An attempt that finished before stop and is still being committed when it begins is
+    recorded once: stop waits for the commit under way instead of making another."""
+    # The answer comes late enough for the test to hold writes off before it is recorded.
+    receiver.on("/hook", delay=2.0)
+    api = await make_server(roles=Roles(dispatcher=False, retention=False))
+    # One delivery at a time: with its attempt handed to the recorder the dispatcher has no
+    # room, so only the recorder writes while writes are held off.
+    dispatcher = await make_server(
+        roles=Roles(api=False, retention=False),
+        dispatcher_concurrency=1,
+        delivery_timeout="10s",
+        lease_duration=f"{LEASE.total_seconds()}s",
+    )
+    await subscribe(api, receiver.url())
+    event = await publish(api)
+    [delivery] = await deliveries_of(api, event.id)
+
+    await receiver.wait_count(1, timeout=30)
+    async with writers_held_off(database_url) as commit_queued:
+        await commit_queued()  # the endpoint answered: the recorder's commit waits
+        dispatcher.stopped = True
+        stopping = asyncio.create_task(dispatcher.app.stop(grace=5.0))
+        # Time for stop to reach the recorder: a commit of its own would queue up too.
+        await asyncio.sleep(1.0)
+    await stopping
+
+    done = await wait_delivery(api, delivery.id)
+    assert done.status == dpb.DELIVERY_STATUS_SUCCEEDED
+    assert [a.status_code for a in done.attempts] == [200]

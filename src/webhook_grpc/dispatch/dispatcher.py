@@ -116,6 +116,7 @@ class Dispatcher:
         self._lane_refill = settings.endpoint_concurrency + settings.endpoint_concurrency // 2
         self._process_refill = settings.dispatcher_concurrency * 3 // 4
         self._stopping = asyncio.Event()
+        self._running: asyncio.Task[None] | None = None
         self._wake = notifier.waiter()
         # One timer, for the earliest due time known; when it fires, the loop looks up the next.
         self._timer: asyncio.TimerHandle | None = None
@@ -126,6 +127,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
+        self._running = asyncio.current_task()
         delay = 0.05
         while not self._stopping.is_set():
             self._wake.clear()
@@ -152,18 +154,24 @@ class Dispatcher:
     async def stop(self, grace: float) -> None:
         """Stop leasing and hand back what waits at once; let attempts in flight finish for
         up to `grace` seconds, then cancel the rest and hand their leases back too, so another
-        dispatcher takes them at once."""
+        dispatcher takes them at once. When it returns, this process holds no lease (but for
+        attempts it handed to the recorder, which commits them)."""
+        deadline = asyncio.get_running_loop().time() + grace
         self._stopping.set()
         self._wake.set()
         if self._timer is not None:
             self._timer.cancel()
+        await self._end_run_loop(grace)
+        # No lease starts or lands any more: the lanes hold all this process leased.
         lanes = list(self._lanes.values())
         await self._release([d for lane in lanes for d, _ in lane.waiting])
         for lane in lanes:
             lane.waiting.clear()
         workers = [worker for lane in lanes for worker in lane.workers]
         if workers:
-            await asyncio.wait(workers, timeout=grace)
+            await asyncio.wait(
+                workers, timeout=max(deadline - asyncio.get_running_loop().time(), 0)
+            )
         unfinished = [(w, d) for lane in lanes for w, d in lane.attempting.items() if not w.done()]
         for worker, _ in unfinished:
             worker.cancel()
@@ -171,6 +179,20 @@ class Dispatcher:
             await asyncio.wait([worker for worker, _ in unfinished])
             await self._release([delivery for _, delivery in unfinished])
         self._notifier.forget(self._wake)
+
+    async def _end_run_loop(self, grace: float) -> None:
+        """Wait for the run loop to end: a lease under way when stopping began (a slow or
+        blocked statement) may still bring work, which must land in the lanes to be handed
+        back. A lease still running after `grace` is cancelled, and its statement with it (if
+        that had already leased rows, they wait for their lease to expire)."""
+        running = self._running
+        if running is None or running.done():
+            return
+        ended, _ = await asyncio.wait([running], timeout=grace)
+        if not ended:
+            log.warning("lease still running after %.1fs, cancelling it", grace)
+            running.cancel()
+            await asyncio.wait([running])
 
     def wake_at(self, due: datetime) -> None:
         """Lease again at `due` (at once if it has passed), unless the timer is set earlier:

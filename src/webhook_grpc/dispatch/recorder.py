@@ -1,8 +1,9 @@
 """Records finished attempts in batches: one transaction for many attempts, not one each.
 
-Callers hand an attempt over and move on; `stop` flushes what is queued. A failed commit
-(database down) is retried with backoff; nothing is dropped. If the process dies first, the
-deliveries' leases expire and another dispatcher attempts them again (at-least-once)."""
+Callers hand an attempt over and move on; `stop` lets the recorder commit what is queued. A
+failed commit (database down) is retried with backoff; nothing is dropped. If the process dies
+first, or the database stays away past the grace of `stop`, the deliveries' leases expire and
+another dispatcher attempts them again (at-least-once)."""
 
 from __future__ import annotations
 
@@ -41,19 +42,29 @@ class AttemptRecorder:
         self._to_wake: set[asyncio.Event] = set()
         self._retry_scheduled: list[Callable[[datetime], None]] = []
         self._ready = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="attempt-recorder")
 
-    async def stop(self) -> None:
-        """Flush what is queued, then stop."""
-        while self._queue:
-            await self._flush_once()
-        if self._task is not None:
+    async def stop(self, grace: float) -> None:
+        """Commit what is queued, for up to `grace` seconds, then stop. The recorder's own
+        task does it: a second committer would record the batch it is committing twice."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._ready.set()
+        ended, _ = await asyncio.wait([self._task], timeout=grace)
+        if not ended:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._queue:
+            log.warning(
+                "%d attempts not recorded at stop: attempted again when their leases expire",
+                len(self._queue),
+            )
 
     @property
     def backlog(self) -> int:
@@ -78,7 +89,7 @@ class AttemptRecorder:
         delay = 0.05
         while True:
             await self._ready.wait()
-            if len(self._queue) < MAX_BATCH:
+            if len(self._queue) < MAX_BATCH and not self._stopping:
                 await asyncio.sleep(GATHER_SECONDS)
             self._ready.clear()
             while self._queue:
@@ -89,6 +100,8 @@ class AttemptRecorder:
                     log.warning("cannot record attempts, retrying in %.2fs: %s", delay, error)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+            if self._stopping:
+                return
 
     async def _flush_once(self) -> None:
         batch = self._queue[:MAX_BATCH]
