@@ -188,7 +188,8 @@ async def test_timeout_is_a_failed_attempt(make_server: ServerFactory, receiver:
     assert done.status == dpb.DELIVERY_STATUS_FAILED
     assert done.attempts[0].error == dpb.ATTEMPT_ERROR_TIMEOUT
     assert done.attempts[0].latency.ToTimedelta().total_seconds() >= 0.29
-    assert len(receiver.unanswered) == 1  # it ended because the dispatcher stopped waiting
+    # It ended because the dispatcher stopped waiting: the receiver got it and never answered.
+    assert len(receiver.received) == 1 and receiver.answered == []
 
 
 async def test_connection_refused_is_classified(server: RunningServer) -> None:

@@ -40,6 +40,8 @@ class Receiver:
         self.received: list[Received] = []
         # Received and not answered yet.
         self.unanswered: list[Received] = []
+        # Requests answered; one whose sender gave up first (a timeout) is never answered.
+        self.answered: list[Received] = []
         self.behaviours: dict[str, Behaviour] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -111,4 +113,5 @@ class Receiver:
                 await behaviour.hold.wait()
         finally:
             self.unanswered.remove(received)
+        self.answered.append(received)
         return web.Response(status=status, body=behaviour.body, headers=behaviour.headers)
