@@ -19,7 +19,6 @@ room for more work waits for a wake-up or the poll."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.storage.leasing import LeaseRequest
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.notifications import Notifier, wait_for_wake
 from webhook_grpc.storage.subscriptions import DeliveryTarget
 
 from .recorder import AttemptRecorder
@@ -381,8 +380,7 @@ class Dispatcher:
             self.wake_at(due)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
+        await wait_for_wake(self._wake, seconds)
 
 
 def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus) -> None:

@@ -21,7 +21,7 @@ from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage import retention as retention_store
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.events import StoredEvent
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.notifications import Notifier, wait_for_wake
 
 from .stream_slots import StreamSlots
 
@@ -253,15 +253,3 @@ def _next_limit(batch: list[tuple[StoredEvent, int]]) -> int:
     """How many events to read next: about STREAM_BATCH_BYTES' worth at the sizes just seen."""
     average = max(1, sum(size for _, size in batch) // len(batch))
     return max(1, min(STREAM_BATCH, STREAM_BATCH_BYTES // average))
-
-
-async def wait_for_wake(event: asyncio.Event, timeout: float) -> bool:
-    """Wait until `event` is set (True) or `timeout` seconds pass (False). A cancellation is
-    never lost, even one that arrives as the event is set: Python 3.11's asyncio.wait_for can
-    return the result then and swallow it, leaving a task that outlives its cancellation."""
-    try:
-        async with asyncio.timeout(max(timeout, 0.001)):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True

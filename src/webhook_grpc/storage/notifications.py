@@ -111,3 +111,15 @@ class Notifier:
                 self._wake_local()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+async def wait_for_wake(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set (True) or `timeout` seconds pass (False). A cancellation is
+    never lost, even one that arrives as the event is set: Python 3.11's asyncio.wait_for can
+    return the result then and swallow it, leaving a task that outlives its cancellation."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.001)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
