@@ -16,30 +16,12 @@ from webhook_grpc.domain.models import (
     Subscription,
     SubscriptionStatus,
 )
+from webhook_grpc.domain.signing import SigningKeys
 
 from .tables import SubscriptionRow
 from .tables.base import table_of
 
 T = table_of(SubscriptionRow)
-
-
-@dataclass(frozen=True)
-class SigningKeys:
-    """What the dispatcher signs with: the current secret, and the previous one while rotating."""
-
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
-
-    def active(self, now: datetime) -> list[str]:
-        keys = [self.secret]
-        if (
-            self.previous_secret
-            and self.previous_secret_expires_at
-            and self.previous_secret_expires_at > now
-        ):
-            keys.append(self.previous_secret)
-        return keys
 
 
 def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
