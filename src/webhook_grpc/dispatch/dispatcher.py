@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, PayloadMode
 from webhook_grpc.domain.patterns import entity_of
@@ -41,7 +42,6 @@ from webhook_grpc.storage import deliveries as delivery_store
 from webhook_grpc.storage import leasing
 from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.storage.leasing import LeaseRequest
 from webhook_grpc.storage.notifications import Notifier
 from webhook_grpc.storage.subscriptions import DeliveryTarget
