@@ -38,13 +38,13 @@ from webhook_grpc.domain.payload import encode_body
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
+from webhook_grpc.domain.subscriptions import DeliveryTarget
 from webhook_grpc.storage import deliveries as delivery_store
 from webhook_grpc.storage import leasing
 from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.leasing import LeaseRequest
 from webhook_grpc.storage.notifications import Notifier
-from webhook_grpc.storage.subscriptions import DeliveryTarget
 
 from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport

@@ -20,11 +20,11 @@ from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, project
+from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.storage import events as event_store
 from webhook_grpc.storage import publish_context
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.notifications import Notifier
-from webhook_grpc.storage.subscriptions import Recipient
 
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
