@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from webhook_grpc.domain.cursors import FeedPosition
+
 T = TypeVar("T")
 
 
@@ -94,6 +96,14 @@ class Event:
     occurred_at: datetime
     published_at: datetime
     cursor: str = ""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A published event with its place in the feed (the service makes the cursor from it)."""
+
+    event: Event
+    position: FeedPosition
 
 
 @dataclass(frozen=True)
