@@ -107,6 +107,18 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class EventType:
+    """A registered event type, built in or from RegisterEventType (fields are kept per entity)."""
+
+    type: str
+    entity: str
+    description: str
+    built_in: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class Attempt:
     attempt_number: int
     attempted_at: datetime
