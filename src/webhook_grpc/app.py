@@ -44,12 +44,12 @@ from webhook_grpc.metrics import MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
 from webhook_grpc.services.feed import FeedService
+from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.publishing import Publisher
 from webhook_grpc.services.registry import RegistryService
 from webhook_grpc.services.retention import RetentionService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
-from webhook_grpc.services.test_events import TestEventService
 from webhook_grpc.storage import migrate, process_lock, state
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.notifications import Notifier
@@ -155,13 +155,13 @@ class App:
         server = grpc.aio.server(
             interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
         )
-        test_events = TestEventService(self.db, self.publisher, self.notifier)
+        probe = ProbeService(self.db, self.publisher, self.notifier)
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(auth, self.publisher, registry), server
         )
         subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(
             SubscriptionServicer(
-                auth, SubscriptionService(self.db, settings, guard, self.clock), test_events
+                auth, SubscriptionService(self.db, settings, guard, self.clock), probe
             ),
             server,
         )

@@ -99,14 +99,14 @@ def _draft(principal: Principal, request: pb.PublishEventRequest, prefix: str) -
 
 def _event_type(info: EventTypeInfo) -> pb.EventType:
     return pb.EventType(
-        type=info.record.type,
-        entity=info.record.entity,
-        description=info.record.description,
+        type=info.event_type.type,
+        entity=info.event_type.entity,
+        description=info.event_type.description,
         fields=[
             pb.FieldRule(path=path, classification=convert.CLASSIFICATION[c])
             for path, c in sorted(info.fields.items())
         ],
-        built_in=info.record.built_in,
-        created_at=convert.timestamp(info.record.created_at),
-        updated_at=convert.timestamp(info.record.updated_at),
+        built_in=info.event_type.built_in,
+        created_at=convert.timestamp(info.event_type.created_at),
+        updated_at=convert.timestamp(info.event_type.updated_at),
     )

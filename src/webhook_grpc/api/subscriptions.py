@@ -14,8 +14,8 @@ from webhook_grpc.domain.models import (
     SubscriptionDraft,
     SubscriptionStatus,
 )
+from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.subscriptions import SubscriptionService
-from webhook_grpc.services.test_events import TestEventService
 
 from . import convert
 from .auth import Authenticator, required_tenant, scoped_tenant
@@ -26,11 +26,11 @@ UPDATABLE = frozenset({"url", "event_patterns", "description", "payload_mode", "
 
 class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
     def __init__(
-        self, auth: Authenticator, service: SubscriptionService, test_events: TestEventService
+        self, auth: Authenticator, service: SubscriptionService, probe: ProbeService
     ) -> None:
         self._auth = auth
         self._service = service
-        self._test_events = test_events
+        self._probe = probe
 
     def _tenant(self, context: Any, requested: str) -> str | None:
         return scoped_tenant(self._auth.authenticate(context, Role.TENANT), requested)
@@ -155,7 +155,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
     async def SendTestEvent(
         self, request: pb.SendTestEventRequest, context: Any
     ) -> pb.SendTestEventResponse:
-        event, delivery_id = await self._test_events.send(
+        event, delivery_id = await self._probe.send(
             request.id, self._tenant(context, request.tenant_id)
         )
         return pb.SendTestEventResponse(event=convert.event(event), delivery_id=delivery_id)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, PayloadMode
 from webhook_grpc.domain.patterns import entity_of
@@ -36,14 +37,13 @@ from webhook_grpc.domain.payload import encode_body
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
+from webhook_grpc.domain.subscriptions import DeliveryTarget
 from webhook_grpc.storage import deliveries as delivery_store
 from webhook_grpc.storage import leasing
 from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.storage.leasing import LeaseRequest
 from webhook_grpc.storage.notifications import Notifier, wait_for_wake
-from webhook_grpc.storage.subscriptions import DeliveryTarget
 
 from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport

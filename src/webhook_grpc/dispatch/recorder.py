@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from webhook_grpc.domain.clock import Clock
+from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.errors import StorageUnavailable
 from webhook_grpc.domain.models import DeliveryStatus, DisabledReason
 from webhook_grpc.domain.retry import GONE
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.storage import deliveries as delivery_store
 from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.deliveries import AttemptRecord
 from webhook_grpc.storage.notifications import Notifier
 
 log = logging.getLogger(__name__)

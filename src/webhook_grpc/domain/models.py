@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from webhook_grpc.domain.cursors import FeedPosition
+
 T = TypeVar("T")
 
 
@@ -94,6 +96,26 @@ class Event:
     occurred_at: datetime
     published_at: datetime
     cursor: str = ""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A published event with its place in the feed (the service makes the cursor from it)."""
+
+    event: Event
+    position: FeedPosition
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A registered event type, built in or from RegisterEventType (fields are kept per entity)."""
+
+    type: str
+    entity: str
+    description: str
+    built_in: bool
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import base64
 import binascii
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from secrets import token_bytes
 
 from webhook_grpc.domain.errors import InvalidArgument
@@ -99,3 +101,27 @@ def delivery_headers(
         "X-Webhook-Event": event_type,
         **signature_headers(secrets, event_id, timestamp, body),
     }
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """What the dispatcher signs with: the current secret, and the previous one while rotating."""
+
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+    def active(self, now: datetime) -> list[str]:
+        """The secrets to sign with at `now`, current first.
+
+        The previous secret keeps signing until its grace period ends, so a receiver can move to
+        the new secret without rejecting deliveries in between; at the expiry instant it is gone.
+        """
+        keys = [self.secret]
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        ):
+            keys.append(self.previous_secret)
+        return keys

@@ -13,14 +13,13 @@ from webhook_grpc import metrics
 from webhook_grpc.config import Settings
 from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
-from webhook_grpc.domain.models import Event
+from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.patterns import entity_of, validate_patterns
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.storage import feed as feed_store
 from webhook_grpc.storage import registry as registry_store
 from webhook_grpc.storage import retention as retention_store
 from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.events import StoredEvent
 from webhook_grpc.storage.notifications import Notifier, wait_for_wake
 
 from .stream_slots import StreamSlots

@@ -17,14 +17,14 @@ from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, PermissionDenied
 from webhook_grpc.domain.ids import new_id
-from webhook_grpc.domain.models import DeliveryStatus, Event, Subscription
+from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, project
+from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.storage import events as event_store
 from webhook_grpc.storage import publish_context
 from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.notifications import Notifier
-from webhook_grpc.storage.subscriptions import Recipient
 
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
@@ -228,7 +228,7 @@ class Publisher:
         conn: AsyncConnection,
         rows: list[dict[str, Any]],
         positions: dict[str, Any],
-    ) -> dict[tuple[str, str], event_store.StoredEvent]:
+    ) -> dict[tuple[str, str], StoredEvent]:
         skipped: dict[str, list[str]] = {}
         for row in rows:
             if row["id"] not in positions:
@@ -241,7 +241,7 @@ class Publisher:
                 found[(tenant_id, key)] = stored
         return found
 
-    def _with_cursor(self, stored: event_store.StoredEvent) -> Event:
+    def _with_cursor(self, stored: StoredEvent) -> Event:
         return replace(
             stored.event, cursor=self._cursors.encode(stored.event.tenant_id, stored.position)
         )

@@ -13,6 +13,7 @@ from webhook_grpc.domain.builtin_types import (
 )
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.errors import InvalidArgument, PermissionDenied
+from webhook_grpc.domain.models import EventType
 from webhook_grpc.domain.patterns import entity_of, validate_event_type
 from webhook_grpc.domain.projection import Classification, less_private
 from webhook_grpc.storage import registry as store
@@ -25,7 +26,7 @@ MAX_DESCRIPTION = 1024
 
 @dataclass(frozen=True)
 class EventTypeInfo:
-    record: store.EventTypeRecord
+    event_type: EventType
     fields: dict[str, Classification]
 
 

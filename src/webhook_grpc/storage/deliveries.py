@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
 from . import driver
@@ -29,34 +29,6 @@ from .tables.base import table_of
 D = table_of(DeliveryRow)
 A = table_of(AttemptRow)
 PENDING = DeliveryStatus.PENDING.value
-
-
-@dataclass(frozen=True)
-class LeasedDelivery:
-    id: str
-    event_id: str
-    subscription_id: str
-    attempt_count: int
-    lease_token: str
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    """One finished attempt and what it decides for its delivery."""
-
-    delivery_id: str
-    subscription_id: str
-    lease_token: str
-    attempt_number: int
-    attempted_at: datetime
-    succeeded: bool
-    status_code: int | None
-    latency: timedelta
-    error: AttemptError | None
-    error_message: str
-    response_body: str
-    next_status: DeliveryStatus
-    next_attempt_at: datetime | None
 
 
 async def relax_durability(conn: AsyncConnection) -> None:

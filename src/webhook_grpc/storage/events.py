@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
-from webhook_grpc.domain.models import Event
+from webhook_grpc.domain.models import Event, StoredEvent
 
 from . import deliveries as delivery_store
 from . import driver
@@ -21,14 +20,6 @@ from .tables import EventRow
 from .tables.base import table_of
 
 E = table_of(EventRow)
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event row with its feed position (the cursor is made from it by the service)."""
-
-    event: Event
-    position: FeedPosition
 
 
 EVENT_COLUMNS = (

@@ -26,8 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.models import StoredEvent
 
-from .events import EVENT_COLUMNS, E, StoredEvent, to_stored
+from .events import EVENT_COLUMNS, E, to_stored
 
 # The oldest transaction of *this* database that may still commit: the snapshot's in-progress
 # ids, less those that pg_stat_activity shows running in another database, else the snapshot's

@@ -19,12 +19,16 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc.domain.deliveries import LeasedDelivery
+from webhook_grpc.domain.models import StoredEvent
+from webhook_grpc.domain.subscriptions import DeliveryTarget
+
 from . import driver
 from . import events as event_store
 from . import subscriptions as subscription_store
-from .deliveries import PENDING, D, LeasedDelivery
-from .events import EVENT_COLUMNS, StoredEvent
-from .subscriptions import DELIVERY_TARGET_COLUMNS, DeliveryTarget
+from .deliveries import PENDING, D
+from .events import EVENT_COLUMNS
+from .subscriptions import DELIVERY_TARGET_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.models import SubscriptionStatus
 from webhook_grpc.domain.projection import Classification
+from webhook_grpc.domain.subscriptions import Recipient
 
 from . import driver
 from . import registry as registry_store
 from . import subscriptions as subscription_store
-from .subscriptions import Recipient
 
 
 @dataclass(frozen=True)

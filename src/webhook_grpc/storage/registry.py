@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from webhook_grpc.domain.models import EventType
 from webhook_grpc.domain.projection import Classification
 
 from .tables import EntityFieldRow, EventTypeRow
@@ -18,16 +18,6 @@ from .tables.base import table_of
 
 TYPES = table_of(EventTypeRow)
 FIELDS = table_of(EntityFieldRow)
-
-
-@dataclass(frozen=True)
-class EventTypeRecord:
-    type: str
-    entity: str
-    description: str
-    built_in: bool
-    created_at: datetime
-    updated_at: datetime
 
 
 def _insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -91,20 +81,20 @@ async def upsert_fields(
     await conn.execute(statement)
 
 
-async def list_types(conn: AsyncConnection, entity: str | None = None) -> list[EventTypeRecord]:
+async def list_types(conn: AsyncConnection, entity: str | None = None) -> list[EventType]:
     query = select(TYPES).order_by(TYPES.c.type)
     if entity:
         query = query.where(TYPES.c.entity == entity)
-    return [EventTypeRecord(**row._mapping) for row in await conn.execute(query)]
+    return [EventType(**row._mapping) for row in await conn.execute(query)]
 
 
 async def type_names(conn: AsyncConnection) -> set[str]:
     return set((await conn.execute(select(TYPES.c.type))).scalars())
 
 
-async def get_type(conn: AsyncConnection, event_type: str) -> EventTypeRecord | None:
+async def get_type(conn: AsyncConnection, event_type: str) -> EventType | None:
     row = (await conn.execute(select(TYPES).where(TYPES.c.type == event_type))).first()
-    return EventTypeRecord(**row._mapping) if row else None
+    return EventType(**row._mapping) if row else None
 
 
 async def entity_fields(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,30 +15,13 @@ from webhook_grpc.domain.models import (
     Subscription,
     SubscriptionStatus,
 )
+from webhook_grpc.domain.signing import SigningKeys
+from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 
 from .tables import SubscriptionRow
 from .tables.base import table_of
 
 T = table_of(SubscriptionRow)
-
-
-@dataclass(frozen=True)
-class SigningKeys:
-    """What the dispatcher signs with: the current secret, and the previous one while rotating."""
-
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
-
-    def active(self, now: datetime) -> list[str]:
-        keys = [self.secret]
-        if (
-            self.previous_secret
-            and self.previous_secret_expires_at
-            and self.previous_secret_expires_at > now
-        ):
-            keys.append(self.previous_secret)
-        return keys
 
 
 def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
@@ -120,15 +102,6 @@ async def list_page(
     return [to_subscription(row) for row in await conn.execute(query)]
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """What publishing needs of a subscription: whom to deliver to, for which event types."""
-
-    id: str
-    tenant_id: str
-    event_patterns: tuple[str, ...]
-
-
 async def active_recipients(conn: AsyncConnection, tenant_ids: set[str]) -> list[Recipient]:
     query = select(T.c.id, T.c.tenant_id, T.c.event_patterns).where(
         T.c.tenant_id.in_(sorted(tenant_ids)), T.c.status == SubscriptionStatus.ACTIVE.value
@@ -148,18 +121,6 @@ async def update_values(
 
 async def delete_row(conn: AsyncConnection, subscription_id: str) -> None:
     await conn.execute(delete(T).where(T.c.id == subscription_id))
-
-
-@dataclass(frozen=True)
-class DeliveryTarget:
-    """What the dispatcher needs of a subscription to make an attempt."""
-
-    id: str
-    tenant_id: str
-    url: str
-    active: bool
-    payload_mode: PayloadMode
-    keys: SigningKeys
 
 
 async def delivery_targets(

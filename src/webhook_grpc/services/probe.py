@@ -14,7 +14,9 @@ from .publishing import EventDraft, Publisher
 TEST_EVENT_TYPE = "webhook.test"
 
 
-class TestEventService:
+class ProbeService:
+    """Sends SendTestEvent's probe: proof to an operator that a subscription's endpoint answers."""
+
     def __init__(self, db: Database, publisher: Publisher, notifier: Notifier) -> None:
         self._db = db
         self._publisher = publisher
