@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
 from webhook_grpc.config import Settings
+from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
@@ -29,7 +30,6 @@ from webhook_grpc.storage.subscriptions import Recipient
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
 MAX_IDEMPOTENCY_KEY = 256
-MAX_TENANT_ID = 128
 
 
 @dataclass(frozen=True)
@@ -196,10 +196,7 @@ class Publisher:
     def _validate(self, draft: EventDraft, prefix: str) -> None:
         if not draft.tenant_id:
             raise InvalidArgument(f"{prefix}tenant_id", "is required")
-        if len(draft.tenant_id) > MAX_TENANT_ID or not draft.tenant_id.isprintable():
-            raise InvalidArgument(
-                f"{prefix}tenant_id", f"must be at most {MAX_TENANT_ID} printable characters"
-            )
+        check_tenant_id(draft.tenant_id, f"{prefix}tenant_id")
         if not draft.type:
             raise InvalidArgument(f"{prefix}type", "is required")
         if is_service_type(draft.type):
