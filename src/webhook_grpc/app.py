@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 
 from webhook_grpc import logs
 from webhook_grpc._gen.webhooks.v1 import (
@@ -28,6 +27,7 @@ from webhook_grpc._gen.webhooks.v1 import (
     subscriptions_pb2,
     subscriptions_pb2_grpc,
 )
+from webhook_grpc.api import reflection
 from webhook_grpc.api.auth import Authenticator
 from webhook_grpc.api.decoding import RequestDecodingGuard
 from webhook_grpc.api.deliveries import DeliveryServicer
@@ -175,13 +175,8 @@ class App:
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         for name in (*SERVICE_NAMES, ""):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(
-            (
-                *SERVICE_NAMES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
+        reflection.enable(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
         )
         self.port = server.add_insecure_port(settings.listen)
         if self.port == 0:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from webhook_grpc.domain.access import Role
+from webhook_grpc.domain.access import TENANT_ID_FORM, Role, is_tenant_id
 from webhook_grpc.domain.durations import format_duration, parse_duration
 
 ENV_PREFIX: Final = "WEBHOOK_GRPC_"
@@ -68,6 +68,10 @@ class TokenConfig:
         tenant = self.tenant or None
         if role is Role.TENANT and tenant is None:
             raise ConfigError("tokens.tenant", "a tenant token must name its tenant")
+        if tenant is not None and not is_tenant_id(tenant):
+            raise ConfigError(
+                "tokens.tenant", f"{tenant!r} is not a tenant id: use {TENANT_ID_FORM}"
+            )
         if role is not Role.TENANT and tenant is not None:
             raise ConfigError(
                 "tokens.tenant", f"only tenant tokens name a tenant, not {role.value} tokens"

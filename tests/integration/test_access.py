@@ -6,7 +6,8 @@ import grpc
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.support.rpc import metadata, rpc_error
+from tests.support.factories import publish_request
+from tests.support.rpc import invalid_field, metadata, rpc_error
 from tests.support.server import RunningServer
 from tests.support.tokens import ACME, ADMIN, GLOBEX, PUBLISHER, TOKENS
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2, events_pb2, feed_pb2
@@ -110,6 +111,37 @@ async def test_roles(secured: RunningServer) -> None:
         secured.deliveries.ListDeliveries(deliveries_pb2.ListDeliveriesRequest(), metadata=ADMIN),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
+
+
+async def test_tenant_ids_of_another_form_are_refused_naming_the_field(
+    secured: RunningServer,
+) -> None:
+    bad = "ac me!"
+    create = _create(secured, ADMIN, tenant=bad)
+    assert await invalid_field(create) == "tenant_id"
+    assert (
+        await invalid_field(
+            secured.feed.ListEvents(feed_pb2.ListEventsRequest(tenant_id=bad), metadata=ACME)
+        )
+        == "tenant_id"
+    )
+    batch = [publish_request(), publish_request(tenant_id=bad)]
+    assert (
+        await invalid_field(
+            secured.events.PublishEvents(
+                events_pb2.PublishEventsRequest(events=batch), metadata=PUBLISHER
+            )
+        )
+        == "events[1].tenant_id"
+    )
+    edge = "A" + "b.c_d-9" * 18 + "x" * 1  # 128 characters, every allowed kind
+    assert len(edge) == 128
+    published = await secured.events.PublishEvent(
+        publish_request(tenant_id=edge), metadata=PUBLISHER
+    )
+    assert published.event.tenant_id == edge
+    page = await secured.feed.ListEvents(feed_pb2.ListEventsRequest(tenant_id=edge), metadata=ADMIN)
+    assert [e.id for e in page.events] == [published.event.id]
 
 
 async def test_open_mode_refuses_non_loopback(make_server: ServerFactory) -> None:

@@ -42,6 +42,7 @@ async def test_delivery_body_headers_and_both_signatures(
         "id": event.id,
         "type": "product.price_changed",
         "tenant_id": "acme",
+        "entity_id": "prod_1",
         "occurred_at": body["occurred_at"],
         "published_at": body["published_at"],
         "data": {"id": "prod_1", "sku": "A-1", "selling_price": "19.90"},

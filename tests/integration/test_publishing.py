@@ -266,3 +266,30 @@ async def test_idempotency_under_concurrent_retries(server: RunningServer) -> No
         pb.PublishEventsRequest(events=[publish_request(idempotency_key="k2")] * 2)
     )
     assert batch.events[0].id == batch.events[1].id
+
+
+async def test_an_event_whose_only_change_is_confidential_is_not_shared(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    from webhook_grpc._gen.webhooks.v1 import deliveries_pb2
+
+    subscription = (await subscribe(server, receiver.url(), ["product.*"])).subscription
+    batch = [
+        publish_request("product.price_changed", "prod_1", PRODUCT, previous={"cost_price": "6"}),
+        publish_request("product.price_changed", "prod_1", PRODUCT, previous={"name": "W"}),
+        publish_request("product.created", "prod_2"),  # no previous at all
+    ]
+    hidden, visible, created = (
+        await server.events.PublishEvents(pb.PublishEventsRequest(events=batch))
+    ).events
+    # The publisher gets its answer, projected, but the event has no place in the feed.
+    assert (hidden.cursor, visible.cursor != "", created.cursor != "") == ("", True, True)
+    assert dict(hidden.data) == dict(visible.data) and "cost_price" not in hidden.data
+    shared = {visible.id, created.id}
+    assert {row["id"] for row in stored_events(server)} == shared
+    page = await server.feed.ListEvents(feed_pb2.ListEventsRequest(tenant_id="acme"))
+    assert {e.id for e in page.events} == shared
+    listed = await server.deliveries.ListDeliveries(
+        deliveries_pb2.ListDeliveriesRequest(tenant_id="acme", subscription_id=subscription.id)
+    )
+    assert {d.event_id for d in listed.deliveries} == shared

@@ -324,6 +324,7 @@ def test_direct_construction_is_validated() -> None:
         ({"role": "admin", "sha256": "token"}, "tokens[0].sha256"),
         ({"role": "admin", "sha256": DIGEST, "token": "plain"}, "tokens[0].token"),
         ({"role": "tenant", "tenant": 7, "sha256": DIGEST}, "tokens[0].tenant"),
+        ({"role": "tenant", "tenant": "ac me!", "sha256": DIGEST}, "tokens[0].tenant"),
     ],
 )
 def test_invalid_tokens_name_the_setting(token: dict[str, object], setting: str) -> None:

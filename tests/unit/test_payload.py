@@ -23,6 +23,7 @@ def test_full_body_is_the_spec_envelope() -> None:
         "id": "evt_1",
         "type": "product.price_changed",
         "tenant_id": "acme",
+        "entity_id": "prod_1",
         "occurred_at": "2026-11-28T10:00:00.123Z",
         "published_at": "2026-11-28T10:00:01.000Z",
         "data": {"id": "prod_1", "selling_price": "19.90"},
@@ -32,6 +33,7 @@ def test_full_body_is_the_spec_envelope() -> None:
 
 def test_thin_body_carries_only_the_entity_id() -> None:
     body = json.loads(encode_body(EVENT, PayloadMode.THIN))
+    assert body["entity_id"] == "prod_1"
     assert body["data"] == {"id": "prod_1"}
     assert "previous" not in body
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from webhook_grpc.domain.projection import (
     Classification,
     FieldRules,
+    hides_every_change,
     is_credential_name,
     less_private,
     project,
@@ -258,3 +259,11 @@ def test_less_private_names_only_relaxed_known_fields() -> None:
     assert less_private(current, requested) == {"cost_price": C, "salary": R}
     assert less_private(current, {"salary": C}) == {"salary": R}
     assert less_private({}, {"anything": P}) == {}
+
+
+def test_an_event_hides_every_change_only_when_the_projection_empties_its_previous() -> None:
+    assert hides_every_change({"cost_price": "6"}, {})
+    assert not hides_every_change({"cost_price": "6", "name": "W"}, {"name": "W"})
+    # Nothing was said to have changed: nothing hidden is revealed.
+    assert not hides_every_change(None, None)
+    assert not hides_every_change({}, {})

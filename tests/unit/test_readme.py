@@ -1,10 +1,15 @@
-"""The README's configuration table is generated from config.py and must not drift."""
+"""The README's generated and checked parts (configuration, built-in types) must not drift."""
 
 from __future__ import annotations
 
+import ast
+import re
+import sys
 from pathlib import Path
 
 from scripts.config_table import BEGIN, END, render
+from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS, BUILTIN_TYPES
+from webhook_grpc.domain.projection import Classification
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -13,3 +18,50 @@ def test_config_table_is_current() -> None:
     text = README.read_text()
     table = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
     assert table == render(), "run: python scripts/config_table.py --write"
+
+
+def _section(title: str) -> str:
+    return README.read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    lines = text.split(header + "\n", 1)[1].splitlines()[1:]  # past the |---| line
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_builtin_event_types_and_schemas_are_listed() -> None:
+    section = _section("Payload privacy")
+    listed = {cells[0].strip("`"): cells[1] for cells in _table_rows(section, "| type | meaning |")}
+    assert listed == dict(BUILTIN_TYPES)
+    classes: dict[str, dict[str, Classification]] = {}
+    for entity, name, fields in _table_rows(section, "| entity | class | fields |"):
+        for path in re.findall(r"`([^`]+)`", fields):
+            classes.setdefault(entity, {})[path] = Classification[name.strip("`")]
+    assert classes == {entity: dict(rules) for entity, rules in BUILTIN_SCHEMAS.items()}
+    for classification in Classification:
+        assert f"* `{classification.name}`: " in section, classification
+
+
+def test_python_snippets_import_the_modules_they_use() -> None:
+    # Snippets may lean on names from the text around them (`client`, `handle`), never on an
+    # unimported module.
+    for block in re.findall(r"```python\n(.*?)```", README.read_text(), re.S):
+        tree = ast.parse(block)
+        imported = {
+            (alias.asname or alias.name).split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        used = {
+            node.value.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        }
+        missing = (used & set(sys.stdlib_module_names)) - imported
+        assert not missing, f"{sorted(missing)} used but not imported in:\n{block}"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from webhook_grpc.config import TokenConfig
-from webhook_grpc.domain.access import Principal, Role
+from webhook_grpc.domain.access import Principal, Role, check_tenant_id
 from webhook_grpc.domain.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 OPEN_PRINCIPAL = Principal(role=Role.ADMIN, tenant=None)
@@ -53,7 +53,10 @@ class Authenticator:
 
 def scoped_tenant(principal: Principal, requested: str, field: str = "tenant_id") -> str | None:
     """The tenant a request acts on: a tenant token's own (naming another is denied);
-    for admins and publishers the requested one, or None (any tenant) when empty."""
+    for admins and publishers the requested one, or None (any tenant) when empty. A
+    requested tenant id of the wrong form is INVALID_ARGUMENT naming `field`."""
+    if requested:
+        check_tenant_id(requested, field)
     if principal.role is Role.TENANT:
         if requested and requested != principal.tenant:
             raise PermissionDenied(f"this token may not act for tenant {requested!r}")

@@ -21,6 +21,7 @@ def envelope(event: Event, mode: PayloadMode) -> dict[str, Any]:
         "id": event.id,
         "type": event.type,
         "tenant_id": event.tenant_id,
+        "entity_id": event.entity_id,
         "occurred_at": iso_millis(event.occurred_at),
         "published_at": iso_millis(event.published_at),
     }

@@ -100,6 +100,17 @@ def _project_declared(value: Any, path: str, shareable: bool, rules: FieldRules)
     return value if shareable else _DROP
 
 
+def hides_every_change(
+    published_previous: Mapping[str, Any] | None, projected_previous: Mapping[str, Any] | None
+) -> bool:
+    """Whether the projection removed every field the publisher said had changed.
+
+    Such an event tells a consumer nothing but that a confidential or restricted field changed
+    (a `product.price_changed` whose only change is `cost_price`), so it is not shared at all:
+    delivering it, even without `previous`, would disclose that change."""
+    return bool(published_previous) and not projected_previous
+
+
 def project_event(event: Event, rules: FieldRules, cursor: str | None = None) -> Event:
     """The event with `data` and `previous` projected by `rules` (the schema of today), and
     with `cursor` when one is given."""

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
 from webhook_grpc.config import Settings
+from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
@@ -19,7 +20,7 @@ from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, Permissio
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
-from webhook_grpc.domain.projection import Classification, project
+from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.storage import events as event_store
 from webhook_grpc.storage import publish_context
@@ -29,7 +30,6 @@ from webhook_grpc.storage.notifications import Notifier
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
 MAX_IDEMPOTENCY_KEY = 256
-MAX_TENANT_ID = 128
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,13 @@ class EventDraft:
 
 @dataclass(frozen=True)
 class Published:
+    """`stored` is false for an event whose every change is to unshareable fields: it is
+    answered (projected, without a cursor) but neither stored nor delivered."""
+
     event: Event
     duplicate: bool
     delivery_ids: tuple[str, ...] = ()
+    stored: bool = True
 
 
 class Publisher:
@@ -86,7 +90,7 @@ class Publisher:
             )
         self._notifier.wake()
         for item in published:
-            if not item.duplicate:
+            if item.stored and not item.duplicate:
                 metrics.EVENTS_PUBLISHED.labels(item.event.type).inc()
         return published
 
@@ -113,30 +117,32 @@ class Publisher:
                     "RegisterEventType first",
                 )
         events = [self._event_row(draft, context.schemas, now) for draft in drafts]
+        hidden = {
+            row["id"]
+            for draft, row in zip(drafts, events, strict=True)
+            if hides_every_change(draft.previous, row["previous"])
+        }
+        stored = [row for row in events if row["id"] not in hidden]
         deliveries = {
             row["id"]: self._delivery_rows(row, context.recipients, only_subscription, now)
-            for row in events
+            for row in stored
         }
         positions = await event_store.insert_with_deliveries(
-            conn, events, [d for rows in deliveries.values() for d in rows]
+            conn, stored, [d for rows in deliveries.values() for d in rows]
         )
-        earlier = await self._earlier_events(conn, events, positions)
+        earlier = await self._earlier_events(conn, stored, positions)
         results: list[Published] = []
         for row in events:
+            if row["id"] in hidden:
+                unshared = _event(row, now, cursor="")
+                results.append(Published(unshared, duplicate=False, stored=False))
+                continue
             if row["id"] not in positions:
                 found = earlier[(row["tenant_id"], row["idempotency_key"])]
                 results.append(Published(self._with_cursor(found), duplicate=True))
                 continue
-            event = Event(
-                id=row["id"],
-                tenant_id=row["tenant_id"],
-                type=row["type"],
-                entity_id=row["entity_id"],
-                data=row["data"],
-                previous=row["previous"],
-                occurred_at=row["occurred_at"],
-                published_at=now,
-                cursor=self._cursors.encode(row["tenant_id"], positions[row["id"]]),
+            event = _event(
+                row, now, cursor=self._cursors.encode(row["tenant_id"], positions[row["id"]])
             )
             ids = tuple(d["id"] for d in deliveries[row["id"]])
             results.append(Published(event, duplicate=False, delivery_ids=ids))
@@ -196,10 +202,7 @@ class Publisher:
     def _validate(self, draft: EventDraft, prefix: str) -> None:
         if not draft.tenant_id:
             raise InvalidArgument(f"{prefix}tenant_id", "is required")
-        if len(draft.tenant_id) > MAX_TENANT_ID or not draft.tenant_id.isprintable():
-            raise InvalidArgument(
-                f"{prefix}tenant_id", f"must be at most {MAX_TENANT_ID} printable characters"
-            )
+        check_tenant_id(draft.tenant_id, f"{prefix}tenant_id")
         if not draft.type:
             raise InvalidArgument(f"{prefix}type", "is required")
         if is_service_type(draft.type):
@@ -245,6 +248,20 @@ class Publisher:
         return replace(
             stored.event, cursor=self._cursors.encode(stored.event.tenant_id, stored.position)
         )
+
+
+def _event(row: dict[str, Any], published_at: datetime, cursor: str) -> Event:
+    return Event(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        type=row["type"],
+        entity_id=row["entity_id"],
+        data=row["data"],
+        previous=row["previous"],
+        occurred_at=row["occurred_at"],
+        published_at=published_at,
+        cursor=cursor,
+    )
 
 
 def _json_size(value: dict[str, Any]) -> int:
