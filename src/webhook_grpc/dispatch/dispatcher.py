@@ -1,13 +1,8 @@
 """The dispatcher: lease due deliveries, POST them, record the outcome, reschedule.
 
-Isolation: each subscription has a lane in this process, with at most `endpoint_concurrency`
-workers POSTing its leased deliveries one after another. A lane holds up to twice that in
-leased work (the rest waits for a worker) and is refilled when what waits runs low, so a worker
-that finishes takes the next delivery at once instead of after the next lease query; a full
-lane is left out of the next lease, so a slow or dead endpoint holds only its own workers and
-never the queue. Twice is also the most a lease may cover: a delivery waits at most one round
-of attempts and then makes its own, each bounded by delivery_timeout, and lease_duration is at
-least twice that.
+Each subscription has a lane in this process: its leased deliveries wait there for one of the
+lane's workers. How much a lane and the process may hold, and when to lease more, is the
+policy of `capacity.py`.
 
 Wake-ups: new work wakes the lease loop through the notifier; work due later wakes it with a
 timer set for the earliest due time this process knows of, so poll_interval is only a fallback.
@@ -45,13 +40,12 @@ from webhook_grpc.storage.database import Database
 from webhook_grpc.storage.leasing import LeaseRequest
 from webhook_grpc.storage.notifications import Notifier, wait_for_wake
 
+from .capacity import DispatchCapacity
 from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
-# Leased work a lane may hold, in multiples of endpoint_concurrency (see the module docstring).
-LEASE_AHEAD = 2
 
 
 @dataclass
@@ -81,13 +75,6 @@ class _Lane:
     waiting: deque[tuple[LeasedDelivery, _Batch]] = field(default_factory=deque)
     attempting: dict[asyncio.Task[None], LeasedDelivery] = field(default_factory=dict)
     workers: set[asyncio.Task[None]] = field(default_factory=set)
-    # Asked for a refill since the last lease that brought it work: it asks once, so a lane
-    # whose subscription has nothing more due does not make every attempt wake the lease loop.
-    asked: bool = False
-
-    @property
-    def held(self) -> int:
-        return len(self.waiting) + len(self.attempting)
 
 
 class Dispatcher:
@@ -108,15 +95,13 @@ class Dispatcher:
         self._clock = clock
         self._policy = RetryPolicy(settings.backoff_schedule, settings.max_retry_attempts)
         self._lanes: dict[str, _Lane] = {}
-        self._held = 0
-        self._lane_limit = settings.endpoint_concurrency * LEASE_AHEAD
-        # Refill a lane when fewer than half its workers' worth waits, so the refill lands
-        # before its workers run dry; refill the process when a quarter of its room is free.
-        self._lane_refill = settings.endpoint_concurrency + settings.endpoint_concurrency // 2
-        self._process_refill = settings.dispatcher_concurrency * 3 // 4
         self._stopping = asyncio.Event()
         self._running: asyncio.Task[None] | None = None
         self._wake = notifier.waiter()
+        self._capacity = DispatchCapacity(
+            settings.dispatcher_concurrency, settings.endpoint_concurrency, self._wake.set
+        )
+        recorder.on_committed(self._capacity.committed)
         # One timer, for the earliest due time known; when it fires, the loop looks up the next.
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: datetime | None = None
@@ -140,9 +125,9 @@ class Dispatcher:
                 continue
             if lease_again:
                 continue
-            if self._room() <= 0:
+            if self._capacity.room() <= 0:
                 # Attempts handed to the recorder hold room until it commits them.
-                self._recorder.wake_after_flush(self._wake)
+                self._capacity.wake_on_commit()
             elif not leased or self._look_ahead:
                 # Work was leased: lanes running low wake us. Nothing, or a due time just
                 # passed: the timer is set for the next due time after this lease.
@@ -164,8 +149,10 @@ class Dispatcher:
         # No lease starts or lands any more: the lanes hold all this process leased.
         lanes = list(self._lanes.values())
         await self._release([d for lane in lanes for d, _ in lane.waiting])
-        for lane in lanes:
-            lane.waiting.clear()
+        for subscription_id, lane in self._lanes.items():
+            if lane.waiting:
+                self._capacity.released(subscription_id, len(lane.waiting))
+                lane.waiting.clear()
         workers = [worker for lane in lanes for worker in lane.workers]
         if workers:
             await asyncio.wait(
@@ -211,7 +198,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return sum(len(lane.attempting) for lane in self._lanes.values())
+        return self._capacity.in_flight
 
     async def _release(self, leased: list[LeasedDelivery]) -> None:
         by_token: dict[str, list[str]] = {}
@@ -226,26 +213,27 @@ class Dispatcher:
         except Exception as error:  # the leases will expire by themselves
             log.warning("could not release %d leases: %s", len(leased), error)
 
-    def _room(self) -> int:
-        """Deliveries this process may still lease (attempts count until recorded)."""
-        return self._settings.dispatcher_concurrency - self._held - self._recorder.backlog
-
     async def _lease_and_start(self) -> tuple[int, bool]:
         """Lease due work into the lanes: how many deliveries, and whether to lease again at
         once. Again when the lease was full, and also when it filled a lane: the lease looks
         at the oldest due rows only, so a lane with a large backlog (a slow endpoint) can fill
         that window, and other subscriptions' due rows are reached by the next lease, which
         leaves the now full lane out."""
-        free = self._room()
+        capacity = self._capacity
+        free = capacity.room()
         if free <= 0:
             return 0, False
         wanted = min(free, LEASE_BATCH)
-        room = {s: self._lane_limit - lane.held for s, lane in self._lanes.items()}
         now = self._leased_at = self._clock()
         token = new_id("lease")
         async with self._db.autocommit() as conn:
             request = LeaseRequest(
-                now, now + self._settings.lease_duration, token, wanted, self._lane_limit, room
+                now,
+                now + self._settings.lease_duration,
+                token,
+                wanted,
+                capacity.lane_limit,
+                capacity.lane_room(),
             )
             work = await leasing.lease_work(conn, request)
             if not work.deliveries:
@@ -256,11 +244,7 @@ class Dispatcher:
         for delivery in leased:
             if batch.deliverable(delivery):
                 self._enqueue(delivery, batch)
-        filled = any(
-            self._lanes[s].held >= self._lane_limit
-            for s in {d.subscription_id for d in leased}
-            if s in self._lanes
-        )
+        filled = capacity.any_full(d.subscription_id for d in leased)
         return len(leased), len(leased) == wanted or filled
 
     async def _batch(self, conn: AsyncConnection, work: leasing.LeasedWork) -> _Batch:
@@ -288,8 +272,7 @@ class Dispatcher:
         if lane is None:
             lane = self._lanes[delivery.subscription_id] = _Lane()
         lane.waiting.append((delivery, batch))
-        lane.asked = False
-        self._held += 1
+        self._capacity.leased(delivery.subscription_id)
         if len(lane.workers) < self._settings.endpoint_concurrency:
             worker = asyncio.create_task(self._work(delivery.subscription_id, lane))
             lane.workers.add(worker)
@@ -302,29 +285,23 @@ class Dispatcher:
             while lane.waiting and not self._stopping.is_set():
                 delivery, batch = lane.waiting.popleft()
                 lane.attempting[worker] = delivery
+                self._capacity.attempt_started(subscription_id)
+                recorded = False
                 try:
                     await self._attempt(delivery, batch)
+                    recorded = True
                 except Exception:
                     log.exception("attempt of %s failed unexpectedly", delivery.id)
                 finally:
                     del lane.attempting[worker]
-                    self._attempt_done(lane)
+                    self._capacity.attempt_finished(subscription_id, recorded=recorded)
         finally:
             lane.workers.discard(worker)
             if not lane.workers and not lane.waiting:
                 self._lanes.pop(subscription_id, None)
 
-    def _attempt_done(self, lane: _Lane) -> None:
-        """Wake the lease loop when a lane or the process runs low on leased work (the
-        process count drops one at a time, so equality catches each crossing once)."""
-        self._held -= 1
-        if not lane.asked and lane.held <= self._lane_refill:
-            lane.asked = True
-            self._wake.set()
-        elif self._held == self._process_refill:
-            self._wake.set()
-
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
+        """Attempt the delivery and hand the outcome to the recorder (its last step)."""
         attempted_at, outcome = await self._send(delivery, batch)
         attempt_number = delivery.attempt_count + 1
         if outcome.succeeded:

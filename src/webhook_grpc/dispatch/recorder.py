@@ -39,7 +39,7 @@ class AttemptRecorder:
         self._notifier = notifier
         self._clock = clock
         self._queue: list[AttemptRecord] = []
-        self._to_wake: set[asyncio.Event] = set()
+        self._committed: list[Callable[[int], None]] = []
         self._retry_scheduled: list[Callable[[datetime], None]] = []
         self._ready = asyncio.Event()
         self._stopping = False
@@ -66,14 +66,10 @@ class AttemptRecorder:
                 len(self._queue),
             )
 
-    @property
-    def backlog(self) -> int:
-        """Attempts handed over and not yet committed."""
-        return len(self._queue)
-
-    def wake_after_flush(self, event: asyncio.Event) -> None:
-        """Set `event` once the next batch is committed (and its backlog gone)."""
-        self._to_wake.add(event)
+    def on_committed(self, callback: Callable[[int], None]) -> None:
+        """Call `callback` with the number of attempts of each batch the recorder is done with
+        (committed, or dropped as unrecordable): until then they hold the dispatcher's room."""
+        self._committed.append(callback)
 
     def on_retry_scheduled(self, callback: Callable[[datetime], None]) -> None:
         """Call `callback` with the earliest retry of each committed batch that schedules
@@ -116,9 +112,8 @@ class AttemptRecorder:
             log.exception("recording %d attempts failed", len(batch))
             disabled = False
         del self._queue[: len(batch)]
-        for event in self._to_wake:
-            event.set()
-        self._to_wake.clear()
+        for callback in self._committed:
+            callback(len(batch))
         if disabled:
             self._notifier.wake()
 
