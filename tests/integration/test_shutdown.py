@@ -171,9 +171,13 @@ async def writers_held_off(database_url: str) -> AsyncIterator[Callable[[], Awai
     transaction elsewhere would, until the block exits. Yields a wait for the first writer to
     queue behind it."""
     if database_url.startswith("sqlite"):
-        sqlite = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)
+        # In a thread: the app under test runs on this event loop, and a write transaction of
+        # its that is under way needs the loop to finish before this one can begin.
+        sqlite = sqlite3.connect(
+            database_url.removeprefix("sqlite:///"), timeout=60, check_same_thread=False
+        )
         sqlite.isolation_level = None
-        sqlite.execute("BEGIN IMMEDIATE")
+        await asyncio.to_thread(sqlite.execute, "BEGIN IMMEDIATE")
 
         async def queued_on_sqlite() -> None:
             # SQLite shows nobody its waiters: give the writer the time of twenty poll
@@ -183,7 +187,7 @@ async def writers_held_off(database_url: str) -> AsyncIterator[Callable[[], Awai
         try:
             yield queued_on_sqlite
         finally:
-            sqlite.execute("COMMIT")
+            await asyncio.to_thread(sqlite.execute, "COMMIT")
             sqlite.close()
         return
     async with await psycopg.AsyncConnection.connect(database_url) as postgres:
