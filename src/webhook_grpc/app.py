@@ -85,8 +85,15 @@ class App:
     clock: Clock = system_clock
     port: int = 0
     db: Database = field(init=False)
+    notifier: Notifier = field(init=False)
     publisher: Publisher = field(init=False)
+    retention: RetentionService = field(init=False)
+    # The dispatcher's parts exist only in a process that runs it; the metrics server only
+    # when metrics_listen is set.
     dispatcher: Dispatcher | None = field(init=False, default=None)
+    transport: HttpTransport | None = field(init=False, default=None)
+    recorder: AttemptRecorder | None = field(init=False, default=None)
+    metrics: MetricsServer | None = field(init=False, default=None)
     _server: grpc.aio.Server | None = field(init=False, default=None)
     _lock: process_lock.ProcessLock | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -142,7 +149,6 @@ class App:
                 self.db, delivery, self.notifier, self.transport, self.recorder, self.clock
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
-        self.metrics: MetricsServer | None = None
         if settings.server.metrics_listen:
             self.metrics = MetricsServer(settings.server.metrics_listen, self.db, self.clock)
             self.metrics.start()
@@ -212,8 +218,10 @@ class App:
             await self._server.stop(grace)
         if self.dispatcher is not None:
             await self.dispatcher.stop(grace)
+        if self.recorder is not None:
             # After the dispatcher: its attempts that finish in the grace are handed over.
             await self.recorder.stop(grace)
+        if self.transport is not None:
             await self.transport.close()
         for task in self._tasks:
             task.cancel()
