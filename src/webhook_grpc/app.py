@@ -34,7 +34,7 @@ from webhook_grpc.api.deliveries import DeliveryServicer
 from webhook_grpc.api.events import EventServicer
 from webhook_grpc.api.feed import FeedServicer
 from webhook_grpc.api.subscriptions import SubscriptionServicer
-from webhook_grpc.config import Settings
+from webhook_grpc.config import ServerSettings, Settings
 from webhook_grpc.dispatch.dispatcher import Dispatcher
 from webhook_grpc.dispatch.recorder import AttemptRecorder
 from webhook_grpc.dispatch.transport import HttpTransport
@@ -85,8 +85,15 @@ class App:
     clock: Clock = system_clock
     port: int = 0
     db: Database = field(init=False)
+    notifier: Notifier = field(init=False)
     publisher: Publisher = field(init=False)
+    retention: RetentionService = field(init=False)
+    # The dispatcher's parts exist only in a process that runs it; the metrics server only
+    # when metrics_listen is set.
     dispatcher: Dispatcher | None = field(init=False, default=None)
+    transport: HttpTransport | None = field(init=False, default=None)
+    recorder: AttemptRecorder | None = field(init=False, default=None)
+    metrics: MetricsServer | None = field(init=False, default=None)
     _server: grpc.aio.Server | None = field(init=False, default=None)
     _lock: process_lock.ProcessLock | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -95,10 +102,10 @@ class App:
         settings = self.settings
         logs.guard_secrets()
         if self.roles.api:
-            _check_open_mode(settings)
+            _check_open_mode(settings.server)
         try:
             self._lock = process_lock.acquire(
-                settings.database_url, "serve" if self.roles.api else "dispatcher"
+                settings.database.database_url, "serve" if self.roles.api else "dispatcher"
             )
         except (process_lock.DatabaseInUse, OSError) as error:
             raise StartupError(str(error)) from None
@@ -110,39 +117,43 @@ class App:
 
     async def _start(self) -> None:
         settings = self.settings
+        database_url = settings.database.database_url
         if self.roles.migrate:
-            await asyncio.to_thread(migrate.upgrade, settings.database_url)
-        self.db = Database(settings.database_url)
-        self.notifier = Notifier(settings.database_url if self.db.is_postgres else None)
+            await asyncio.to_thread(migrate.upgrade, database_url)
+        self.db = Database(database_url)
+        self.notifier = Notifier(database_url if self.db.is_postgres else None)
         registry = RegistryService(self.db, self.clock)
         await registry.ensure_builtins()
         async with self.db.transaction() as conn:
             key = await state.get_or_create(conn, "cursor_key", lambda: secrets.token_hex(32))
         cursors = CursorCodec(bytes.fromhex(key))
-        self.publisher = Publisher(self.db, settings, cursors, self.notifier, self.clock)
+        self.publisher = Publisher(self.db, settings.publishing, cursors, self.notifier, self.clock)
         await self.notifier.start()
 
-        if self.roles.dispatcher and (settings.serve_dispatcher or not self.roles.api):
+        if self.roles.dispatcher and (settings.server.serve_dispatcher or not self.roles.api):
+            delivery = settings.delivery
             self.transport = HttpTransport(
-                settings.delivery_timeout,
-                settings.allow_private_targets,
-                max_connections=settings.dispatcher_concurrency,
+                delivery.delivery_timeout,
+                settings.targets.allow_private_targets,
+                max_connections=delivery.dispatcher_concurrency,
             )
             await self.transport.start()
             self.recorder = AttemptRecorder(
-                self.db, AutoDisabler(settings, self.publisher), self.notifier, self.clock
+                self.db,
+                AutoDisabler(settings.auto_disable, self.publisher),
+                self.notifier,
+                self.clock,
             )
             self.recorder.start()
             self.dispatcher = Dispatcher(
-                self.db, settings, self.notifier, self.transport, self.recorder, self.clock
+                self.db, delivery, self.notifier, self.transport, self.recorder, self.clock
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
-        self.metrics: MetricsServer | None = None
-        if settings.metrics_listen:
-            self.metrics = MetricsServer(settings.metrics_listen, self.db, self.clock)
+        if settings.server.metrics_listen:
+            self.metrics = MetricsServer(settings.server.metrics_listen, self.db, self.clock)
             self.metrics.start()
             self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
-        self.retention = RetentionService(self.db, settings, self.clock)
+        self.retention = RetentionService(self.db, settings.retention, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
         if self.roles.api:
@@ -150,8 +161,11 @@ class App:
 
     async def _start_server(self, registry: RegistryService, cursors: CursorCodec) -> None:
         settings = self.settings
-        auth = Authenticator(settings.tokens)
-        guard = TargetGuard(settings.allow_http_targets, settings.allow_private_targets)
+        listen = settings.server.listen
+        auth = Authenticator(settings.server.tokens)
+        guard = TargetGuard(
+            settings.targets.allow_http_targets, settings.targets.allow_private_targets
+        )
         server = grpc.aio.server(
             interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
         )
@@ -161,12 +175,12 @@ class App:
         )
         subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(
             SubscriptionServicer(
-                auth, SubscriptionService(self.db, settings, guard, self.clock), probe
+                auth, SubscriptionService(self.db, settings.subscriptions, guard, self.clock), probe
             ),
             server,
         )
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
-            FeedServicer(auth, FeedService(self.db, settings, cursors, self.notifier)), server
+            FeedServicer(auth, FeedService(self.db, settings.feed, cursors, self.notifier)), server
         )
         deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(
             DeliveryServicer(auth, DeliveryService(self.db, self.notifier, self.clock)), server
@@ -178,12 +192,12 @@ class App:
         reflection.enable(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
         )
-        self.port = server.add_insecure_port(settings.listen)
+        self.port = server.add_insecure_port(listen)
         if self.port == 0:
-            raise StartupError(f"cannot listen on {settings.listen}")
+            raise StartupError(f"cannot listen on {listen}")
         await server.start()
         self._server = server
-        host = settings.listen.rpartition(":")[0]
+        host = listen.rpartition(":")[0]
         log.info("webhook-grpc listening on %s:%d", host, self.port)
         if auth.is_open:
             log.warning(
@@ -199,8 +213,10 @@ class App:
             await self._server.stop(grace)
         if self.dispatcher is not None:
             await self.dispatcher.stop(grace)
+        if self.recorder is not None:
             # After the dispatcher: its attempts that finish in the grace are handed over.
             await self.recorder.stop(grace)
+        if self.transport is not None:
             await self.transport.close()
         for task in self._tasks:
             task.cancel()
@@ -219,7 +235,7 @@ class App:
             self._lock = None
 
 
-def _check_open_mode(settings: Settings) -> None:
+def _check_open_mode(settings: ServerSettings) -> None:
     if settings.tokens:
         return
     host = settings.listen.rpartition(":")[0].strip("[]")

@@ -2,7 +2,9 @@
 file, `WEBHOOK_GRPC_<SETTING>` environment variables and explicit overrides (CLI flags, tests).
 
 Each setting is declared once, below, with its default, its parser and its description; the
-README's configuration table is generated from `settings_table()`."""
+README's configuration table is generated from `settings_table()`. Users see one flat list of
+settings; the code sees groups of them (`settings.delivery`, `settings.feed`…), one per part of
+the service, and app.py hands each part only its group."""
 
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from webhook_grpc.domain.access import TENANT_ID_FORM, Role, is_tenant_id
 from webhook_grpc.domain.durations import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 ENV_PREFIX: Final = "WEBHOOK_GRPC_"
 CONFIG_FILE_ENV: Final = "WEBHOOK_GRPC_CONFIG"
@@ -223,6 +229,88 @@ def _meta(parse: Parser, doc: str, shown: str | None = None) -> dict[str, Any]:
     return {"parse": parse, "doc": doc, "shown": shown}
 
 
+_Group = TypeVar("_Group", bound="DataclassInstance")
+
+# Groups: what each part of the service reads, named as the flat settings they come from. They
+# are views built from a validated Settings, so they carry no checks of their own.
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The gRPC server and the process around it (app.py, the CLI)."""
+
+    listen: str
+    tokens: tuple[TokenConfig, ...]
+    metrics_listen: str
+    serve_dispatcher: bool
+    log_level: str
+    log_format: str
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    database_url: str
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """The dispatcher, its HTTP transport and the shutdown grace that waits for its attempts."""
+
+    backoff_schedule: tuple[timedelta, ...]
+    max_retry_attempts: int
+    delivery_timeout: timedelta
+    lease_duration: timedelta
+    dispatcher_concurrency: int
+    endpoint_concurrency: int
+    poll_interval: timedelta
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Which endpoint URLs are allowed (checked on subscribe and again on each delivery)."""
+
+    allow_http_targets: bool
+    allow_private_targets: bool
+
+
+@dataclass(frozen=True)
+class AutoDisableSettings:
+    """When a failing subscription is disabled."""
+
+    failure_threshold: float
+    failure_window: timedelta
+    min_deliveries_for_disable: int
+
+
+@dataclass(frozen=True)
+class PublishingSettings:
+    max_payload_bytes: int
+    first_attempt_delay: timedelta
+    """The backoff schedule's first step: a new delivery is due this long after its event."""
+
+
+@dataclass(frozen=True)
+class SubscriptionSettings:
+    max_subscriptions: int
+    rotation_grace: timedelta
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    feed_heartbeat: timedelta
+    max_streams_per_tenant: int
+    max_streams: int
+    poll_interval: timedelta
+    retention_days: int
+    """Only to tell a client whose cursor was purged why."""
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    retention_days: int
+    retention_interval: timedelta
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the service; construct with `load_settings`. Invalid values raise
@@ -408,6 +496,48 @@ class Settings:
     def is_open(self) -> bool:
         """No tokens configured: every caller is an admin (allowed on loopback only)."""
         return not self.tokens
+
+    @cached_property
+    def server(self) -> ServerSettings:
+        return self._group(ServerSettings)
+
+    @cached_property
+    def database(self) -> DatabaseSettings:
+        return self._group(DatabaseSettings)
+
+    @cached_property
+    def delivery(self) -> DeliverySettings:
+        return self._group(DeliverySettings)
+
+    @cached_property
+    def targets(self) -> TargetSettings:
+        return self._group(TargetSettings)
+
+    @cached_property
+    def auto_disable(self) -> AutoDisableSettings:
+        return self._group(AutoDisableSettings)
+
+    @cached_property
+    def publishing(self) -> PublishingSettings:
+        return self._group(PublishingSettings, first_attempt_delay=self.backoff_schedule[0])
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionSettings:
+        return self._group(SubscriptionSettings)
+
+    @cached_property
+    def feed(self) -> FeedSettings:
+        return self._group(FeedSettings)
+
+    @cached_property
+    def retention(self) -> RetentionSettings:
+        return self._group(RetentionSettings)
+
+    def _group(self, group: type[_Group], **derived: object) -> _Group:
+        """`group` with each field set from the setting of its name, unless `derived` gives it;
+        by name, so two fields of one type cannot be swapped."""
+        values = {f.name: getattr(self, f.name) for f in fields(group) if f.name not in derived}
+        return group(**values, **derived)
 
 
 def _check_address(name: str, value: str) -> None:

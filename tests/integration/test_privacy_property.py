@@ -233,7 +233,7 @@ def test_only_allowlisted_fields_leave_the_publisher(
     page = background.feed.ListEvents(
         feed_pb2.ListEventsRequest(tenant_id="acme", entity_id=entity_id)
     )
-    engine = sa.create_engine(sync_url(background.server.app.settings.database_url))
+    engine = sa.create_engine(sync_url(background.server.app.settings.database.database_url))
     with engine.connect() as conn:
         stored = [
             tuple(str(v) for v in row)

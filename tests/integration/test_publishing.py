@@ -30,7 +30,7 @@ PRODUCT = {
 
 
 def stored_events(server: RunningServer) -> list[dict[str, object]]:
-    engine = sa.create_engine(sync_url(server.app.settings.database_url))
+    engine = sa.create_engine(sync_url(server.app.settings.database.database_url))
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT id, data, previous FROM events ORDER BY seq"))

@@ -5,7 +5,7 @@ import pytest
 from webhook_grpc.config import load_settings
 from webhook_grpc.services.auto_disable import exceeds_failure_rate
 
-SETTINGS = load_settings(None, env={})
+SETTINGS = load_settings(None, env={}).auto_disable
 
 
 @pytest.mark.parametrize(

@@ -63,16 +63,16 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as error:
         print(f"webhook-grpc: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.server.log_level, settings.server.log_format)
     if args.command == "migrate":
         # Not under a running server's feet on SQLite (PostgreSQL serialises migrations itself).
         try:
-            lock = process_lock.acquire(settings.database_url, "migrate")
+            lock = process_lock.acquire(settings.database.database_url, "migrate")
         except process_lock.DatabaseInUse as error:
             print(f"webhook-grpc: {error}", file=sys.stderr)
             return 2
         try:
-            migrate.upgrade(settings.database_url)
+            migrate.upgrade(settings.database.database_url)
         finally:
             lock.release()
         log.info("database is up to date")
@@ -94,7 +94,7 @@ async def _run(app: App) -> None:
     await app.start()
     await stop.wait()
     log.info("shutting down: finishing in-flight work")
-    grace = app.settings.delivery_timeout.total_seconds()
+    grace = app.settings.delivery.delivery_timeout.total_seconds()
     try:
         async with asyncio.timeout(grace + SHUTDOWN_MARGIN):
             await app.stop(grace=grace)

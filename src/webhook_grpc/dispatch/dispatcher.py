@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
-from webhook_grpc.config import Settings
+from webhook_grpc.config import DeliverySettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.ids import new_id
@@ -81,7 +81,7 @@ class Dispatcher:
     def __init__(
         self,
         db: Database,
-        settings: Settings,
+        settings: DeliverySettings,
         notifier: Notifier,
         transport: HttpTransport,
         recorder: AttemptRecorder,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
-from webhook_grpc.config import Settings
+from webhook_grpc.config import AutoDisableSettings
 from webhook_grpc.domain.models import DisabledReason
 from webhook_grpc.domain.payload import iso_millis
 from webhook_grpc.storage import deliveries as delivery_store
@@ -21,7 +21,7 @@ DISABLED_EVENT_TYPE = "webhook.subscription_disabled"
 log = logging.getLogger(__name__)
 
 
-def exceeds_failure_rate(settings: Settings, total: int, failed: int) -> bool:
+def exceeds_failure_rate(settings: AutoDisableSettings, total: int, failed: int) -> bool:
     """At least `min_deliveries_for_disable` attempts and more than `failure_threshold` failed."""
     return (
         total >= settings.min_deliveries_for_disable and failed > settings.failure_threshold * total
@@ -29,7 +29,7 @@ def exceeds_failure_rate(settings: Settings, total: int, failed: int) -> bool:
 
 
 class AutoDisabler:
-    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+    def __init__(self, settings: AutoDisableSettings, publisher: Publisher) -> None:
         self._settings = settings
         self._publisher = publisher
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
-from webhook_grpc.config import Settings
+from webhook_grpc.config import FeedSettings
 from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
 from webhook_grpc.domain.models import Event, StoredEvent
@@ -68,7 +68,7 @@ class FeedService:
     def __init__(
         self,
         db: Database,
-        settings: Settings,
+        settings: FeedSettings,
         cursors: CursorCodec,
         notifier: Notifier,
         slots: StreamSlots | None = None,

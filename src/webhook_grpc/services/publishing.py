@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc import metrics
-from webhook_grpc.config import Settings
+from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
@@ -60,7 +60,7 @@ class Publisher:
     def __init__(
         self,
         db: Database,
-        settings: Settings,
+        settings: PublishingSettings,
         cursors: CursorCodec,
         notifier: Notifier,
         clock: Clock = system_clock,
@@ -191,7 +191,7 @@ class Publisher:
                 "event_type": event["type"],
                 "status": DeliveryStatus.PENDING.value,
                 "attempt_count": 0,
-                "next_attempt_at": now + self._settings.backoff_schedule[0],
+                "next_attempt_at": now + self._settings.first_attempt_delay,
                 "lease_token": None,
                 "created_at": now,
                 "updated_at": now,

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from webhook_grpc.config import Settings
+from webhook_grpc.config import RetentionSettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.storage import retention as store
 from webhook_grpc.storage.database import Database
@@ -16,7 +16,9 @@ BATCH = 1000
 
 
 class RetentionService:
-    def __init__(self, db: Database, settings: Settings, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, db: Database, settings: RetentionSettings, clock: Clock = system_clock
+    ) -> None:
         self._db = db
         self._settings = settings
         self._clock = clock

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from webhook_grpc.config import Settings
+from webhook_grpc.config import SubscriptionSettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, NotFound
 from webhook_grpc.domain.ids import new_id
@@ -41,7 +41,7 @@ class SubscriptionService:
     def __init__(
         self,
         db: Database,
-        settings: Settings,
+        settings: SubscriptionSettings,
         guard: TargetGuard,
         clock: Clock = system_clock,
     ) -> None:
