@@ -293,3 +293,28 @@ async def test_an_event_whose_only_change_is_confidential_is_not_shared(
         deliveries_pb2.ListDeliveriesRequest(tenant_id="acme", subscription_id=subscription.id)
     )
     assert {d.event_id for d in listed.deliveries} == shared
+
+
+async def test_a_previous_emptied_by_a_later_reclassification_is_left_out(
+    server: RunningServer,
+) -> None:
+    await server.events.RegisterEventType(
+        pb.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                pb.FieldRule(path="id", classification=pb.CLASSIFICATION_PUBLIC),
+                pb.FieldRule(path="amount", classification=pb.CLASSIFICATION_PUBLIC),
+            ],
+        )
+    )
+    await publish(server, "invoice.paid", "inv_1", {"id": "inv_1"}, previous={"amount": 5})
+    [before] = (await server.feed.ListEvents(feed_pb2.ListEventsRequest(tenant_id="acme"))).events
+    assert dict(before.previous) == {"amount": 5}
+    await server.events.RegisterEventType(
+        pb.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[pb.FieldRule(path="amount", classification=pb.CLASSIFICATION_CONFIDENTIAL)],
+        )
+    )
+    [after] = (await server.feed.ListEvents(feed_pb2.ListEventsRequest(tenant_id="acme"))).events
+    assert not after.HasField("previous")

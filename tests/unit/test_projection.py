@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from webhook_grpc.domain.models import Event
 from webhook_grpc.domain.projection import (
     Classification,
     FieldRules,
@@ -15,6 +18,7 @@ from webhook_grpc.domain.projection import (
     is_credential_name,
     less_private,
     project,
+    project_event,
 )
 
 P, I, C, R = (
@@ -267,3 +271,12 @@ def test_an_event_hides_every_change_only_when_the_projection_empties_its_previo
     # Nothing was said to have changed: nothing hidden is revealed.
     assert not hides_every_change(None, None)
     assert not hides_every_change({}, {})
+
+
+def test_a_previous_that_projects_to_nothing_is_dropped_not_sent_empty() -> None:
+    # Stored when `amount` was public; it has been made confidential since.
+    now = datetime.now(UTC)
+    event = Event("evt_1", "acme", "invoice.paid", "inv_1", {"id": "i"}, {"amount": 5}, now, now)
+    assert project_event(event, {"id": P, "amount": P}).previous == {"amount": 5}
+    assert project_event(event, {"id": P, "amount": C}).previous is None
+    assert project_event(replace(event, previous=None), {"id": P}).previous is None

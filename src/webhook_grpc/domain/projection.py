@@ -113,7 +113,9 @@ def hides_every_change(
 
 def project_event(event: Event, rules: FieldRules, cursor: str | None = None) -> Event:
     """The event with `data` and `previous` projected by `rules` (the schema of today), and
-    with `cursor` when one is given."""
+    with `cursor` when one is given. A `previous` left empty is dropped: an empty object would
+    tell the consumer that a field it may not see changed (one reclassified since publishing)."""
+    previous = project(event.previous, rules) if event.previous else None
     # Built directly rather than with dataclasses.replace: the feed calls this per event.
     return Event(
         event.id,
@@ -121,7 +123,7 @@ def project_event(event: Event, rules: FieldRules, cursor: str | None = None) ->
         event.type,
         event.entity_id,
         project(event.data, rules),
-        project(event.previous, rules) if event.previous is not None else None,
+        previous or None,
         event.occurred_at,
         event.published_at,
         event.cursor if cursor is None else cursor,
