@@ -93,7 +93,13 @@ async def stop(process: asyncio.subprocess.Process) -> str:
     """Interrupt a following command (Ctrl-C); returns its stderr after checking a clean exit."""
     if process.returncode is None:
         process.send_signal(signal.SIGINT)
-    await asyncio.wait_for(process.wait(), 20)
+    try:
+        await asyncio.wait_for(process.wait(), 20)
+    except TimeoutError:
+        # Fail this test only: a process left running would fail a later one when collected.
+        process.kill()
+        await process.wait()
+        raise AssertionError("the command did not exit within 20 s of Ctrl-C") from None
     assert process.stderr is not None
     stderr = (await process.stderr.read()).decode()
     assert "Traceback" not in stderr, stderr
