@@ -88,9 +88,10 @@ export interface VerifyOptions {
   now?: Date | number;
   /**
    * Also accept a delivery that has only `X-Webhook-Signature`. That signature covers no
-   * timestamp, so a captured delivery can be replayed at any time: enable it only for a sender
-   * that cannot send `webhook-signature`, and then drop repeated `webhook-id` values.
-   * `webhook-signature` still decides when present. Default false.
+   * timestamp, so a captured delivery can be replayed at any time: enable it only where the
+   * `webhook-*` headers cannot reach you (a proxy that drops them), and then drop repeated event
+   * ids (the body's signed `id`) for as long as a replay matters. `webhook-signature` still
+   * decides when present. Default false.
    */
   allowBodyOnly?: boolean;
 }

@@ -118,8 +118,9 @@ def verify(
         now: the current time (for tests); defaults to the system clock.
         allow_body_only: also accept a delivery that has only ``X-Webhook-Signature``. That
             signature covers no timestamp, so a captured delivery can be replayed at any time:
-            enable it only for a sender that cannot send ``webhook-signature``, and then drop
-            repeated ``webhook-id`` values. ``webhook-signature`` still decides when present.
+            enable it only where the ``webhook-*`` headers cannot reach you (a proxy that drops
+            them), and then drop repeated event ids (the body's signed ``id``) for as long as a
+            replay matters. ``webhook-signature`` still decides when present.
 
     Comparisons are constant-time.
 
