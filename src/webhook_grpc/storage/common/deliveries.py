@@ -4,6 +4,7 @@ The drivers add what differs: leasing, recording attempts, durability."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
+from ..ports import LeasedWork, LeaseRequest
 from ..tables import AttemptRow, DeliveryRow
 from ..tables.base import table_of
 
@@ -79,9 +81,20 @@ def to_delivery(row: Row[*tuple[Any, ...]], attempts: Sequence[Attempt] = ()) ->
     )
 
 
-class CoreDeliveries:
+class CoreDeliveries(ABC):
+    """What a driver adds is abstract here."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    @abstractmethod
+    async def relax_durability(self) -> None: ...
+
+    @abstractmethod
+    async def lease_work(self, request: LeaseRequest) -> LeasedWork: ...
+
+    @abstractmethod
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None: ...
 
     async def next_due_after(self, now: datetime) -> datetime | None:
         value = (

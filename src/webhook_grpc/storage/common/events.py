@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.models import Event, StoredEvent
 
+from ..ports import NewDelivery, NewEvent, PublishContext
 from ..tables import EventRow
 from ..tables.base import table_of
 
@@ -56,9 +58,21 @@ async def by_ids(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, S
     return {row.id: to_stored(row) for row in await conn.execute(query)}
 
 
-class CoreEvents:
+class CoreEvents(ABC):
+    """What a driver adds is abstract here."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    @abstractmethod
+    async def publish_context(
+        self, event_types: set[str], tenant_ids: set[str]
+    ) -> PublishContext: ...
+
+    @abstractmethod
+    async def insert_with_deliveries(
+        self, events: Sequence[NewEvent], deliveries: Sequence[NewDelivery]
+    ) -> dict[str, FeedPosition]: ...
 
     async def by_idempotency_keys(
         self, tenant_id: str, keys: Sequence[str]

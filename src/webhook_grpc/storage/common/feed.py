@@ -3,6 +3,7 @@ visible yet (`_visible`) and where the head is; see docs/FEED_ORDERING.md."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ def _type_filter(patterns: Sequence[str]) -> ColumnElement[bool]:
     return or_(false(), *clauses)
 
 
-class CoreFeed:
+class CoreFeed(ABC):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
@@ -61,12 +62,12 @@ class CoreFeed:
         rows = await self._conn.execute(query.limit(limit))
         return [(to_stored(row), int(row.size)) for row in rows]
 
-    async def head(self) -> FeedPosition:
-        raise NotImplementedError
+    @abstractmethod
+    async def head(self) -> FeedPosition: ...
 
+    @abstractmethod
     def _visible(self, query: Select[Any]) -> Select[Any]:
         """`query` limited to the rows a reader may be served now."""
-        raise NotImplementedError
 
     def _page(
         self,

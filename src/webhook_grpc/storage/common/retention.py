@@ -3,6 +3,7 @@ The drivers add the lock that lets one purger run at a time."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -18,13 +19,13 @@ def _watermark_name(tenant_id: str) -> str:
     return f"purged_through:{tenant_id}"
 
 
-class CoreRetention:
+class CoreRetention(ABC):
     def __init__(self, conn: AsyncConnection, state: CoreState) -> None:
         self._conn = conn
         self._state = state
 
-    async def try_lock(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    async def try_lock(self) -> bool: ...
 
     async def purge_batch(self, cutoff: datetime, limit: int) -> int:
         oldest = (

@@ -3,6 +3,7 @@ add the per-tenant write lock)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -120,9 +121,14 @@ def by_tenant(recipients: Iterable[Recipient], tenant_ids: set[str]) -> dict[str
     return grouped
 
 
-class CoreSubscriptions:
+class CoreSubscriptions(ABC):
+    """What a driver adds is abstract here."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    @abstractmethod
+    async def lock_tenant(self, tenant_id: str) -> None: ...
 
     async def count_for_tenant(self, tenant_id: str) -> int:
         result = await self._conn.execute(
