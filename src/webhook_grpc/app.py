@@ -50,9 +50,9 @@ from webhook_grpc.services.registry import RegistryService
 from webhook_grpc.services.retention import RetentionService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
-from webhook_grpc.storage import migrate, process_lock, state
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage import migrate, process_lock
+from webhook_grpc.storage.factory import open_storage
+from webhook_grpc.storage.ports import Storage, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class App:
     roles: Roles = field(default_factory=Roles)
     clock: Clock = system_clock
     port: int = 0
-    db: Database = field(init=False)
-    notifier: Notifier = field(init=False)
+    storage: Storage = field(init=False)
+    notifier: Wakeups = field(init=False)
     publisher: Publisher = field(init=False)
     retention: RetentionService = field(init=False)
     # The dispatcher's parts exist only in a process that runs it; the metrics server only
@@ -120,14 +120,16 @@ class App:
         database_url = settings.database.database_url
         if self.roles.migrate:
             await asyncio.to_thread(migrate.upgrade, database_url)
-        self.db = Database(database_url)
-        self.notifier = Notifier(database_url if self.db.is_postgres else None)
-        registry = RegistryService(self.db, self.clock)
+        self.storage = open_storage(database_url)
+        self.notifier = self.storage.wakeups
+        registry = RegistryService(self.storage, self.clock)
         await registry.ensure_builtins()
-        async with self.db.transaction() as conn:
-            key = await state.get_or_create(conn, "cursor_key", lambda: secrets.token_hex(32))
+        async with self.storage.transaction() as unit:
+            key = await unit.state.get_or_create("cursor_key", lambda: secrets.token_hex(32))
         cursors = CursorCodec(bytes.fromhex(key))
-        self.publisher = Publisher(self.db, settings.publishing, cursors, self.notifier, self.clock)
+        self.publisher = Publisher(
+            self.storage, settings.publishing, cursors, self.notifier, self.clock
+        )
         await self.notifier.start()
 
         if self.roles.dispatcher and (settings.server.serve_dispatcher or not self.roles.api):
@@ -139,21 +141,18 @@ class App:
             )
             await self.transport.start()
             self.recorder = AttemptRecorder(
-                self.db,
-                AutoDisabler(settings.auto_disable, self.publisher),
-                self.notifier,
-                self.clock,
+                self.storage, AutoDisabler(settings.auto_disable, self.publisher), self.clock
             )
             self.recorder.start()
             self.dispatcher = Dispatcher(
-                self.db, delivery, self.notifier, self.transport, self.recorder, self.clock
+                self.storage, delivery, self.notifier, self.transport, self.recorder, self.clock
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
-            self.metrics = MetricsServer(settings.server.metrics_listen, self.db, self.clock)
+            self.metrics = MetricsServer(settings.server.metrics_listen, self.storage, self.clock)
             self.metrics.start()
             self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
-        self.retention = RetentionService(self.db, settings.retention, self.clock)
+        self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
         if self.roles.api:
@@ -169,21 +168,24 @@ class App:
         server = grpc.aio.server(
             interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
         )
-        probe = ProbeService(self.db, self.publisher, self.notifier)
+        probe = ProbeService(self.storage, self.publisher)
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(auth, self.publisher, registry), server
         )
         subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(
             SubscriptionServicer(
-                auth, SubscriptionService(self.db, settings.subscriptions, guard, self.clock), probe
+                auth,
+                SubscriptionService(self.storage, settings.subscriptions, guard, self.clock),
+                probe,
             ),
             server,
         )
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
-            FeedServicer(auth, FeedService(self.db, settings.feed, cursors, self.notifier)), server
+            FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier)),
+            server,
         )
         deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryServicer(auth, DeliveryService(self.db, self.notifier, self.clock)), server
+            DeliveryServicer(auth, DeliveryService(self.storage, self.notifier, self.clock)), server
         )
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -226,7 +228,7 @@ class App:
         if self.metrics is not None:
             self.metrics.stop()
         await self.notifier.stop()
-        await self.db.dispose()
+        await self.storage.dispose()
         self._release_lock()
 
     def _release_lock(self) -> None:

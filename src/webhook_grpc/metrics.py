@@ -11,8 +11,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from webhook_grpc.domain.clock import Clock
-from webhook_grpc.storage import deliveries as delivery_store
-from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.ports import Storage
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,10 @@ FEED_STREAMS = Gauge("webhook_feed_streams_open", "StreamEvents calls open on th
 class MetricsServer:
     """The /metrics HTTP endpoint and the queue gauges it reports."""
 
-    def __init__(self, listen: str, db: Database, clock: Clock, interval: float = 5.0) -> None:
+    def __init__(self, listen: str, storage: Storage, clock: Clock, interval: float = 5.0) -> None:
         host, _, port = listen.rpartition(":")
         self._address = (host.strip("[]"), int(port))
-        self._db = db
+        self._storage = storage
         self._clock = clock
         self._interval = interval
         self._server: WSGIServer | None = None
@@ -68,8 +67,8 @@ class MetricsServer:
             self._thread.join(5)
 
     async def refresh_queue_gauges(self) -> None:
-        async with self._db.read() as conn:
-            count, oldest = await delivery_store.pending_summary(conn)
+        async with self._storage.read() as unit:
+            count, oldest = await unit.deliveries.pending_summary()
         PENDING.set(count)
         OLDEST_PENDING_AGE.set(_overdue_seconds(oldest, self._clock()))
 

@@ -24,7 +24,7 @@ from tests.support.server import RunningServer, start_server
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
-from webhook_grpc.storage.database import CONNECT_TIMEOUT, POOL_TIMEOUT
+from webhook_grpc.storage.postgresql import CONNECT_TIMEOUT, POOL_TIMEOUT
 
 pytestmark = pytest.mark.postgres
 

@@ -154,9 +154,9 @@ async def test_feed_is_gap_free_under_concurrent_publishers(api_only: RunningSer
     async def publisher(worker: int) -> None:
         rng = random.Random(worker)
         for i in range(25):
-            async with app.db.transaction() as conn:
+            async with app.storage.transaction() as unit:
                 [result] = await app.publisher.publish_in(
-                    conn,
+                    unit,
                     [
                         EventDraft(
                             tenant_id="acme",
@@ -168,7 +168,6 @@ async def test_feed_is_gap_free_under_concurrent_publishers(api_only: RunningSer
                 )
                 # Hold the transaction open so that later ids commit first.
                 await asyncio.sleep(rng.uniform(0, 0.03))
-            app.notifier.wake()
             published.append(result.event.id)
 
     streamed: list[str] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from webhook_grpc.dispatch.capacity import DispatchCapacity
-from webhook_grpc.storage.leasing import LeaseRequest
+from webhook_grpc.storage.ports import LeaseRequest
 
 
 class Wakes:

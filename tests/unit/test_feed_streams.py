@@ -11,7 +11,7 @@ from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.errors import LimitExceeded
 from webhook_grpc.services.feed import _purged_past
 from webhook_grpc.services.stream_slots import StreamSlots
-from webhook_grpc.storage.notifications import wait_for_wake
+from webhook_grpc.storage.ports import wait_for_wake
 
 
 async def test_a_cancellation_arriving_with_the_wake_up_is_not_swallowed() -> None:

@@ -19,8 +19,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from webhook_grpc import metrics
 from webhook_grpc.config import DeliverySettings
 from webhook_grpc.domain.clock import Clock, system_clock
@@ -33,12 +31,14 @@ from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.domain.subscriptions import DeliveryTarget
-from webhook_grpc.storage import deliveries as delivery_store
-from webhook_grpc.storage import leasing
-from webhook_grpc.storage import registry as registry_store
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.leasing import LeaseRequest
-from webhook_grpc.storage.notifications import Notifier, wait_for_wake
+from webhook_grpc.storage.ports import (
+    LeasedWork,
+    LeaseRequest,
+    Storage,
+    UnitOfWork,
+    Wakeups,
+    wait_for_wake,
+)
 
 from .capacity import DispatchCapacity
 from .recorder import AttemptRecorder
@@ -80,14 +80,14 @@ class _Lane:
 class Dispatcher:
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         settings: DeliverySettings,
-        notifier: Notifier,
+        notifier: Wakeups,
         transport: HttpTransport,
         recorder: AttemptRecorder,
         clock: Clock = system_clock,
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._settings = settings
         self._notifier = notifier
         self._transport = transport
@@ -207,9 +207,9 @@ class Dispatcher:
         if not by_token:
             return
         try:
-            async with self._db.transaction() as conn:
+            async with self._storage.transaction() as unit:
                 for token, ids in by_token.items():
-                    await delivery_store.release(conn, token, ids, self._clock())
+                    await unit.deliveries.release(token, ids, self._clock())
         except Exception as error:  # the leases will expire by themselves
             log.warning("could not release %d leases: %s", len(leased), error)
 
@@ -226,7 +226,7 @@ class Dispatcher:
         wanted = min(free, LEASE_BATCH)
         now = self._leased_at = self._clock()
         token = new_id("lease")
-        async with self._db.autocommit() as conn:
+        async with self._storage.autocommit() as unit:
             request = LeaseRequest(
                 now,
                 now + self._settings.lease_duration,
@@ -235,21 +235,21 @@ class Dispatcher:
                 capacity.lane_limit,
                 capacity.lane_room(),
             )
-            work = await leasing.lease_work(conn, request)
+            work = await unit.deliveries.lease_work(request)
             if not work.deliveries:
                 return 0, False
             leased = work.deliveries
-            batch = await self._batch(conn, work)
-            await self._cancel_undeliverable(conn, leased, batch)
+            batch = await self._batch(unit, work)
+            await self._cancel_undeliverable(unit, leased, batch)
         for delivery in leased:
             if batch.deliverable(delivery):
                 self._enqueue(delivery, batch)
         filled = capacity.any_full(d.subscription_id for d in leased)
         return len(leased), len(leased) == wanted or filled
 
-    async def _batch(self, conn: AsyncConnection, work: leasing.LeasedWork) -> _Batch:
-        schemas = await registry_store.entity_fields(
-            conn, {entity_of(s.event.type) for s in work.events.values()}
+    async def _batch(self, unit: UnitOfWork, work: LeasedWork) -> _Batch:
+        schemas = await unit.registry.entity_fields(
+            {entity_of(s.event.type) for s in work.events.values()}
         )
         # Projected again with today's schema: a field reclassified since publishing is gone.
         events = {
@@ -259,12 +259,12 @@ class Dispatcher:
         return _Batch(events, work.targets)
 
     async def _cancel_undeliverable(
-        self, conn: AsyncConnection, leased: list[LeasedDelivery], batch: _Batch
+        self, unit: UnitOfWork, leased: list[LeasedDelivery], batch: _Batch
     ) -> None:
         """Deliveries of a subscription gone or no longer active, or of a purged event."""
         ids = [d.id for d in leased if not batch.deliverable(d)]
         if ids:
-            await delivery_store.cancel(conn, ids, self._clock())
+            await unit.deliveries.cancel(ids, self._clock())
             metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
 
     def _enqueue(self, delivery: LeasedDelivery, batch: _Batch) -> None:
@@ -349,8 +349,8 @@ class Dispatcher:
         """Set the timer for the next due time after the last lease. Rows already due that
         the lease left belong to full lanes, whose attempts wake the loop as they finish."""
         try:
-            async with self._db.read() as conn:
-                due = await delivery_store.next_due_after(conn, self._leased_at)
+            async with self._storage.read() as unit:
+                due = await unit.deliveries.next_due_after(self._leased_at)
         except Exception:
             return  # the poll is the fallback
         if due is not None:

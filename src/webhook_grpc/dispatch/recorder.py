@@ -19,9 +19,7 @@ from webhook_grpc.domain.errors import StorageUnavailable
 from webhook_grpc.domain.models import DeliveryStatus, DisabledReason
 from webhook_grpc.domain.retry import GONE
 from webhook_grpc.services.auto_disable import AutoDisabler
-from webhook_grpc.storage import deliveries as delivery_store
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.ports import Storage
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
@@ -31,12 +29,9 @@ GATHER_SECONDS = 0.02
 
 
 class AttemptRecorder:
-    def __init__(
-        self, db: Database, disabler: AutoDisabler, notifier: Notifier, clock: Clock
-    ) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, disabler: AutoDisabler, clock: Clock) -> None:
+        self._storage = storage
         self._disabler = disabler
-        self._notifier = notifier
         self._clock = clock
         self._queue: list[AttemptRecord] = []
         self._committed: list[Callable[[int], None]] = []
@@ -102,7 +97,7 @@ class AttemptRecorder:
     async def _flush_once(self) -> None:
         batch = self._queue[:MAX_BATCH]
         try:
-            disabled = await self._commit(batch)
+            await self._commit(batch)
             self._tell_retry_due(batch)
         except StorageUnavailable:
             raise
@@ -110,12 +105,9 @@ class AttemptRecorder:
             # Not retryable (a bug): drop the batch, keep the recorder alive. The leases of
             # these deliveries expire, so they are attempted again (at-least-once).
             log.exception("recording %d attempts failed", len(batch))
-            disabled = False
         del self._queue[: len(batch)]
         for callback in self._committed:
             callback(len(batch))
-        if disabled:
-            self._notifier.wake()
 
     def _tell_retry_due(self, records: list[AttemptRecord]) -> None:
         retries = [
@@ -128,16 +120,15 @@ class AttemptRecorder:
             for callback in self._retry_scheduled:
                 callback(earliest)
 
-    async def _commit(self, records: list[AttemptRecord]) -> bool:
+    async def _commit(self, records: list[AttemptRecord]) -> None:
         now = self._clock()
-        async with self._db.transaction() as conn:
-            await delivery_store.relax_durability(conn)
-            await delivery_store.record_attempts(conn, records)
-            disabled = False
+        async with self._storage.transaction() as unit:
+            await unit.deliveries.relax_durability()
+            await unit.deliveries.record_attempts(records)
             gone = {r.subscription_id for r in records if r.status_code == GONE}
             for subscription_id in sorted(gone):
-                disabled |= await self._disabler.disable(
-                    conn, subscription_id, DisabledReason.ENDPOINT_GONE, now
+                await self._disabler.disable(
+                    unit, subscription_id, DisabledReason.ENDPOINT_GONE, now
                 )
             failing = {
                 r.subscription_id
@@ -145,5 +136,4 @@ class AttemptRecorder:
                 if not r.succeeded and r.subscription_id not in gone
             }
             for subscription_id in sorted(failing):
-                disabled |= await self._disabler.check_failure_rate(conn, subscription_id, now)
-        return disabled
+                await self._disabler.check_failure_rate(unit, subscription_id, now)

@@ -13,7 +13,7 @@ import binascii
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from secrets import token_bytes
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -157,3 +157,10 @@ class SigningKeys:
         ):
             keys.append(self.previous_secret)
         return keys
+
+    def rotated(self, new_secret: str, now: datetime, grace: timedelta) -> SigningKeys:
+        """The keys after a rotation to `new_secret`: the current secret keeps signing for
+        `grace` (none at all when it is zero)."""
+        if grace > timedelta(0):
+            return SigningKeys(new_secret, self.secret, now + grace)
+        return SigningKeys(new_secret, None, None)

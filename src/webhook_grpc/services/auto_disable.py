@@ -6,14 +6,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from webhook_grpc import metrics
 from webhook_grpc.config import AutoDisableSettings
 from webhook_grpc.domain.models import DisabledReason
 from webhook_grpc.domain.payload import iso_millis
-from webhook_grpc.storage import deliveries as delivery_store
-from webhook_grpc.storage import subscriptions as subscription_store
+from webhook_grpc.storage.ports import UnitOfWork
 
 from .publishing import EventDraft, Publisher
 
@@ -34,23 +31,23 @@ class AutoDisabler:
         self._publisher = publisher
 
     async def check_failure_rate(
-        self, conn: AsyncConnection, subscription_id: str, now: datetime
+        self, unit: UnitOfWork, subscription_id: str, now: datetime
     ) -> bool:
         """Disable the subscription if its recent attempts fail too often; True if it did."""
-        window_start = await subscription_store.failure_window_start(conn, subscription_id)
+        window_start = await unit.subscriptions.failure_window_start(subscription_id)
         if window_start is None:
             return False
         since = max(now - self._settings.failure_window, window_start)
-        total, failed = await delivery_store.failure_figures(conn, subscription_id, since)
+        total, failed = await unit.deliveries.failure_figures(subscription_id, since)
         if not exceeds_failure_rate(self._settings, total, failed):
             return False
         return await self.disable(
-            conn, subscription_id, DisabledReason.FAILURE_RATE, now, total=total, failed=failed
+            unit, subscription_id, DisabledReason.FAILURE_RATE, now, total=total, failed=failed
         )
 
     async def disable(
         self,
-        conn: AsyncConnection,
+        unit: UnitOfWork,
         subscription_id: str,
         reason: DisabledReason,
         now: datetime,
@@ -58,11 +55,12 @@ class AutoDisabler:
         total: int = 0,
         failed: int = 0,
     ) -> bool:
-        """Disable, cancel pending deliveries and tell the tenant's feed why pushes stopped."""
-        if not await subscription_store.disable_if_active(conn, subscription_id, reason, now):
+        """Disable, cancel pending deliveries and tell the tenant's feed why pushes stopped
+        (its streams are woken once `unit` commits)."""
+        if not await unit.subscriptions.disable_if_active(subscription_id, reason, now):
             return False
-        await delivery_store.cancel_pending(conn, subscription_id, now)
-        subscription = await subscription_store.get(conn, subscription_id, None)
+        await unit.deliveries.cancel_pending(subscription_id, now)
+        subscription = await unit.subscriptions.get(subscription_id, None)
         assert subscription is not None
         metrics.AUTO_DISABLES.labels(reason.value).inc()
         log.warning(
@@ -89,7 +87,7 @@ class AutoDisabler:
                 "window_seconds": self._settings.failure_window.total_seconds(),
             }
         await self._publisher.publish_in(
-            conn,
+            unit,
             [
                 EventDraft(
                     tenant_id=subscription.tenant_id,

@@ -8,10 +8,7 @@ from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from webhook_grpc.domain.models import Delivery, DeliveryStatus, Page, SubscriptionStatus
 from webhook_grpc.domain.page_tokens import decode_page_token, encode_page_token
-from webhook_grpc.storage import deliveries as store
-from webhook_grpc.storage import subscriptions as subscription_store
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.ports import Storage, UnitOfWork, Wakeups
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -19,8 +16,8 @@ FINISHED = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANC
 
 
 class DeliveryService:
-    def __init__(self, db: Database, notifier: Notifier, clock: Clock = system_clock) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, notifier: Wakeups, clock: Clock = system_clock) -> None:
+        self._storage = storage
         self._notifier = notifier
         self._clock = clock
 
@@ -38,9 +35,8 @@ class DeliveryService:
             raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
         size = page_size or DEFAULT_PAGE_SIZE
         before = decode_page_token(page_token)
-        async with self._db.read() as conn:
-            rows = await store.list_page(
-                conn,
+        async with self._storage.read() as unit:
+            rows = await unit.deliveries.list_page(
                 tenant_id,
                 subscription_id=subscription_id,
                 status=status,
@@ -55,8 +51,8 @@ class DeliveryService:
     async def get(self, delivery_id: str, tenant_id: str | None) -> Delivery:
         if not delivery_id:
             raise InvalidArgument("id", "is required")
-        async with self._db.read() as conn:
-            found = await store.get(conn, delivery_id, tenant_id)
+        async with self._storage.read() as unit:
+            found = await unit.deliveries.get(delivery_id, tenant_id)
         if found is None:
             raise NotFound(f"delivery {delivery_id!r} not found")
         return found
@@ -65,35 +61,34 @@ class DeliveryService:
         found = await self.get(delivery_id, tenant_id)
         if found.status is DeliveryStatus.PENDING:
             raise FailedPrecondition(f"delivery {delivery_id!r} is already pending")
-        async with self._db.transaction() as conn:
-            await self._require_active(conn, found.subscription_id, tenant_id)
-            await store.reschedule(
-                conn, self._clock(), delivery_id=delivery_id, from_status=FINISHED
+        async with self._storage.transaction() as unit:
+            await self._require_active(unit, found.subscription_id, tenant_id)
+            await unit.deliveries.reschedule(
+                self._clock(), delivery_id=delivery_id, from_status=FINISHED
             )
-            updated = await store.get(conn, delivery_id, None)
-        self._notifier.wake()
+            updated = await unit.deliveries.get(delivery_id, None)
+            unit.on_commit(self._notifier.wake)
         assert updated is not None
         return updated
 
     async def recover(self, subscription_id: str, tenant_id: str | None, since: datetime) -> int:
         if not subscription_id:
             raise InvalidArgument("subscription_id", "is required")
-        async with self._db.transaction() as conn:
-            await self._require_active(conn, subscription_id, tenant_id)
-            count = await store.reschedule(
-                conn,
+        async with self._storage.transaction() as unit:
+            await self._require_active(unit, subscription_id, tenant_id)
+            count = await unit.deliveries.reschedule(
                 self._clock(),
                 subscription_id=subscription_id,
                 from_status=(DeliveryStatus.FAILED,),
                 created_since=since,
             )
-        self._notifier.wake()
+            unit.on_commit(self._notifier.wake)
         return count
 
     async def _require_active(
-        self, conn: object, subscription_id: str, tenant_id: str | None
+        self, unit: UnitOfWork, subscription_id: str, tenant_id: str | None
     ) -> None:
-        subscription = await subscription_store.get(conn, subscription_id, tenant_id)  # type: ignore[arg-type]
+        subscription = await unit.subscriptions.get(subscription_id, tenant_id)
         if subscription is None:
             raise NotFound(f"subscription {subscription_id!r} not found")
         if subscription.status is not SubscriptionStatus.ACTIVE:

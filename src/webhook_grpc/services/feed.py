@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from webhook_grpc import metrics
 from webhook_grpc.config import FeedSettings
 from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
@@ -16,11 +14,7 @@ from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.patterns import entity_of, validate_patterns
 from webhook_grpc.domain.projection import project_event
-from webhook_grpc.storage import feed as feed_store
-from webhook_grpc.storage import registry as registry_store
-from webhook_grpc.storage import retention as retention_store
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.notifications import Notifier, wait_for_wake
+from webhook_grpc.storage.ports import Storage, UnitOfWork, Wakeups, wait_for_wake
 
 from .stream_slots import StreamSlots
 
@@ -67,13 +61,13 @@ Send = Callable[[StreamMessage], Awaitable[None]]
 class FeedService:
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         settings: FeedSettings,
         cursors: CursorCodec,
-        notifier: Notifier,
+        notifier: Wakeups,
         slots: StreamSlots | None = None,
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -84,9 +78,9 @@ class FeedService:
             raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
         size = page_size or DEFAULT_PAGE_SIZE
         patterns = await self._validated(query)
-        async with self._db.read() as conn:
-            after = await self._start(conn, query, from_latest=False)
-            events, _ = await self._read(conn, query, after, size + 1, patterns)
+        async with self._storage.read() as unit:
+            after = await self._start(unit, query, from_latest=False)
+            events, _ = await self._read(unit, query, after, size + 1, patterns)
         page = events[:size]
         last = page[-1].cursor if page else self._cursors.encode(query.tenant_id, after)
         return FeedPage(page, last, has_more=len(events) > size)
@@ -115,9 +109,9 @@ class FeedService:
         waiter: asyncio.Event,
         send: Send,
     ) -> None:
-        async with self._db.read() as conn:
-            position = await self._start(conn, query, from_latest)
-            floor = await retention_store.purged_through(conn, query.tenant_id)
+        async with self._storage.read() as unit:
+            position = await self._start(unit, query, from_latest)
+            floor = await unit.retention.purged_through(query.tenant_id)
         # From an empty cursor the stream owes its client the earliest events retained when it
         # reads them: until it has sent one, a purge moves its start rather than skipping.
         moving_start = not query.after_cursor and not from_latest
@@ -129,23 +123,23 @@ class FeedService:
             # A wake-up, even one that came while the last read ran, announces a commit the
             # next read may not see yet (below the horizon): look again soon until the next
             # wake-up, also after reads that return older events.
-            if waiter.is_set() and self._db.is_postgres:
+            if waiter.is_set() and self._storage.wakeup_precedes_visibility:
                 recheck = RECHECK_FIRST
             waiter.clear()
-            async with self._db.read() as conn:
-                sized = await feed_store.read_sized(
-                    conn, query.tenant_id, position, limit, patterns, query.entity_id
+            async with self._storage.read() as unit:
+                sized = await unit.feed.read_sized(
+                    query.tenant_id, position, limit, patterns, query.entity_id
                 )
                 # After the read, in its transaction: a purge that committed before the read
                 # (so that the read jumped over purged events) shows here. One that commits
                 # later shows at the next batch, before anything past it is sent.
-                purged = await retention_store.purged_through(conn, query.tenant_id)
+                purged = await unit.retention.purged_through(query.tenant_id)
                 if _purged_past(position, purged, floor):
                     if not moving_start:
-                        raise await self._purged(conn, query)
+                        raise await self._purged(unit, query)
                     floor = purged
                 batch = _within_bytes(sized, STREAM_BATCH_BYTES)
-                events = await self.present(conn, [stored for stored, _ in batch])
+                events = await self.present(unit, [stored for stored, _ in batch])
             if events:
                 position = batch[-1][0].position
                 moving_start = False
@@ -170,25 +164,23 @@ class FeedService:
             raise InvalidArgument("tenant_id", "is required")
         if not query.patterns:
             return ()
-        async with self._db.read() as conn:
-            known = await registry_store.type_names(conn)
+        async with self._storage.read() as unit:
+            known = await unit.registry.type_names()
         return tuple(validate_patterns(query.patterns, known, "event_patterns"))
 
-    async def _start(
-        self, conn: AsyncConnection, query: FeedQuery, from_latest: bool
-    ) -> FeedPosition:
+    async def _start(self, unit: UnitOfWork, query: FeedQuery, from_latest: bool) -> FeedPosition:
         if query.after_cursor:
             position = self._cursors.decode(query.tenant_id, query.after_cursor, "after_cursor")
-            purged = await retention_store.purged_through(conn, query.tenant_id)
+            purged = await unit.retention.purged_through(query.tenant_id)
             if purged is not None and position < purged:
-                raise await self._purged(conn, query)
+                raise await self._purged(unit, query)
             return position
         if from_latest:
-            return await feed_store.head(conn)
+            return await unit.feed.head()
         return FeedPosition(0, 0)
 
-    async def _purged(self, conn: AsyncConnection, query: FeedQuery) -> OutOfRange:
-        oldest = await retention_store.oldest_published_at(conn, query.tenant_id)
+    async def _purged(self, unit: UnitOfWork, query: FeedQuery) -> OutOfRange:
+        oldest = await unit.retention.oldest_published_at(query.tenant_id)
         reach = (
             f"the feed now starts at {oldest.isoformat()}" if oldest else "no events are retained"
         )
@@ -199,23 +191,19 @@ class FeedService:
 
     async def _read(
         self,
-        conn: AsyncConnection,
+        unit: UnitOfWork,
         query: FeedQuery,
         after: FeedPosition,
         limit: int,
         patterns: Sequence[str],
     ) -> tuple[list[Event], FeedPosition | None]:
-        stored = await feed_store.read_page(
-            conn, query.tenant_id, after, limit, patterns, query.entity_id
-        )
-        return await self.present(conn, stored), stored[-1].position if stored else None
+        stored = await unit.feed.read_page(query.tenant_id, after, limit, patterns, query.entity_id)
+        return await self.present(unit, stored), stored[-1].position if stored else None
 
-    async def present(self, conn: AsyncConnection, stored: Sequence[StoredEvent]) -> list[Event]:
+    async def present(self, unit: UnitOfWork, stored: Sequence[StoredEvent]) -> list[Event]:
         """Events as a consumer may see them: re-projected with the current schema (a field
         reclassified as confidential since publishing disappears) and with their cursor."""
-        schemas = await registry_store.entity_fields(
-            conn, {entity_of(s.event.type) for s in stored}
-        )
+        schemas = await unit.registry.entity_fields({entity_of(s.event.type) for s in stored})
         return [
             project_event(
                 item.event,

@@ -5,9 +5,7 @@ from __future__ import annotations
 from webhook_grpc import metrics
 from webhook_grpc.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from webhook_grpc.domain.models import Event, SubscriptionStatus
-from webhook_grpc.storage import subscriptions as subscription_store
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.ports import Storage
 
 from .publishing import EventDraft, Publisher
 
@@ -17,16 +15,15 @@ TEST_EVENT_TYPE = "webhook.test"
 class ProbeService:
     """Sends SendTestEvent's probe: proof to an operator that a subscription's endpoint answers."""
 
-    def __init__(self, db: Database, publisher: Publisher, notifier: Notifier) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, publisher: Publisher) -> None:
+        self._storage = storage
         self._publisher = publisher
-        self._notifier = notifier
 
     async def send(self, subscription_id: str, tenant_id: str | None) -> tuple[Event, str]:
         if not subscription_id:
             raise InvalidArgument("id", "is required")
-        async with self._db.transaction() as conn:
-            subscription = await subscription_store.get(conn, subscription_id, tenant_id)
+        async with self._storage.transaction() as unit:
+            subscription = await unit.subscriptions.get(subscription_id, tenant_id)
             if subscription is None:
                 raise NotFound(f"subscription {subscription_id!r} not found")
             if subscription.status is not SubscriptionStatus.ACTIVE:
@@ -44,8 +41,7 @@ class ProbeService:
                 },
             )
             [published] = await self._publisher.publish_in(
-                conn, [draft], only_subscription=subscription
+                unit, [draft], only_subscription=subscription
             )
-        self._notifier.wake()
         metrics.EVENTS_PUBLISHED.labels(TEST_EVENT_TYPE).inc()
         return published.event, published.delivery_ids[0]

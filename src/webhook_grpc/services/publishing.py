@@ -8,8 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from webhook_grpc import metrics
 from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
@@ -22,10 +20,7 @@ from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subsc
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
-from webhook_grpc.storage import events as event_store
-from webhook_grpc.storage import publish_context
-from webhook_grpc.storage.database import Database
-from webhook_grpc.storage.notifications import Notifier
+from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage, UnitOfWork, Wakeups
 
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
@@ -59,13 +54,13 @@ class Published:
 class Publisher:
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         settings: PublishingSettings,
         cursors: CursorCodec,
-        notifier: Notifier,
+        notifier: Wakeups,
         clock: Clock = system_clock,
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -82,13 +77,12 @@ class Publisher:
             raise LimitExceeded(f"at most {MAX_BATCH} events per batch, got {len(drafts)}")
         for index, draft in enumerate(drafts):
             self._validate(draft, f"events[{index}]." if batch else "")
-        # Publishing writes with one statement on PostgreSQL (storage.events), so it needs no
-        # transaction around it there; its reads see everything committed before it began.
-        async with self._db.autocommit() as conn:
+        # Publishing writes with one atomic call, so it needs no transaction around it; its
+        # reads see everything committed before it began.
+        async with self._storage.autocommit() as unit:
             published = await self.publish_in(
-                conn, drafts, field_prefix="events[{}]." if batch else ""
+                unit, drafts, field_prefix="events[{}]." if batch else ""
             )
-        self._notifier.wake()
         for item in published:
             if item.stored and not item.duplicate:
                 metrics.EVENTS_PUBLISHED.labels(item.event.type).inc()
@@ -96,18 +90,18 @@ class Publisher:
 
     async def publish_in(
         self,
-        conn: AsyncConnection,
+        unit: UnitOfWork,
         drafts: Sequence[EventDraft],
         *,
         field_prefix: str = "",
         only_subscription: Subscription | None = None,
     ) -> list[Published]:
-        """Publish on `conn` (inside the caller's transaction, or on `Database.autocommit()`),
-        then call `Notifier.wake()` after committing. `only_subscription` delivers to that one
+        """Publish in `unit` (the caller's, or an autocommit one); the dispatchers and feed
+        streams are woken once it commits. `only_subscription` delivers to that one
         subscription instead of every matching one (SendTestEvent)."""
         now = self._clock()
-        context = await publish_context.load(
-            conn, {d.type for d in drafts}, {d.tenant_id for d in drafts}
+        context = await unit.events.publish_context(
+            {d.type for d in drafts}, {d.tenant_id for d in drafts}
         )
         for index, draft in enumerate(drafts):
             if draft.type not in context.known_types:
@@ -127,10 +121,12 @@ class Publisher:
             row["id"]: self._delivery_rows(row, context.recipients, only_subscription, now)
             for row in stored
         }
-        positions = await event_store.insert_with_deliveries(
-            conn, stored, [d for rows in deliveries.values() for d in rows]
+        positions = await unit.events.insert_with_deliveries(
+            stored, [d for rows in deliveries.values() for d in rows]
         )
-        earlier = await self._earlier_events(conn, stored, positions)
+        if positions:
+            unit.on_commit(self._notifier.wake)
+        earlier = await self._earlier_events(unit, stored, positions)
         results: list[Published] = []
         for row in events:
             if row["id"] in hidden:
@@ -151,7 +147,7 @@ class Publisher:
     @staticmethod
     def _event_row(
         draft: EventDraft, schemas: dict[str, dict[str, Classification]], now: datetime
-    ) -> dict[str, Any]:
+    ) -> NewEvent:
         rules = schemas[entity_of(draft.type)]
         return {
             "id": new_id("evt"),
@@ -167,11 +163,11 @@ class Publisher:
 
     def _delivery_rows(
         self,
-        event: dict[str, Any],
+        event: NewEvent,
         recipients: dict[str, list[Recipient]],
         only: Subscription | None,
         now: datetime,
-    ) -> list[dict[str, Any]]:
+    ) -> list[NewDelivery]:
         """One pending delivery per subscription the event goes to (stored only if the event
         is, i.e. is not an idempotent repeat)."""
         if only is not None:
@@ -228,19 +224,19 @@ class Publisher:
 
     async def _earlier_events(
         self,
-        conn: AsyncConnection,
-        rows: list[dict[str, Any]],
+        unit: UnitOfWork,
+        rows: list[NewEvent],
         positions: dict[str, Any],
-    ) -> dict[tuple[str, str], StoredEvent]:
+    ) -> dict[tuple[str, str | None], StoredEvent]:
         skipped: dict[str, list[str]] = {}
         for row in rows:
             if row["id"] not in positions:
-                skipped.setdefault(row["tenant_id"], []).append(row["idempotency_key"])
-        found = {}
+                key = row["idempotency_key"]
+                assert key is not None  # only a repeated key skips an event
+                skipped.setdefault(row["tenant_id"], []).append(key)
+        found: dict[tuple[str, str | None], StoredEvent] = {}
         for tenant_id, keys in skipped.items():
-            for key, stored in (
-                await event_store.by_idempotency_keys(conn, tenant_id, keys)
-            ).items():
+            for key, stored in (await unit.events.by_idempotency_keys(tenant_id, keys)).items():
                 found[(tenant_id, key)] = stored
         return found
 
@@ -250,7 +246,7 @@ class Publisher:
         )
 
 
-def _event(row: dict[str, Any], published_at: datetime, cursor: str) -> Event:
+def _event(row: NewEvent, published_at: datetime, cursor: str) -> Event:
     return Event(
         id=row["id"],
         tenant_id=row["tenant_id"],

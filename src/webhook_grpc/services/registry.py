@@ -16,8 +16,7 @@ from webhook_grpc.domain.errors import InvalidArgument, PermissionDenied
 from webhook_grpc.domain.models import EventType
 from webhook_grpc.domain.patterns import entity_of, validate_event_type
 from webhook_grpc.domain.projection import Classification, less_private
-from webhook_grpc.storage import registry as store
-from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.ports import Storage
 
 MAX_FIELDS = 500
 MAX_PATH_LENGTH = 256
@@ -31,17 +30,16 @@ class EventTypeInfo:
 
 
 class RegistryService:
-    def __init__(self, db: Database, clock: Clock = system_clock) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, clock: Clock = system_clock) -> None:
+        self._storage = storage
         self._clock = clock
 
     async def ensure_builtins(self) -> None:
         """Insert the built-in types and fields that are missing; never undo a reclassification."""
         now = self._clock()
-        async with self._db.transaction() as conn:
+        async with self._storage.transaction() as unit:
             for event_type, description in BUILTIN_TYPES.items():
-                await store.upsert_type(
-                    conn,
+                await unit.registry.upsert_type(
                     event_type,
                     entity_of(event_type),
                     description,
@@ -50,7 +48,7 @@ class RegistryService:
                     overwrite=False,
                 )
             for entity, fields in BUILTIN_SCHEMAS.items():
-                await store.upsert_fields(conn, entity, fields, now, overwrite=False)
+                await unit.registry.upsert_fields(entity, fields, now, overwrite=False)
 
     async def register(
         self,
@@ -84,8 +82,8 @@ class RegistryService:
             rules[path] = classification
         entity = entity_of(event_type)
         now = self._clock()
-        async with self._db.transaction() as conn:
-            current = (await store.entity_fields(conn, {entity}))[entity]
+        async with self._storage.transaction() as unit:
+            current = (await unit.registry.entity_fields({entity}))[entity]
             if not may_make_less_private and (relaxed := less_private(current, rules)):
                 changes = ", ".join(
                     f"{path} ({was.name} to {rules[path].name})" for path, was in relaxed.items()
@@ -93,17 +91,17 @@ class RegistryService:
                 raise PermissionDenied(
                     f"fields: making a field less private needs an admin token: {changes}"
                 )
-            await store.upsert_type(conn, event_type, entity, description, now)
-            await store.upsert_fields(conn, entity, rules, now)
-            record = await store.get_type(conn, event_type)
-            schemas = await store.entity_fields(conn, {entity})
+            await unit.registry.upsert_type(event_type, entity, description, now)
+            await unit.registry.upsert_fields(entity, rules, now)
+            record = await unit.registry.get_type(event_type)
+            schemas = await unit.registry.entity_fields({entity})
         assert record is not None
         return EventTypeInfo(record, schemas[entity])
 
     async def list(self, entity: str = "") -> list[EventTypeInfo]:
-        async with self._db.read() as conn:
-            records = await store.list_types(conn, entity or None)
-            schemas = await store.entity_fields(conn, {r.entity for r in records})
+        async with self._storage.read() as unit:
+            records = await unit.registry.list_types(entity or None)
+            schemas = await unit.registry.entity_fields({r.entity for r in records})
         return [EventTypeInfo(r, schemas[r.entity]) for r in records]
 
 

@@ -8,8 +8,7 @@ from datetime import timedelta
 
 from webhook_grpc.config import RetentionSettings
 from webhook_grpc.domain.clock import Clock, system_clock
-from webhook_grpc.storage import retention as store
-from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.ports import Storage
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -17,9 +16,9 @@ BATCH = 1000
 
 class RetentionService:
     def __init__(
-        self, db: Database, settings: RetentionSettings, clock: Clock = system_clock
+        self, storage: Storage, settings: RetentionSettings, clock: Clock = system_clock
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._settings = settings
         self._clock = clock
 
@@ -29,10 +28,10 @@ class RetentionService:
         cutoff = self._clock() - timedelta(days=self._settings.retention_days)
         total = 0
         while True:
-            async with self._db.transaction() as conn:
-                if not await store.try_lock(conn):
+            async with self._storage.transaction() as unit:
+                if not await unit.retention.try_lock():
                     return total
-                deleted = await store.purge_batch(conn, cutoff, BATCH)
+                deleted = await unit.retention.purge_batch(cutoff, BATCH)
             total += deleted
             if deleted < BATCH:
                 return total

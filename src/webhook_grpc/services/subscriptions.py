@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from webhook_grpc.config import SubscriptionSettings
 from webhook_grpc.domain.clock import Clock, system_clock
@@ -21,10 +21,7 @@ from webhook_grpc.domain.models import (
 from webhook_grpc.domain.page_tokens import decode_page_token, encode_page_token
 from webhook_grpc.domain.patterns import validate_patterns
 from webhook_grpc.domain.signing import generate_secret, validate_secret
-from webhook_grpc.storage import deliveries as delivery_store
-from webhook_grpc.storage import registry as registry_store
-from webhook_grpc.storage import subscriptions as store
-from webhook_grpc.storage.database import Database
+from webhook_grpc.storage.ports import NewSubscription, Storage, UnitOfWork
 
 from .target_guard import TargetGuard
 
@@ -40,12 +37,12 @@ MAX_GRACE = timedelta(days=30)
 class SubscriptionService:
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         settings: SubscriptionSettings,
         guard: TargetGuard,
         clock: Clock = system_clock,
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._settings = settings
         self._guard = guard
         self._clock = clock
@@ -60,44 +57,36 @@ class SubscriptionService:
             validate_secret(draft.secret, "secret")
         now = self._clock()
         subscription_id = new_id("sub")
-        async with self._db.transaction() as conn:
+        async with self._storage.transaction() as unit:
             patterns = validate_patterns(
-                draft.event_patterns, await registry_store.type_names(conn), "event_patterns"
+                draft.event_patterns, await unit.registry.type_names(), "event_patterns"
             )
-            await store.lock_tenant(conn, draft.tenant_id)
+            await unit.subscriptions.lock_tenant(draft.tenant_id)
             limit = self._settings.max_subscriptions
-            if await store.count_for_tenant(conn, draft.tenant_id) >= limit:
+            if await unit.subscriptions.count_for_tenant(draft.tenant_id) >= limit:
                 raise LimitExceeded(
                     f"tenant {draft.tenant_id!r} already has {limit} subscriptions (the maximum)"
                 )
-            await store.insert(
-                conn,
-                {
-                    "id": subscription_id,
-                    "tenant_id": draft.tenant_id,
-                    "url": draft.url,
-                    "event_patterns": patterns,
-                    "description": draft.description,
-                    "status": SubscriptionStatus.ACTIVE.value,
-                    "disabled_reason": None,
-                    "payload_mode": draft.payload_mode.value,
-                    "metadata": dict(draft.metadata),
-                    "secret": secret,
-                    "previous_secret": None,
-                    "previous_secret_expires_at": None,
-                    "failure_window_start": now,
-                    "created_at": now,
-                    "updated_at": now,
-                    "disabled_at": None,
-                },
+            await unit.subscriptions.insert(
+                NewSubscription(
+                    id=subscription_id,
+                    tenant_id=draft.tenant_id,
+                    url=draft.url,
+                    event_patterns=patterns,
+                    description=draft.description,
+                    payload_mode=draft.payload_mode,
+                    metadata=dict(draft.metadata),
+                    secret=secret,
+                    created_at=now,
+                )
             )
-            created = await store.get(conn, subscription_id, None)
+            created = await unit.subscriptions.get(subscription_id, None)
         assert created is not None
         return created, secret
 
     async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription:
-        async with self._db.read() as conn:
-            return await _existing(conn, subscription_id, tenant_id)
+        async with self._storage.read() as unit:
+            return await _existing(unit, subscription_id, tenant_id)
 
     async def list(
         self,
@@ -109,8 +98,8 @@ class SubscriptionService:
         _require_tenant(tenant_id)
         size = _page_size(page_size)
         after = decode_page_token(page_token)
-        async with self._db.read() as conn:
-            rows = await store.list_page(conn, tenant_id, status, after, size + 1)
+        async with self._storage.read() as unit:
+            rows = await unit.subscriptions.list_page(tenant_id, status, after, size + 1)
         items = rows[:size]
         token = encode_page_token(items[-1].created_at, items[-1].id) if len(rows) > size else ""
         return Page(items, token)
@@ -118,57 +107,38 @@ class SubscriptionService:
     async def update(
         self, subscription_id: str, tenant_id: str | None, changes: SubscriptionChanges
     ) -> Subscription:
-        values: dict[str, Any] = {}
         if changes.url is not None:
             await self._guard.check(changes.url, "subscription.url")
-            values["url"] = changes.url
         if changes.description is not None or changes.metadata is not None:
             _validate_text_fields(
                 changes.description or "", changes.metadata or {}, "subscription."
             )
-        if changes.description is not None:
-            values["description"] = changes.description
-        if changes.metadata is not None:
-            values["metadata"] = dict(changes.metadata)
-        if changes.payload_mode is not None:
-            values["payload_mode"] = changes.payload_mode.value
-        async with self._db.transaction() as conn:
-            await _existing(conn, subscription_id, tenant_id, "subscription.id")
+        async with self._storage.transaction() as unit:
+            await _existing(unit, subscription_id, tenant_id, "subscription.id")
             if changes.event_patterns is not None:
-                values["event_patterns"] = validate_patterns(
+                patterns = validate_patterns(
                     changes.event_patterns,
-                    await registry_store.type_names(conn),
+                    await unit.registry.type_names(),
                     "subscription.event_patterns",
                 )
-            values["updated_at"] = self._clock()
-            await store.update_values(conn, subscription_id, values)
-            return await _existing(conn, subscription_id, None)
+                changes = replace(changes, event_patterns=tuple(patterns))
+            await unit.subscriptions.change(subscription_id, changes, self._clock())
+            return await _existing(unit, subscription_id, None)
 
     async def delete(self, subscription_id: str, tenant_id: str | None) -> None:
-        async with self._db.transaction() as conn:
-            await _existing(conn, subscription_id, tenant_id)
-            await delivery_store.cancel_pending(conn, subscription_id, self._clock())
-            await store.delete_row(conn, subscription_id)
+        async with self._storage.transaction() as unit:
+            await _existing(unit, subscription_id, tenant_id)
+            await unit.deliveries.cancel_pending(subscription_id, self._clock())
+            await unit.subscriptions.delete(subscription_id)
 
     async def activate(self, subscription_id: str, tenant_id: str | None) -> Subscription:
         now = self._clock()
-        async with self._db.transaction() as conn:
-            current = await _existing(conn, subscription_id, tenant_id)
+        async with self._storage.transaction() as unit:
+            current = await _existing(unit, subscription_id, tenant_id)
             if current.status is SubscriptionStatus.ACTIVE:
                 return current
-            await store.update_values(
-                conn,
-                subscription_id,
-                {
-                    "status": SubscriptionStatus.ACTIVE.value,
-                    "disabled_reason": None,
-                    "disabled_at": None,
-                    # Old failures must not disable the endpoint again right away.
-                    "failure_window_start": now,
-                    "updated_at": now,
-                },
-            )
-            return await _existing(conn, subscription_id, None)
+            await unit.subscriptions.activate(subscription_id, now)
+            return await _existing(unit, subscription_id, None)
 
     async def disable(
         self,
@@ -177,22 +147,13 @@ class SubscriptionService:
         reason: DisabledReason = DisabledReason.MANUAL,
     ) -> Subscription:
         now = self._clock()
-        async with self._db.transaction() as conn:
-            current = await _existing(conn, subscription_id, tenant_id)
+        async with self._storage.transaction() as unit:
+            current = await _existing(unit, subscription_id, tenant_id)
             if current.status is SubscriptionStatus.DISABLED:
                 return current
-            await store.update_values(
-                conn,
-                subscription_id,
-                {
-                    "status": SubscriptionStatus.DISABLED.value,
-                    "disabled_reason": reason.value,
-                    "disabled_at": now,
-                    "updated_at": now,
-                },
-            )
-            await delivery_store.cancel_pending(conn, subscription_id, now)
-            return await _existing(conn, subscription_id, None)
+            await unit.subscriptions.disable_if_active(subscription_id, reason, now)
+            await unit.deliveries.cancel_pending(subscription_id, now)
+            return await _existing(unit, subscription_id, None)
 
     async def rotate_secret(
         self,
@@ -208,29 +169,22 @@ class SubscriptionService:
             raise InvalidArgument("grace_period", "must be between 0 and 30 days")
         secret = new_secret or generate_secret()
         now = self._clock()
-        async with self._db.transaction() as conn:
-            await _existing(conn, subscription_id, tenant_id)
-            keys = await store.get_signing_keys(conn, subscription_id)
+        async with self._storage.transaction() as unit:
+            await _existing(unit, subscription_id, tenant_id)
+            keys = await unit.subscriptions.signing_keys(subscription_id)
             assert keys is not None
-            await store.update_values(
-                conn,
-                subscription_id,
-                {
-                    "secret": secret,
-                    "previous_secret": keys.secret if grace > timedelta(0) else None,
-                    "previous_secret_expires_at": now + grace if grace > timedelta(0) else None,
-                    "updated_at": now,
-                },
+            await unit.subscriptions.rotate_keys(
+                subscription_id, keys.rotated(secret, now, grace), now
             )
-            return await _existing(conn, subscription_id, None), secret
+            return await _existing(unit, subscription_id, None), secret
 
 
 async def _existing(
-    conn: Any, subscription_id: str, tenant_id: str | None, field: str = "id"
+    unit: UnitOfWork, subscription_id: str, tenant_id: str | None, field: str = "id"
 ) -> Subscription:
     if not subscription_id:
         raise InvalidArgument(field, "is required")
-    found = await store.get(conn, subscription_id, tenant_id)
+    found = await unit.subscriptions.get(subscription_id, tenant_id)
     if found is None:
         raise NotFound(f"subscription {subscription_id!r} not found")
     return found

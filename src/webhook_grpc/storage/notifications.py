@@ -5,7 +5,8 @@ wakes this process's waiters at once and, on PostgreSQL, sends one NOTIFY for ev
 wake-ups from a connection of its own. The NOTIFY is deliberately not part of the publishing
 transaction: PostgreSQL serialises the commits of all transactions that NOTIFY (a cluster-wide
 lock held through the commit's WAL flush), which capped publishing at a few hundred events/s.
-On SQLite only the in-process wake-up exists and waiters also poll."""
+Without a database URL (SQLite) only the in-process wake-up exists and waiters also poll.
+It implements the port's `Wakeups`."""
 
 from __future__ import annotations
 
@@ -111,15 +112,3 @@ class Notifier:
                 self._wake_local()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-
-async def wait_for_wake(event: asyncio.Event, timeout: float) -> bool:
-    """Wait until `event` is set (True) or `timeout` seconds pass (False). A cancellation is
-    never lost, even one that arrives as the event is set: Python 3.11's asyncio.wait_for can
-    return the result then and swallow it, leaving a task that outlives its cancellation."""
-    try:
-        async with asyncio.timeout(max(timeout, 0.001)):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.errors import StorageUnavailable
@@ -20,15 +21,15 @@ from webhook_grpc.domain.errors import StorageUnavailable
 Params = dict[str, Any]
 
 
-async def fetch_all(
-    conn: AsyncConnection, query: LiteralString, params: Params
-) -> list[tuple[Any, ...]]:
-    """The rows of `query` (prepared once per connection), run on `conn`'s driver connection."""
+async def fetch_all(conn: AsyncConnection, query: LiteralString, params: Params) -> list[Any]:
+    """The rows of `query` (prepared once per connection), run on `conn`'s driver connection,
+    as named tuples: read by column name, never by position."""
     driver = (await conn.get_raw_connection()).driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     try:
-        cursor = await driver.execute(query, params, prepare=True)
-        return await cursor.fetchall()
+        async with driver.cursor(row_factory=namedtuple_row) as cursor:
+            await cursor.execute(query, params, prepare=True)
+            return await cursor.fetchall()
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
         await conn.invalidate()
         raise StorageUnavailable(str(error)) from error

@@ -1,0 +1,41 @@
+"""The storage port: what services and the dispatcher need of the database, in domain terms."""
+
+from .records import (
+    LeasedWork,
+    LeaseRequest,
+    NewDelivery,
+    NewEvent,
+    NewSubscription,
+    PublishContext,
+)
+from .repositories import (
+    DeliveryRepository,
+    EventRepository,
+    FeedRepository,
+    RegistryRepository,
+    RetentionRepository,
+    StateRepository,
+    SubscriptionRepository,
+)
+from .unit_of_work import Storage, UnitOfWork
+from .wakeups import Wakeups, wait_for_wake
+
+__all__ = [
+    "DeliveryRepository",
+    "EventRepository",
+    "FeedRepository",
+    "LeaseRequest",
+    "LeasedWork",
+    "NewDelivery",
+    "NewEvent",
+    "NewSubscription",
+    "PublishContext",
+    "RegistryRepository",
+    "RetentionRepository",
+    "StateRepository",
+    "Storage",
+    "SubscriptionRepository",
+    "UnitOfWork",
+    "Wakeups",
+    "wait_for_wake",
+]

@@ -1,0 +1,254 @@
+"""The repositories a unit of work offers, as the services and the dispatcher use them. Each
+database engine has a driver implementing them (`storage/sqlite/`, `storage/postgresql/`);
+tests/storage/ holds the contract both must meet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.deliveries import AttemptRecord
+from webhook_grpc.domain.models import (
+    Delivery,
+    DeliveryStatus,
+    DisabledReason,
+    EventType,
+    StoredEvent,
+    Subscription,
+    SubscriptionChanges,
+    SubscriptionStatus,
+)
+from webhook_grpc.domain.projection import Classification
+from webhook_grpc.domain.signing import SigningKeys
+
+from .records import (
+    LeasedWork,
+    LeaseRequest,
+    NewDelivery,
+    NewEvent,
+    NewSubscription,
+    PublishContext,
+)
+
+
+class EventRepository(Protocol):
+    async def publish_context(
+        self, event_types: set[str], tenant_ids: set[str]
+    ) -> PublishContext: ...
+
+    async def insert_with_deliveries(
+        self, events: Sequence[NewEvent], deliveries: Sequence[NewDelivery]
+    ) -> dict[str, FeedPosition]:
+        """Insert events and the deliveries of those inserted, atomically; an event whose
+        (tenant_id, idempotency_key) exists already is skipped with its deliveries. Returns
+        the feed position of each inserted event by id."""
+        ...
+
+    async def by_idempotency_keys(
+        self, tenant_id: str, keys: Sequence[str]
+    ) -> dict[str, StoredEvent]: ...
+
+    async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]: ...
+
+
+class DeliveryRepository(Protocol):
+    async def relax_durability(self) -> None:
+        """Let this transaction commit without waiting for the log flush, where the engine
+        can. Only for the dispatcher's bookkeeping (leases, attempt records): a crash right
+        after means a lease taken again or an attempt made again, which at-least-once
+        delivery allows. Publishing never uses this."""
+        ...
+
+    async def lease_work(self, request: LeaseRequest) -> LeasedWork:
+        """Lease what `request` asks for (never rows another dispatcher holds), and load what
+        attempting them takes. The lease moves next_attempt_at to `lease_until`, so the rows
+        fall due again by themselves if this process dies."""
+        ...
+
+    async def next_due_after(self, now: datetime) -> datetime | None:
+        """When the next pending delivery falls due after `now`: a scheduled retry, or a
+        lease that expires."""
+        ...
+
+    async def release(self, lease_token: str, ids: Sequence[str], now: datetime) -> None:
+        """Give leased, unattempted deliveries back so any dispatcher can take them at once."""
+        ...
+
+    async def cancel(self, ids: Sequence[str], now: datetime) -> None: ...
+
+    async def cancel_pending(self, subscription_id: str, now: datetime) -> int: ...
+
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+        """Store attempts and move their deliveries on. A delivery whose lease was lost
+        keeps the newer lease's state; the attempt itself is still recorded."""
+        ...
+
+    async def failure_figures(self, subscription_id: str, since: datetime) -> tuple[int, int]:
+        """(attempts, failed attempts) of a subscription since a time."""
+        ...
+
+    async def get(self, delivery_id: str, tenant_id: str | None) -> Delivery | None: ...
+
+    async def list_page(
+        self,
+        tenant_id: str,
+        *,
+        subscription_id: str = "",
+        status: DeliveryStatus | None = None,
+        event_id: str = "",
+        before: tuple[datetime, str] | None = None,
+        limit: int,
+    ) -> list[Delivery]: ...
+
+    async def reschedule(
+        self,
+        now: datetime,
+        *,
+        delivery_id: str | None = None,
+        subscription_id: str | None = None,
+        from_status: Collection[DeliveryStatus],
+        created_since: datetime | None = None,
+    ) -> int:
+        """Make finished deliveries pending again, due now, with the retry schedule
+        restarted (attempt_count 0; earlier attempts stay in the history)."""
+        ...
+
+    async def pending_summary(self) -> tuple[int, datetime | None]:
+        """How many deliveries are pending, and the earliest due time among them."""
+        ...
+
+
+class SubscriptionRepository(Protocol):
+    async def lock_tenant(self, tenant_id: str) -> None:
+        """Serialise subscription writes of one tenant until the transaction ends."""
+        ...
+
+    async def count_for_tenant(self, tenant_id: str) -> int: ...
+
+    async def insert(self, subscription: NewSubscription) -> None: ...
+
+    async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription | None: ...
+
+    async def signing_keys(self, subscription_id: str) -> SigningKeys | None: ...
+
+    async def list_page(
+        self,
+        tenant_id: str,
+        status: SubscriptionStatus | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Subscription]: ...
+
+    async def change(
+        self, subscription_id: str, changes: SubscriptionChanges, now: datetime
+    ) -> None:
+        """Apply the fields of `changes` that are set (patterns already validated)."""
+        ...
+
+    async def activate(self, subscription_id: str, now: datetime) -> None:
+        """Active again, with a failure window starting now (old failures must not disable
+        it again at once)."""
+        ...
+
+    async def disable_if_active(
+        self, subscription_id: str, reason: DisabledReason, now: datetime
+    ) -> bool:
+        """Disable an active subscription; False when it was not active."""
+        ...
+
+    async def rotate_keys(self, subscription_id: str, keys: SigningKeys, now: datetime) -> None: ...
+
+    async def delete(self, subscription_id: str) -> None: ...
+
+    async def failure_window_start(self, subscription_id: str) -> datetime | None: ...
+
+
+class RegistryRepository(Protocol):
+    async def upsert_type(
+        self,
+        event_type: str,
+        entity: str,
+        description: str,
+        now: datetime,
+        *,
+        built_in: bool = False,
+        overwrite: bool = True,
+    ) -> None: ...
+
+    async def upsert_fields(
+        self,
+        entity: str,
+        fields: Mapping[str, Classification],
+        now: datetime,
+        *,
+        overwrite: bool = True,
+    ) -> None: ...
+
+    async def list_types(self, entity: str | None = None) -> list[EventType]: ...
+
+    async def type_names(self) -> set[str]: ...
+
+    async def get_type(self, event_type: str) -> EventType | None: ...
+
+    async def entity_fields(self, entities: set[str]) -> dict[str, dict[str, Classification]]:
+        """The field schema of each entity asked for (an entity without fields maps to {})."""
+        ...
+
+
+class FeedRepository(Protocol):
+    """Events of one tenant in feed order, never past the visibility horizon: a reader never
+    skips an event that commits later at an earlier position (docs/FEED_ORDERING.md)."""
+
+    async def read_page(
+        self,
+        tenant_id: str,
+        after: FeedPosition,
+        limit: int,
+        patterns: Sequence[str] = (),
+        entity_id: str = "",
+    ) -> list[StoredEvent]: ...
+
+    async def read_sized(
+        self,
+        tenant_id: str,
+        after: FeedPosition,
+        limit: int,
+        patterns: Sequence[str] = (),
+        entity_id: str = "",
+    ) -> list[tuple[StoredEvent, int]]:
+        """Like `read_page`, each event with the length of its stored JSON."""
+        ...
+
+    async def head(self) -> FeedPosition:
+        """A position after every event a reader may already have seen, before every later
+        one."""
+        ...
+
+
+class RetentionRepository(Protocol):
+    async def try_lock(self) -> bool:
+        """One purger at a time across processes; held until the transaction ends."""
+        ...
+
+    async def purge_batch(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` events published before `cutoff` (deliveries and attempts
+        with them) and raise each affected tenant's watermark. Returns how many."""
+        ...
+
+    async def purged_through(self, tenant_id: str) -> FeedPosition | None: ...
+
+    async def oldest_published_at(self, tenant_id: str) -> datetime | None: ...
+
+
+class StateRepository(Protocol):
+    """Named values every process must agree on."""
+
+    async def get_or_create(self, name: str, make: Callable[[], str]) -> str:
+        """The stored value; the first process to ask stores `make()`."""
+        ...
+
+    async def get(self, name: str) -> str | None: ...
+
+    async def put(self, name: str, value: str) -> None: ...

@@ -1,0 +1,63 @@
+"""PostgreSQL's locks (advisory, per transaction) and the feed's visibility horizon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select, text
+
+from webhook_grpc.domain.cursors import FeedPosition
+
+from ..common.events import E
+from ..common.feed import CoreFeed
+from ..common.retention import CoreRetention
+from ..common.subscriptions import CoreSubscriptions
+
+_RETENTION_LOCK_KEY = "webhook_grpc:retention"
+
+# The oldest transaction of *this* database that may still commit: the snapshot's in-progress
+# ids, less those that pg_stat_activity shows running in another database, else the snapshot's
+# xmax (every id from there on is invisible to the snapshot anyway). The cluster-wide
+# pg_snapshot_xmin would let any write transaction anywhere on the server (a CREATE DATABASE,
+# another application's batch job) hold this feed back. An id that ended between the snapshot
+# and the pg_stat_activity read is not attributed elsewhere, so it counts: the error is only
+# ever towards waiting. backend_xid is 32 bits; it is compared with the id's low 32 bits.
+_HORIZON = text(
+    """(SELECT coalesce(
+        (SELECT min(xip::text::bigint) FROM pg_snapshot_xip(s.snap) AS xip
+         WHERE NOT EXISTS (
+             SELECT 1 FROM pg_stat_activity AS a
+             WHERE a.backend_xid::text::bigint = xip::text::bigint % 4294967296
+               AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
+        pg_snapshot_xmax(s.snap)::text::bigint)
+     FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
+)
+
+
+class PostgresSubscriptions(CoreSubscriptions):
+    async def lock_tenant(self, tenant_id: str) -> None:
+        await self._conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"subscriptions:{tenant_id}"},
+        )
+
+
+class PostgresFeed(CoreFeed):
+    """A row is served only when its writing transaction id is below the oldest transaction
+    of this database still running: every transaction that could still commit a row sorts
+    after everything served so far, so a reader never skips a late commit."""
+
+    async def head(self) -> FeedPosition:
+        return FeedPosition(int((await self._conn.execute(select(_HORIZON))).scalar_one()), 0)
+
+    def _visible(self, query: Select[Any]) -> Select[Any]:
+        return query.where(E.c.tx < _HORIZON)
+
+
+class PostgresRetention(CoreRetention):
+    async def try_lock(self) -> bool:
+        result = await self._conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": _RETENTION_LOCK_KEY},
+        )
+        return bool(result.scalar_one())

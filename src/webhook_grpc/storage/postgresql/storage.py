@@ -1,0 +1,98 @@
+"""The PostgreSQL storage: the pooled engine, autocommit connections, and the repositories on
+each connection."""
+
+from __future__ import annotations
+
+import select
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from ..common.engine import unavailable_on_failure
+from ..common.registry import CoreRegistry
+from ..common.state import CoreState
+from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
+from ..notifications import Notifier
+from .deliveries import PostgresDeliveries
+from .events import PostgresEvents
+from .repositories import PostgresFeed, PostgresRetention, PostgresSubscriptions
+
+CONNECT_TIMEOUT = 3
+POOL_TIMEOUT = 5
+
+
+class PostgresStorage(SqlStorage):
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[SqlUnitOfWork]:
+        """A connection on which every statement commits by itself, which saves the BEGIN
+        and COMMIT round trips: the repositories' writes used there are one atomic statement
+        each on PostgreSQL."""
+        async with unavailable_on_failure(), self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            unit = _unit(connection)
+            yield unit
+        unit.committed()
+
+
+def open_postgres(url: URL, database_url: str, *, pool_size: int = 10) -> PostgresStorage:
+    """Storage on the PostgreSQL database at `url` (psycopg 3); wake-ups also reach other
+    processes through LISTEN/NOTIFY on `database_url`."""
+    # While the database is away every call must fail fast with UNAVAILABLE: a new connection
+    # gives up after CONNECT_TIMEOUT, a caller waiting for a pooled one after POOL_TIMEOUT (so
+    # at most about both together), and a pooled connection that the server has closed is
+    # replaced before use (see `_replace_if_closed_by_server`; a pre-ping would cost a round
+    # trip on every checkout). TCP keepalives and tcp_user_timeout let the kernel declare a
+    # pooled connection dead when the network drops packets silently, instead of after the
+    # default ~15 minutes of retransmissions.
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=POOL_TIMEOUT,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,  # milliseconds
+        },
+    )
+    event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed_by_server)
+    return PostgresStorage(engine, Notifier(database_url), _unit, wakeup_precedes_visibility=True)
+
+
+def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
+    state = CoreState(conn, postgresql.insert)
+    return SqlUnitOfWork(
+        events=PostgresEvents(conn),
+        deliveries=PostgresDeliveries(conn),
+        subscriptions=PostgresSubscriptions(conn),
+        registry=CoreRegistry(conn, postgresql.insert),
+        feed=PostgresFeed(conn),
+        retention=PostgresRetention(conn, state),
+        state=state,
+    )
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: an idle connection never has anything to read (pooled connections do
+    not LISTEN), so a readable socket means the server closed it or is closing it (restart,
+    outage, administrator, idle timeout). Raising makes the pool replace every connection
+    made before now, as a failed pre-ping would, without a round trip on healthy ones.
+
+    Connections dropped silently by the network are found by the first statement instead
+    (tcp_user_timeout), exactly as a pre-ping would have found them."""
+    connection = dbapi_connection.driver_connection
+    if connection.closed:
+        raise InvalidatePoolError("connection closed")
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise InvalidatePoolError("the server closed the connection")

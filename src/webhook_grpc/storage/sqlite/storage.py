@@ -1,0 +1,61 @@
+"""The SQLite storage: the engine, and the repositories on each connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..common.engine import READ_ONLY
+from ..common.registry import CoreRegistry
+from ..common.state import CoreState
+from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
+from ..notifications import Notifier
+from .deliveries import SqliteDeliveries
+from .repositories import SqliteEvents, SqliteFeed, SqliteRetention, SqliteSubscriptions
+
+
+def open_sqlite(url: URL) -> SqlStorage:
+    """Storage on the SQLite database at `url` (aiosqlite). Only this process's wake-ups
+    exist: waiters also poll."""
+    engine = create_async_engine(url)
+    _configure(engine)
+    return SqlStorage(engine, Notifier(), _unit, wakeup_precedes_visibility=False)
+
+
+def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
+    state = CoreState(conn, sqlite.insert)
+    return SqlUnitOfWork(
+        events=SqliteEvents(conn),
+        deliveries=SqliteDeliveries(conn),
+        subscriptions=SqliteSubscriptions(conn),
+        registry=CoreRegistry(conn, sqlite.insert),
+        feed=SqliteFeed(conn),
+        retention=SqliteRetention(conn, state),
+        state=state,
+    )
+
+
+def _configure(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling is lax).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Write transactions take the write lock up front, so check-then-insert rules like
+        # the subscription limit hold under concurrency; read-only ones skip it.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -1,0 +1,103 @@
+"""The storage contract, run against every driver: `storage` is a fresh, migrated database on
+SQLite and on PostgreSQL (CI=true fails when PostgreSQL is unreachable)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.ids import new_id
+from webhook_grpc.domain.models import DeliveryStatus, PayloadMode
+from webhook_grpc.storage import migrate
+from webhook_grpc.storage.factory import open_storage
+from webhook_grpc.storage.ports import NewDelivery, NewEvent, NewSubscription, Storage
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[Storage]:
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    opened = open_storage(database_url)
+    yield opened
+    await opened.dispose()
+
+
+def new_event(
+    tenant_id: str = "acme",
+    type: str = "product.created",
+    *,
+    entity_id: str = "p1",
+    published_at: datetime = NOW,
+    idempotency_key: str | None = None,
+) -> NewEvent:
+    return NewEvent(
+        id=new_id("evt"),
+        tenant_id=tenant_id,
+        type=type,
+        entity_id=entity_id,
+        data={"id": entity_id},
+        previous=None,
+        occurred_at=published_at,
+        published_at=published_at,
+        idempotency_key=idempotency_key,
+    )
+
+
+def new_delivery(event: NewEvent, subscription_id: str, due: datetime = NOW) -> NewDelivery:
+    return NewDelivery(
+        id=new_id("dlv"),
+        tenant_id=event["tenant_id"],
+        event_id=event["id"],
+        subscription_id=subscription_id,
+        event_type=event["type"],
+        status=DeliveryStatus.PENDING.value,
+        attempt_count=0,
+        next_attempt_at=due,
+        lease_token=None,
+        created_at=event["published_at"],
+        updated_at=event["published_at"],
+    )
+
+
+def new_subscription(
+    tenant_id: str = "acme",
+    patterns: tuple[str, ...] = ("product.*",),
+    *,
+    created_at: datetime = NOW,
+) -> NewSubscription:
+    return NewSubscription(
+        id=new_id("sub"),
+        tenant_id=tenant_id,
+        url="https://example.test/hook",
+        event_patterns=list(patterns),
+        description="",
+        payload_mode=PayloadMode.FULL,
+        metadata={"team": "a"},
+        secret="whsec_" + "A" * 43,
+        created_at=created_at,
+    )
+
+
+async def add_subscription(
+    storage: Storage, tenant_id: str = "acme", patterns: tuple[str, ...] = ("product.*",)
+) -> NewSubscription:
+    subscription = new_subscription(tenant_id, patterns)
+    async with storage.transaction() as unit:
+        await unit.subscriptions.insert(subscription)
+    return subscription
+
+
+async def publish(
+    storage: Storage, events: Sequence[NewEvent], deliveries: Sequence[NewDelivery] = ()
+) -> dict[str, FeedPosition]:
+    async with storage.autocommit() as unit:
+        return await unit.events.insert_with_deliveries(events, deliveries)
+
+
+def later(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
