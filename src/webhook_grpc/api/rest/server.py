@@ -47,7 +47,7 @@ class RestServer:
         self._servicers = servicers
         self._ready = ready
         self._openapi = openapi
-        self._streams: set[asyncio.Task[Any]] = set()
+        self._closing = asyncio.Event()
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
         resources: dict[str, web.Resource] = {}
         for route in self.routes:
@@ -82,8 +82,7 @@ class RestServer:
 
     async def stop(self) -> None:
         # Feed streams never end on their own: end them, then the listener.
-        for task in list(self._streams):
-            task.cancel()
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -109,15 +108,14 @@ class RestServer:
         async def stream(request: web.Request) -> web.StreamResponse:
             message = request_message(route, request.match_info, request.query.items(), b"")
             sse.resume(message, request.headers, request.query)
-            task = asyncio.current_task()
-            assert task is not None
-            self._streams.add(task)
-            try:
-                return await sse.serve(
-                    request, message, method, request.headers.get("Authorization"), error_response
-                )
-            finally:
-                self._streams.discard(task)
+            return await sse.serve(
+                request,
+                message,
+                method,
+                request.headers.get("Authorization"),
+                error_response,
+                self._closing,
+            )
 
         return stream if route.streaming else unary
 

@@ -50,7 +50,10 @@ async def serve(
     method: StreamMethod,
     authorization: str | None,
     error_response: ErrorResponse,
+    closing: asyncio.Event,
 ) -> web.StreamResponse:
+    """Run the stream until its client leaves, it fails, or the server is `closing` (then it
+    ends cleanly, and an EventSource reconnects with its Last-Event-ID)."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -86,7 +89,9 @@ async def serve(
             return error_response(error)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await start()
-        await asyncio.wait({call})
+        closed = asyncio.create_task(closing.wait())
+        await asyncio.wait({call, closed}, return_when="FIRST_COMPLETED")
+        closed.cancel()
         if context.error is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write(f"event: error\ndata: {context.error.json()}\n\n".encode())
@@ -94,6 +99,8 @@ async def serve(
         call.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await call
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.write_eof()
     return response
 
 
