@@ -115,7 +115,7 @@ class App:
     metrics: MetricsServer | None = field(init=False, default=None)
     http_port: int = 0
     _server: grpc.aio.Server | None = field(init=False, default=None)
-    _rest: RestServer | None = field(init=False, default=None)
+    rest: RestServer | None = field(init=False, default=None)
     _lock: process_lock.ProcessLock | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
@@ -224,7 +224,7 @@ class App:
                 self.port,
             )
         if settings.server.http_listen:
-            self._rest = RestServer(
+            self.rest = RestServer(
                 PROTO_FILES,
                 dict(zip(SERVICE_NAMES, (events, subscriptions, feed, deliveries), strict=True)),
                 max_body_bytes=rest_body_limit(settings.publishing.max_payload_bytes),
@@ -232,7 +232,7 @@ class App:
                 openapi=openapi.document(),
             )
             try:
-                self.http_port = await self._rest.start(settings.server.http_listen)
+                self.http_port = await self.rest.start(settings.server.http_listen)
             except OSError as error:
                 await server.stop(None)
                 self._server = None
@@ -257,8 +257,8 @@ class App:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting calls, finish in-flight work (bounded by `grace`), release the rest."""
-        if self._rest is not None:
-            await self._rest.stop()
+        if self.rest is not None:
+            await self.rest.stop()
         if self._server is not None:
             await self._server.stop(grace)
         if self.dispatcher is not None:

@@ -42,14 +42,19 @@ class Route:
 
     @property
     def variables(self) -> tuple[PathVariable, ...]:
-        return tuple(
-            PathVariable(f"v{index}", match.group(1))
-            for index, match in enumerate(_VARIABLE.finditer(self.template))
-        )
+        """Each placeholder is the last name of its field path (`{subscription.id}` is
+        `{id}`), numbered if two would be the same."""
+        variables: list[PathVariable] = []
+        for match in _VARIABLE.finditer(self.template):
+            name = match.group(1).rpartition(".")[2]
+            if any(variable.placeholder == name for variable in variables):
+                name += str(len(variables))
+            variables.append(PathVariable(name, match.group(1)))
+        return tuple(variables)
 
     @property
-    def router_path(self) -> str:
-        """The template with plain placeholders ({v0}) that aiohttp's router accepts."""
+    def path(self) -> str:
+        """The template with plain placeholders, as aiohttp's router and OpenAPI write it."""
         names = iter(variable.placeholder for variable in self.variables)
         return _VARIABLE.sub(lambda _: "{" + next(names) + "}", self.template)
 

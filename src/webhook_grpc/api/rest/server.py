@@ -51,11 +51,9 @@ class RestServer:
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
         resources: dict[str, web.Resource] = {}
         for route in self.routes:
-            resource = resources.get(route.router_path)
+            resource = resources.get(route.path)
             if resource is None:
-                resource = resources[route.router_path] = self.app.router.add_resource(
-                    route.router_path
-                )
+                resource = resources[route.path] = self.app.router.add_resource(route.path)
             resource.add_route(route.http_method, self._handler(route))
         self.app.router.add_get(OPENAPI_PATH, self._openapi_document)
         self.app.router.add_get("/healthz", self._healthz)
