@@ -20,7 +20,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP)
 
-## run: start the service on SQLite (./webhook-grpc.db) at 127.0.0.1:50051
+## run: start the service on SQLite (./webhook-grpc.db): gRPC at 127.0.0.1:50051, REST at 127.0.0.1:8080
 run: $(STAMP)
 	$(BIN)/webhook-grpc serve $(ARGS)
 
