@@ -3,6 +3,7 @@ tenancy, errors as google.rpc.Status JSON; one API with gRPC."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,9 +11,10 @@ import pytest
 
 from tests.conftest import ServerFactory
 from tests.support.factories import publish, subscribe
+from tests.support.fault_proxy import FaultProxy, Outage
 from tests.support.http import Http
 from tests.support.receiver import Receiver
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, start_server
 from tests.support.tokens import (
     ACME,
     ACME_TOKEN,
@@ -333,8 +335,6 @@ async def test_deliveries(
 
 
 async def _wait_status(http: Http, path: str, status: str) -> dict[str, object]:
-    import asyncio
-
     deadline = asyncio.get_running_loop().time() + 10
     while True:
         reply = await http.get(path)
@@ -384,3 +384,30 @@ async def test_open_mode_refuses_a_non_loopback_http_listener(database_url: str)
 async def test_an_empty_http_listen_disables_rest(make_server: ServerFactory) -> None:
     server = await make_server(http_listen="")
     assert server.app.http_port == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("outage", [Outage.REFUSE, Outage.BLACKHOLE])
+async def test_readiness_follows_the_database(
+    postgres_url: str, proxy: FaultProxy, session: aiohttp.ClientSession, outage: Outage
+) -> None:
+    server = await start_server(proxy.url(postgres_url))
+    try:
+        http = Http(server.http, session, None)
+        assert (await http.get("/readyz")).status == 200
+        await proxy.cut(outage)
+        down = await http.get("/readyz")
+        assert down.status == 503
+        assert down.json["code"] == 14
+        assert (await http.get("/healthz")).status == 200
+        # A call that needs the database is UNAVAILABLE too, as over gRPC.
+        listed = await http.get(f"{API}/subscriptions", params={"tenant_id": "acme"})
+        assert listed.status == 503, listed.text
+        await proxy.restore()
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await http.get("/readyz")).status != 200:
+            assert asyncio.get_running_loop().time() < deadline, "never ready again"
+            await asyncio.sleep(0.05)
+    finally:
+        await proxy.restore()
+        await server.stop()
