@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test test-python test-typescript lint proto generate generate-typescript \
+.PHONY: install run test test-python test-typescript lint proto openapi generate generate-typescript \
 	check-generated check-install breaking bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -20,7 +20,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP)
 
-## run: start the service on SQLite (./webhook-grpc.db) at 127.0.0.1:50051
+## run: start the service on SQLite (./webhook-grpc.db): gRPC at 127.0.0.1:50051, REST at 127.0.0.1:8080
 run: $(STAMP)
 	$(BIN)/webhook-grpc serve $(ARGS)
 
@@ -40,10 +40,15 @@ lint: $(STAMP) $(NODE_STAMP)
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
-## generate: regenerate all generated code (server, Python client, TypeScript client)
-generate: proto generate-typescript
+## openapi: regenerate the REST API's OpenAPI document from the protos (committed; CI fails when stale)
+openapi: proto
+	$(BIN)/python scripts/gen_openapi.py
 
-GENERATED := src/webhook_grpc/_gen clients/python/src/webhook_grpc_client/_gen clients/typescript/src/gen
+## generate: regenerate all generated code (server, Python client, TypeScript client, OpenAPI)
+generate: proto openapi generate-typescript
+
+GENERATED := src/webhook_grpc/_gen clients/python/src/webhook_grpc_client/_gen \
+	clients/typescript/src/gen src/webhook_grpc/api/rest/openapi.json
 
 check-generated: generate
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \

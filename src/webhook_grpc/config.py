@@ -240,6 +240,7 @@ class ServerSettings:
     """The gRPC server and the process around it (app.py, the CLI)."""
 
     listen: str
+    http_listen: str
     tokens: tuple[TokenConfig, ...]
     metrics_listen: str
     serve_dispatcher: bool
@@ -353,6 +354,10 @@ class Settings:
         metadata=_meta(_str, "sqlite:///… or postgresql+psycopg://…"),
     )
     listen: str = field(default="127.0.0.1:50051", metadata=_meta(_str, "gRPC address, host:port"))
+    http_listen: str = field(
+        default="127.0.0.1:8080",
+        metadata=_meta(_str, "REST/JSON address host:port (same API as gRPC); empty: off"),
+    )
     allow_http_targets: bool = field(
         default=False, metadata=_meta(_bool, "allow plain http:// endpoint URLs (development)")
     )
@@ -476,6 +481,8 @@ class Settings:
                 f"got {format_duration(self.lease_duration)}",
             )
         _check_address("listen", self.listen)
+        if self.http_listen:
+            _check_address("http_listen", self.http_listen)
         if self.metrics_listen:
             _check_address("metrics_listen", self.metrics_listen)
         if not _DATABASE_URL.match(self.database_url):

@@ -446,6 +446,7 @@ async def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) ->
     config = tmp_path / "webhook-grpc.toml"
     config.write_text(
         f"database_url = {json.dumps(f'sqlite:///{database}')}\nlog_format = 'text'\n"
+        "http_listen = '127.0.0.1:0'\n"
     )
     port = free_port()
     first = await spawn("serve", "--config", str(config), "--listen", f"127.0.0.1:{port}")
