@@ -131,6 +131,17 @@ def test_invalid_filter_names_its_position(source: str, line: int, column: int, 
         ("data.a.all(x, x in data.b)", 1, 20, "may not read `data`"),
         ("data.a.all(x, x.b.exists(y, y == 1))", 1, 8, "may not contain another"),
         ("data.a.map(x,\n previous)== []", 2, 2, "may not read `previous`"),
+        ("data.a.all(x, x in event.data.b)", 1, 20, "may not read `event`"),
+        ("data.a.all(x, x in .data.b)", 1, 21, "may not read `data`"),
+        ("data.a.all(x, x in .event.previous.b)", 1, 21, "may not read `event`"),
+        ("data.a.all(x, {data: 1}[x] == 1)", 1, 16, "may not read `data`"),
+        (
+            'data.sku == "a" // """\n|| data.a.all(x, x in data.b) || data.sku == """ """',
+            2,
+            23,
+            "may not read `data`",
+        ),
+        ("data.sku == 'a' // it's\n|| data.a.all(x, x in data.b)", 2, 23, "may not read `data`"),
         (" || ".join(["data.a.exists(x, x == 1)"] * 5), 1, 4 * 28 + 8, "at most 4"),
     ],
 )
@@ -145,6 +156,11 @@ def test_comprehension_words_inside_strings_are_not_counted() -> None:
     words = 'data.sku == ".all(x, data)" || data.sku == r"\\d" || data.sku == """.map(data"""'
     assert not compile_filter(words).matches(event())
     assert compile_filter('data.tags.all(t, t != "data")').matches(event(data={"tags": ["a"]}))
+    # a field called data, under the comprehension's own variable, is its own element
+    assert compile_filter("data.lines.all(l, l.data > 1.0)").matches(
+        event(data={"lines": [{"data": 2.0}]})
+    )
+    assert compile_filter("// data.a.all(x, data)\ntrue").matches(event())
 
 
 def test_blank_filter_is_refused() -> None:

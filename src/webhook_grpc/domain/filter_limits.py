@@ -6,8 +6,12 @@ linear in the expression size and the event size. Comprehensions (`all`, `exists
 `exists_one`, `map`, `filter`) are where cost multiplies: one nested in another is quadratic in
 the event, and so is a body that walks the event again (`data.lines.all(l, data.lines...)`).
 So a comprehension may not contain another, and its body may use its own variable, literals,
-`type` and `entity_id`, but not `data` or `previous`; then a filter costs at most about
-(source length x event size). Filters are also short: a few predicates, not a program.
+`type` and `entity_id`, but not `data`, `previous` (nor `event.data`, `.data`); then a filter
+costs at most about (source length x event size). Filters are short: a few predicates.
+
+The check reads CEL's tokens (comments and string literals are skipped exactly as CEL's lexer
+skips them), so a quote or `//` cannot hide a comprehension from it. It is conservative: an
+iteration variable named `data` is refused too.
 """
 
 from __future__ import annotations
@@ -19,16 +23,24 @@ from typing import Final
 MAX_FILTER_CHARS: Final = 2048
 MAX_COMPREHENSIONS: Final = 4
 
-# String literals, left to right, so a quote inside one never starts another: raw and
-# triple-quoted forms first, since a raw string's backslash escapes nothing.
-_STRING_LITERAL: Final = re.compile(
-    r"""[rR][bB]?(?:'''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|"[^"\n]*")"""
-    r"""|[bB]?[rR](?:'''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|"[^"\n]*")"""
-    r"""|[bB]?(?:'''(?:\\.|.)*?'''|\"\"\"(?:\\.|.)*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
+_COMPREHENSIONS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_EVENT_NAMES: Final = frozenset({"data", "previous", "event"})
+
+# One CEL token (or skipped text) at a time, tried in this order at each position. Raw strings
+# escape nothing; other strings may hold escaped quotes. Unknown characters are single tokens
+# (the compiler refuses them afterwards).
+_TOKEN: Final = re.compile(
+    r"""(?P<skip>\s+|//[^\n]*)"""
+    r"""|(?P<string>[bB]?[rR][bB]?(?:'''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|"[^"\n]*")"""
+    r"""|[bB]?(?:'''(?:\\.|.)*?'''|\"\"\"(?:\\.|.)*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))"""
+    r"""|(?P<number>0[xX][0-9a-fA-F]+[uU]?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)"""
+    r"""|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"""
+    r"""|(?P<other>.)""",
     re.DOTALL,
 )
-_COMPREHENSION: Final = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
-_EVENT_WALK: Final = re.compile(r"(?<![.\w])(data|previous)\b")
+# After one of these a `.` selects a member; anywhere else it is the root-scope prefix (`.data`).
+_OPERAND_ENDS: Final = frozenset({")", "]", "}"})
+_OPERATOR_WORDS: Final = frozenset({"in"})
 
 
 @dataclass(frozen=True)
@@ -39,46 +51,87 @@ class LimitBreach:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    offset: int
+
+
 def cost_breach(source: str) -> LimitBreach | None:
     """The first rule `source` breaks, or None. Only meaningful on text that also compiles:
     an unbalanced parenthesis is left to the compiler's own error."""
     if len(source) > MAX_FILTER_CHARS:
         return LimitBreach(MAX_FILTER_CHARS, f"a filter is at most {MAX_FILTER_CHARS} characters")
-    code = _blank_strings(source)
-    spans = [
-        (match.start(1), match.end(), _closing_paren(code, match.end() - 1))
-        for match in _COMPREHENSION.finditer(code)
-    ]
-    if len(spans) > MAX_COMPREHENSIONS:
+    tokens = _tokens(source)
+    comprehensions = _comprehensions(tokens)
+    if len(comprehensions) > MAX_COMPREHENSIONS:
         return LimitBreach(
-            spans[MAX_COMPREHENSIONS][0],
+            tokens[comprehensions[MAX_COMPREHENSIONS][0]].offset,
             f"a filter has at most {MAX_COMPREHENSIONS} comprehensions (all, exists, map, ...)",
         )
-    for name_at, body_from, body_to in spans:
-        if any(body_from <= other < body_to for other, _, _ in spans):
-            return LimitBreach(name_at, "a comprehension may not contain another one")
-        walk = _EVENT_WALK.search(code, body_from, body_to)
-        if walk:
-            return LimitBreach(
-                walk.start(),
-                f"a comprehension's body may not read `{walk.group(1)}` (its cost would "
-                "multiply); use the comprehension's own variable",
-            )
+    for name_at, opening, closing in comprehensions:
+        if any(opening < other < closing for other, _, _ in comprehensions):
+            nested = "a comprehension may not contain another one"
+            return LimitBreach(tokens[name_at].offset, nested)
+        for index in range(opening + 1, closing):
+            if _reads_the_event(tokens, index):
+                return LimitBreach(
+                    tokens[index].offset,
+                    f"a comprehension's body may not read `{tokens[index].text}` (its cost "
+                    "would multiply); use the comprehension's own variable",
+                )
     return None
 
 
-def _blank_strings(source: str) -> str:
-    """`source` with every string literal's content replaced by spaces (offsets kept)."""
-    return _STRING_LITERAL.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', source)
+def _tokens(source: str) -> list[_Token]:
+    return [
+        _Token(match.lastgroup or "other", match.group(), match.start())
+        for match in _TOKEN.finditer(source)
+        if match.lastgroup != "skip"
+    ]
 
 
-def _closing_paren(code: str, opening: int) -> int:
+def _is_member_dot(tokens: list[_Token], index: int) -> bool:
+    """Whether tokens[index] is a `.` that selects a member of the operand before it."""
+    if tokens[index].text != "." or index == 0:
+        return False
+    before = tokens[index - 1]
+    if before.kind == "name":
+        return before.text not in _OPERATOR_WORDS
+    return before.kind in ("string", "number") or before.text in _OPERAND_ENDS
+
+
+def _comprehensions(tokens: list[_Token]) -> list[tuple[int, int, int]]:
+    """(name, opening parenthesis, closing parenthesis) token indexes of each `x.all(...)`."""
+    found = []
+    for index in range(1, len(tokens) - 1):
+        if (
+            tokens[index].kind == "name"
+            and tokens[index].text in _COMPREHENSIONS
+            and tokens[index + 1].text == "("
+            and _is_member_dot(tokens, index - 1)
+        ):
+            found.append((index, index + 1, _closing(tokens, index + 1)))
+    return found
+
+
+def _closing(tokens: list[_Token], opening: int) -> int:
     depth = 0
-    for index in range(opening, len(code)):
-        if code[index] == "(":
+    for index in range(opening, len(tokens)):
+        if tokens[index].text == "(":
             depth += 1
-        elif code[index] == ")":
+        elif tokens[index].text == ")":
             depth -= 1
             if depth == 0:
                 return index
-    return len(code)
+    return len(tokens)
+
+
+def _reads_the_event(tokens: list[_Token], index: int) -> bool:
+    token = tokens[index]
+    return (
+        token.kind == "name"
+        and token.text in _EVENT_NAMES
+        and not (index > 0 and _is_member_dot(tokens, index - 1))
+    )
