@@ -163,6 +163,14 @@ def test_comprehension_words_inside_strings_are_not_counted() -> None:
     assert compile_filter("// data.a.all(x, data)\ntrue").matches(event())
 
 
+@pytest.mark.parametrize(
+    "source", ["(" * 1000 + "true" + ")" * 1000, "data" + ".a" * 1000, "1 + " * 500 + "1 == 2"]
+)
+def test_deep_nesting_is_refused_not_a_crash(source: str) -> None:
+    with pytest.raises(InvalidArgument, match=r"^filter: (Expression r|Exceeded max r)ecursion"):
+        compile_filter(source)
+
+
 def test_blank_filter_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="blank"):
         compile_filter("  ")

@@ -46,6 +46,7 @@ _ENV: Final = cel.NewEnv(
 )
 _ACCEPTED_RESULTS: Final = frozenset({cel.Type.BOOL.name(), cel.Type.DYN.name()})
 _POSITION: Final = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
+_STATUS_NOISE: Final = re.compile(r"^[A-Z_]+: (?:ERROR: <input>:-?\d+:-?\d+: )?| \[[A-Z_]+\]$")
 
 
 class FilterInput:
@@ -118,8 +119,9 @@ def compile_filter(source: str) -> EventFilter:
 
 def _compile_error(report: str) -> InvalidArgument:
     found = _POSITION.search(report)
-    if found is None:
-        return InvalidArgument(FILTER_FIELD, report.splitlines()[0] if report else "invalid")
+    if found is None:  # limits of the parser itself (nesting depth) come without a position
+        first_line = report.splitlines()[0] if report else ""
+        return InvalidArgument(FILTER_FIELD, _STATUS_NOISE.sub("", first_line) or "invalid")
     line, column, why = int(found.group(1)), int(found.group(2)), found.group(3)
     return InvalidArgument(FILTER_FIELD, f"line {line}, column {column}: {why}")
 
