@@ -9,7 +9,7 @@ import pytest
 from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.filter_limits import MAX_FILTER_CHARS
-from webhook_grpc.domain.filters import FilterInput, compile_filter
+from webhook_grpc.domain.filters import FilterInput, check_filter, compile_filter
 from webhook_grpc.domain.models import Event
 from webhook_grpc.domain.projection import project_event
 
@@ -178,3 +178,11 @@ def test_blank_filter_is_refused() -> None:
 
 def test_compiled_filters_are_shared_by_source() -> None:
     assert compile_filter(SPEC_EXAMPLE) is compile_filter(SPEC_EXAMPLE)
+
+
+def test_check_filter_names_the_field_it_is_given() -> None:
+    assert check_filter(SPEC_EXAMPLE, "subscription.filter") is compile_filter(SPEC_EXAMPLE)
+    with pytest.raises(InvalidArgument) as error:
+        check_filter("type ==", "subscription.filter")
+    assert error.value.field == "subscription.filter"
+    assert position(error) == (1, 8)

@@ -117,6 +117,16 @@ def compile_filter(source: str) -> EventFilter:
     return EventFilter(source, expression)
 
 
+def check_filter(source: str, field: str = FILTER_FIELD) -> EventFilter:
+    """`compile_filter`, with errors naming `field` (e.g. "subscription.filter" on update)."""
+    try:
+        return compile_filter(source)
+    except InvalidArgument as error:
+        if field == FILTER_FIELD:
+            raise
+        raise InvalidArgument(field, error.description) from None
+
+
 def _compile_error(report: str) -> InvalidArgument:
     found = _POSITION.search(report)
     if found is None:  # limits of the parser itself (nesting depth) come without a position
