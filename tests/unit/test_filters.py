@@ -121,6 +121,7 @@ def test_invalid_filter_names_its_position(source: str, line: int, column: int, 
     assert error.value.field == "filter"
     assert position(error) == (line, column)
     assert why in error.value.description
+    assert "container" not in error.value.description  # how `type` is declared stays inside
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,8 @@ def _compile_error(report: str) -> InvalidArgument:
     if found is None:  # limits of the parser itself (nesting depth) come without a position
         first_line = report.splitlines()[0] if report else ""
         return InvalidArgument(FILTER_FIELD, _STATUS_NOISE.sub("", first_line) or "invalid")
-    line, column, why = int(found.group(1)), int(found.group(2)), found.group(3)
+    line, column = int(found.group(1)), int(found.group(2))
+    why = found.group(3).removesuffix(f" (in container '{_CONTAINER}')")
     return InvalidArgument(FILTER_FIELD, f"line {line}, column {column}: {why}")
 
 
