@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS
 from webhook_grpc.domain.errors import InvalidArgument
@@ -187,3 +189,63 @@ def test_check_filter_names_the_field_it_is_given() -> None:
         check_filter("type ==", "subscription.filter")
     assert error.value.field == "subscription.filter"
     assert position(error) == (1, 8)
+
+
+CEL_PIECES = st.sampled_from(
+    [
+        "data",
+        "previous",
+        "type",
+        "entity_id",
+        ".",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        " ",
+        "\n",
+        '"',
+        "'",
+        "r",
+        "b",
+        "\\",
+        "//",
+        "==",
+        "&&",
+        "||",
+        "!",
+        "?",
+        "1",
+        "1.5",
+        "0x1",
+        "all",
+        "exists",
+        "map",
+        "filter",
+        "has",
+        "size",
+        "in",
+        "x",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "\x00",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CEL_PIECES, max_size=40).map("".join))
+def test_any_text_is_compiled_or_refused_never_a_crash(source: str) -> None:
+    try:
+        compiled = compile_filter(source)
+    except InvalidArgument as error:
+        assert error.field == "filter"
+    else:
+        assert compiled.matches(event()) in (True, False)
