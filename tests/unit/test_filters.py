@@ -249,3 +249,28 @@ def test_any_text_is_compiled_or_refused_never_a_crash(source: str) -> None:
         assert error.field == "filter"
     else:
         assert compiled.matches(event()) in (True, False)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "sku"]), JSON),
+    st.none() | st.dictionaries(st.just("a"), JSON),
+)
+def test_any_event_data_evaluates_without_raising(
+    data: dict[str, Any], previous: dict[str, Any] | None
+) -> None:
+    for source in [
+        "data.a == 1",
+        "has(data.b) && size(data.b) > 0",
+        'data.sku.startsWith("A")',
+        "data.a == previous.a",
+        "data.b.exists(x, x == null)",
+    ]:
+        assert compile_filter(source).matches(event(data=data, previous=previous)) in (True, False)
