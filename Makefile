@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test test-python test-typescript lint proto generate generate-typescript \
+.PHONY: install run dev test test-python test-typescript lint proto generate generate-typescript \
 	check-generated check-install breaking bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -23,6 +23,10 @@ install: $(STAMP)
 ## run: start the service on SQLite (./webhook-grpc.db) at 127.0.0.1:50051
 run: $(STAMP)
 	$(BIN)/webhook-grpc serve $(ARGS)
+
+## dev: the development profile (serve --dev): http:// and loopback endpoints allowed, never in production
+dev: $(STAMP)
+	$(BIN)/webhook-grpc serve --dev $(ARGS)
 
 ## test: the whole test suite (PostgreSQL tests skip when it is unreachable, unless CI=true)
 test: test-python test-typescript

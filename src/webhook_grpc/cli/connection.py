@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 from webhook_grpc_client import WebhooksClient
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+TARGET_ENV = "WEBHOOK_GRPC_TARGET"
 TOKEN_ENV = "WEBHOOK_GRPC_TOKEN"
 CONNECT_TIMEOUT = 5.0
 
@@ -39,8 +40,8 @@ def options() -> argparse.ArgumentParser:
     group = common.add_argument_group("connection")
     group.add_argument(
         "--target",
-        default=DEFAULT_TARGET,
-        help=f"server address host:port (default {DEFAULT_TARGET})",
+        default=os.environ.get(TARGET_ENV) or DEFAULT_TARGET,
+        help=f"server address host:port (default: ${TARGET_ENV}, else {DEFAULT_TARGET})",
     )
     group.add_argument(
         "--token",

@@ -22,6 +22,13 @@ log = logging.getLogger("webhook_grpc")
 # How long, beyond the grace period, shutdown waits for the rest before it gives up on it.
 SHUTDOWN_MARGIN = 5.0
 
+# `--dev`: what a laptop needs to deliver to a receiver on itself. Never the default.
+DEV_PROFILE: dict[str, object] = {"allow_http_targets": True, "allow_private_targets": True}
+DEV_WARNING = (
+    "DEVELOPMENT PROFILE (--dev): plain http:// and loopback/private endpoint URLs are allowed "
+    "(allow_http_targets, allow_private_targets); never run this in production"
+)
+
 
 def add_commands(commands: Any) -> None:
     """Add the server-side commands to the `webhook-grpc` subparsers."""
@@ -37,7 +44,14 @@ def add_commands(commands: Any) -> None:
 
     serve = with_config("serve", "run the gRPC server with the dispatcher (SQLite by default)")
     serve.add_argument("--listen", help="overrides listen, e.g. 127.0.0.1:50051")
-    with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
+    dispatcher = with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
+    for sub in (serve, dispatcher):
+        sub.add_argument(
+            "--dev",
+            action="store_true",
+            help="development profile: allow http:// and loopback/private endpoints "
+            "(a receiver on this machine); never in production",
+        )
     with_config("migrate", "apply database migrations and exit")
 
 
@@ -50,6 +64,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         }.items()
         if value is not None
     }
+    if getattr(args, "dev", False):
+        overrides |= DEV_PROFILE
     return load_settings(args.config, overrides=overrides)
 
 
@@ -77,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             lock.release()
         log.info("database is up to date")
         return 0
+    if getattr(args, "dev", False):
+        log.warning(DEV_WARNING)
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
     try:
         _run_bounded(_run(App(settings, roles)), SHUTDOWN_MARGIN)
