@@ -33,6 +33,7 @@ from webhook_grpc.api.decoding import RequestDecodingGuard
 from webhook_grpc.api.deliveries import DeliveryServicer
 from webhook_grpc.api.events import EventServicer
 from webhook_grpc.api.feed import FeedServicer
+from webhook_grpc.api.listen_address import check_bindable
 from webhook_grpc.api.subscriptions import SubscriptionServicer
 from webhook_grpc.config import ServerSettings, Settings
 from webhook_grpc.dispatch.dispatcher import Dispatcher
@@ -103,6 +104,7 @@ class App:
         logs.guard_secrets()
         if self.roles.api:
             _check_open_mode(settings.server)
+            _check_listen(settings.server.listen)
         try:
             self._lock = process_lock.acquire(
                 settings.database.database_url, "serve" if self.roles.api else "dispatcher"
@@ -112,7 +114,8 @@ class App:
         try:
             await self._start()
         except BaseException:
-            self._release_lock()
+            # Close what did start (an open HTTP client session would be reported at exit).
+            await self.stop(grace=0)
             raise
 
     async def _start(self) -> None:
@@ -192,7 +195,10 @@ class App:
         reflection.enable(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
         )
-        self.port = server.add_insecure_port(listen)
+        try:
+            self.port = server.add_insecure_port(listen)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
             raise StartupError(f"cannot listen on {listen}")
         await server.start()
@@ -225,14 +231,24 @@ class App:
                 await task
         if self.metrics is not None:
             self.metrics.stop()
-        await self.notifier.stop()
-        await self.db.dispose()
+        # Absent only when start failed before creating them.
+        if hasattr(self, "notifier"):
+            await self.notifier.stop()
+        if hasattr(self, "db"):
+            await self.db.dispose()
         self._release_lock()
 
     def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def _check_listen(listen: str) -> None:
+    try:
+        check_bindable(listen)
+    except OSError as error:
+        raise StartupError(f"cannot listen on {listen}: {error.strerror or error}") from None
 
 
 def _check_open_mode(settings: ServerSettings) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -490,8 +491,28 @@ async def test_an_invalid_setting_stops_start_up_naming_it(tmp_path: Path) -> No
     )
     result = await run("serve", env=env)
     assert result.code == 2
-    assert "delivery_timeout" in result.stderr
+    [line] = result.stderr.splitlines()
+    assert "delivery_timeout" in line
     assert not (tmp_path / "never.db").exists()
+
+
+async def test_fatal_start_errors_are_one_line_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = settings_env(f"sqlite:///{tmp_path / 'a.db'}", listen=f"127.0.0.1:{port}")
+        in_use = await run("serve", env=env)
+    assert in_use.code == 2
+    [line] = in_use.stderr.splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line, line
+
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
+    for command in ("serve", "dispatcher", "migrate"):
+        unreachable = await run(command, env=settings_env(nowhere, listen="127.0.0.1:0"))
+        assert unreachable.code == 3, unreachable.stderr
+        [line] = unreachable.stderr.splitlines()
+        assert "cannot use the database: connection failed" in line, line
 
 
 async def test_help_lists_every_command() -> None:

@@ -70,38 +70,56 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so that the client commands start without loading the whole service.
-    from webhook_grpc.app import App, Roles, StartupError
-    from webhook_grpc.storage import migrate, process_lock
-
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:
+        # Logging is not configured yet: its format is one of the settings.
         print(f"webhook-grpc: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.server.log_level, settings.server.log_format)
+    if getattr(args, "dev", False):
+        log.warning(DEV_WARNING)
+    try:
+        return _command(args, settings)
+    except Exception as error:
+        message, code = _fatal(error)
+        log.error("%s", message)
+        return code
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here so that the client commands start without loading the whole service.
+    from webhook_grpc.app import App, Roles
+    from webhook_grpc.storage import migrate, process_lock
+
     if args.command == "migrate":
         # Not under a running server's feet on SQLite (PostgreSQL serialises migrations itself).
-        try:
-            lock = process_lock.acquire(settings.database.database_url, "migrate")
-        except process_lock.DatabaseInUse as error:
-            print(f"webhook-grpc: {error}", file=sys.stderr)
-            return 2
+        lock = process_lock.acquire(settings.database.database_url, "migrate")
         try:
             migrate.upgrade(settings.database.database_url)
         finally:
             lock.release()
         log.info("database is up to date")
         return 0
-    if getattr(args, "dev", False):
-        log.warning(DEV_WARNING)
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
-    try:
-        _run_bounded(_run(App(settings, roles)), SHUTDOWN_MARGIN)
-    except StartupError as error:
-        print(f"webhook-grpc: {error}", file=sys.stderr)
-        return 2
+    _run_bounded(_run(App(settings, roles)), SHUTDOWN_MARGIN)
     return 0
+
+
+def _fatal(error: Exception) -> tuple[str, int]:
+    """One line and the exit code for an error that stops a server command; other errors are
+    bugs and keep their traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from webhook_grpc.app import StartupError
+    from webhook_grpc.storage.process_lock import DatabaseInUse
+
+    if isinstance(error, StartupError | DatabaseInUse):
+        return str(error), 2
+    if isinstance(error, OperationalError):
+        reason = str(error.orig or error).strip().splitlines()[0]
+        return f"cannot use the database: {reason}", 3
+    raise error
 
 
 async def _run(app: App) -> None:
