@@ -176,17 +176,66 @@ async def test_bad_input_is_refused_clearly(cli: Cli) -> None:
     assert usage.code == 2 and "--pattern" in usage.stderr
 
 
-async def test_an_unreachable_server_is_reported() -> None:
+async def test_an_unreachable_server_is_reported_alike_by_every_command() -> None:
     target = f"127.0.0.1:{free_port()}"
     for args in (
         ["publish", "product.created", "p1", "--tenant", "acme"],
         ["subscriptions", "list", "--tenant", "acme"],
         ["feed", "tail", "--tenant", "acme"],
+        ["listen", "--tenant", "acme", "--forward-to", "http://127.0.0.1:9/x"],
     ):
         result = await run(*args, "--target", target)
-        assert result.code == 1, result
-        assert f"cannot reach {target}" in result.stderr
+        assert result.code == 3, result
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"webhook-grpc {args[0]}: cannot reach {target}: "), line
+        assert line.endswith("see --target or $WEBHOOK_GRPC_TARGET)"), line
         assert result.stdout == ""
+
+
+async def test_checks_that_need_no_server_are_made_before_any_call() -> None:
+    nowhere = ["--target", f"127.0.0.1:{free_port()}"]
+    for args in (
+        ["listen", "--forward-to", "http://127.0.0.1:9/x"],
+        ["feed", "tail"],
+        ["subscriptions", "list"],
+    ):
+        result = await run(*args, *nowhere, timeout=10)
+        assert result.code == 2, result
+        assert result.stderr.startswith(f"webhook-grpc {args[0]}: --tenant is required"), result
+        assert "whsec_" not in result.stderr and "forwarding" not in result.stderr
+        assert result.stdout == ""
+
+
+async def test_target_and_token_from_the_environment_flags_win(
+    make_server: ServerFactory,
+) -> None:
+    secured = await make_server(
+        tokens=[{"role": "tenant", "tenant": "acme", "sha256": token_hash("acme-token")}]
+    )
+    nowhere = f"127.0.0.1:{free_port()}"
+    from_env = await run(
+        "subscriptions",
+        "list",
+        "--json",
+        env=clean_env(WEBHOOK_GRPC_TARGET=secured.target, WEBHOOK_GRPC_TOKEN="acme-token"),
+    )
+    assert from_env.code == 0 and from_env.json() == {"subscriptions": []}, from_env.stderr
+    flags_win = await run(
+        "subscriptions",
+        "list",
+        "--target",
+        secured.target,
+        "--token",
+        "acme-token",
+        env=clean_env(WEBHOOK_GRPC_TARGET=nowhere, WEBHOOK_GRPC_TOKEN="wrong"),
+    )
+    assert flags_win.code == 0, flags_win.stderr
+    env_target_used = await run("subscriptions", "list", env=clean_env(WEBHOOK_GRPC_TARGET=nowhere))
+    assert env_target_used.code == 2  # no tenant: refused before calling
+    unreachable = await run(
+        "subscriptions", "list", "--tenant", "acme", env=clean_env(WEBHOOK_GRPC_TARGET=nowhere)
+    )
+    assert unreachable.code == 3 and f"cannot reach {nowhere}" in unreachable.stderr
 
 
 # subscriptions
@@ -264,7 +313,7 @@ async def test_token_from_flag_or_environment(make_server: ServerFactory) -> Non
         tokens=[{"role": "tenant", "tenant": "acme", "sha256": token_hash("acme-token")}]
     )
     target = ["--target", secured.target]
-    anonymous = await run("subscriptions", "list", *target)
+    anonymous = await run("subscriptions", "list", "--tenant", "acme", *target)
     assert anonymous.code == 1 and "unauthenticated" in anonymous.stderr
     assert "WEBHOOK_GRPC_TOKEN" in anonymous.stderr
     # A tenant token may leave --tenant out: it means its own tenant.
@@ -316,7 +365,7 @@ async def test_feed_tail_prints_the_backlog_and_follows(cli: Cli, server: Runnin
     try:
         lines = await read_lines(human, 2)
         assert [line.split()[1] for line in lines] == [events[2]["id"], live["id"]]
-        assert lines[0].split()[2:4] == ["product.created", "p2"]
+        assert lines[0].split()[2:5] == ["product.created", "p2", events[2]["cursor"]]
     finally:
         await stop(human)
 
@@ -381,6 +430,23 @@ async def test_listen_forwards_signed_deliveries_like_the_dispatcher(
     verify(dev.headers, dev.body, SECRET)
     verify({"X-Webhook-Signature": dev.headers["X-Webhook-Signature"]}, dev.body, SECRET)
     Webhook(SECRET).verify(dev.body, dict(dev.headers))
+
+
+async def test_listen_reports_an_endpoint_that_refuses_connections(
+    cli: Cli, server: RunningServer
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    event = await publish(cli, "p1")
+    target = ["--tenant", "acme", "--target", server.target]
+    url = f"http://{closed}/hooks"
+    listen = await spawn("listen", "--forward-to", url, "--from-start", *target)
+    try:
+        (line,) = await read_lines(listen, 1)
+    finally:
+        await stop(listen)
+    assert line.startswith(f"failed  {event['id']}  product.created"), line
+    assert line.endswith(f"cannot connect to {closed}: Connection refused"), line
+    assert "ssl" not in line
 
 
 async def test_listen_refuses_bad_options(cli: Cli) -> None:
