@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: install run dev test test-python test-typescript lint proto generate generate-typescript \
-	check-generated check-install breaking bench clean
+	check-generated check-install dist breaking bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,16 @@ check-generated: generate
 		echo "Generated code is stale: run 'make generate' and commit the result."; exit 1; \
 	fi
 
-## check-install: install the server and the Python client into fresh venvs and smoke-test them
-check-install:
+## dist: the server's and the Python client's wheels and sdists, and the TypeScript client's npm
+## tarball, in dist/ (what would be published)
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --outdir dist clients/python
+	cd clients/typescript && npm pack --silent --pack-destination ../../dist
+
+## check-install: install each artifact of dist/ into a fresh environment and smoke-test it
+check-install: dist
 	PYTHON=$(PYTHON) bash scripts/check_install.sh
 
 ## bench: the benchmark suite on PostgreSQL, under 10 minutes (BENCH_ARGS="--only delivery")
