@@ -104,7 +104,9 @@ class App:
         logs.guard_secrets()
         if self.roles.api:
             _check_open_mode(settings.server)
-            _check_listen(settings.server.listen)
+            _check_listen(settings.server.listen, "")
+        if settings.server.metrics_listen:
+            _check_listen(settings.server.metrics_listen, " (metrics_listen)")
         try:
             self._lock = process_lock.acquire(
                 settings.database.database_url, "serve" if self.roles.api else "dispatcher"
@@ -154,7 +156,14 @@ class App:
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
             self.metrics = MetricsServer(settings.server.metrics_listen, self.db, self.clock)
-            self.metrics.start()
+            try:
+                self.metrics.start()
+            except OSError as error:
+                self.metrics = None
+                raise StartupError(
+                    f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
+                    f"{error.strerror or error}"
+                ) from None
             self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
         self.retention = RetentionService(self.db, settings.retention, self.clock)
         if self.roles.retention:
@@ -244,11 +253,14 @@ class App:
             self._lock = None
 
 
-def _check_listen(listen: str) -> None:
+def _check_listen(address: str, setting: str) -> None:
+    """Before anything starts: an address in use is one line, not a traceback after migrating."""
     try:
-        check_bindable(listen)
+        check_bindable(address)
     except OSError as error:
-        raise StartupError(f"cannot listen on {listen}: {error.strerror or error}") from None
+        raise StartupError(
+            f"cannot listen on {address}{setting}: {error.strerror or error}"
+        ) from None
 
 
 def _check_open_mode(settings: ServerSettings) -> None:

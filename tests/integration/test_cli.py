@@ -567,11 +567,18 @@ async def test_fatal_start_errors_are_one_line_without_a_traceback(tmp_path: Pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = settings_env(f"sqlite:///{tmp_path / 'a.db'}", listen=f"127.0.0.1:{port}")
-        in_use = await run("serve", env=env)
+        database = f"sqlite:///{tmp_path / 'a.db'}"
+        in_use = await run("serve", env=settings_env(database, listen=f"127.0.0.1:{port}"))
+        metrics_in_use = await run(
+            "serve",
+            env=settings_env(database, listen="127.0.0.1:0", metrics_listen=f"127.0.0.1:{port}"),
+        )
     assert in_use.code == 2
     [line] = in_use.stderr.splitlines()
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line, line
+    assert metrics_in_use.code == 2
+    [line] = metrics_in_use.stderr.splitlines()
+    assert f"127.0.0.1:{port} (metrics_listen): Address already in use" in line, line
 
     nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
     for command in ("serve", "dispatcher", "migrate"):
