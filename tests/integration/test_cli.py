@@ -327,6 +327,18 @@ async def test_token_from_flag_or_environment(make_server: ServerFactory) -> Non
         "subscriptions", "list", "--tenant", "globex", "--token", "acme-token", *target
     )
     assert other.code == 1 and "permission denied" in other.stderr
+    # listen asks before it prints its banner and the secret it signs with.
+    listen = await run(
+        "listen",
+        "--forward-to",
+        "http://127.0.0.1:9/x",
+        "--tenant",
+        "globex",
+        *target,
+        env=clean_env(WEBHOOK_GRPC_TOKEN="acme-token"),
+    )
+    assert listen.code == 1 and "permission denied" in listen.stderr, listen
+    assert "forwarding" not in listen.stderr and "whsec_" not in listen.stderr
 
 
 # feed tail
