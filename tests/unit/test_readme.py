@@ -5,11 +5,16 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from scripts.config_table import BEGIN, END, render
 from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS, BUILTIN_TYPES
 from webhook_grpc.domain.projection import Classification
+from webhook_grpc.domain.signing import delivery_headers, generate_secret
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -65,3 +70,27 @@ def test_python_snippets_import_the_modules_they_use() -> None:
         }
         missing = (used & set(sys.stdlib_module_names)) - imported
         assert not missing, f"{sorted(missing)} used but not imported in:\n{block}"
+
+
+def _hand_check(headers: dict[str, str], body: bytes, secret: str) -> bool:
+    """Run the README's by-hand `webhook-signature` check; its `ok`."""
+    section = _section("What an endpoint receives")
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    scope: dict[str, Any] = {"headers": headers, "body": body, "secret": secret}
+    exec(block, scope)
+    return bool(scope["ok"])
+
+
+def test_the_hand_written_check_refuses_replays() -> None:
+    secret = generate_secret()
+    body = b'{"id":"evt_1"}'
+    now = int(time.time())
+    headers = delivery_headers([secret], "evt_1", "product.created", now, body)
+    assert _hand_check(headers, body, secret)
+    assert not _hand_check(headers, body + b" ", secret)
+    assert not _hand_check(headers, body, generate_secret())
+    stale = delivery_headers([secret], "evt_1", "product.created", now - 6 * 60, body)
+    assert not _hand_check(stale, body, secret)
+    # Stripped of the headers that carry the id and the time, it cannot pass.
+    with pytest.raises(KeyError):
+        _hand_check({"X-Webhook-Signature": headers["X-Webhook-Signature"]}, body, secret)

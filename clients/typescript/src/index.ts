@@ -3,7 +3,8 @@
  *
  * - {@link WebhooksClient}: publish events (idempotent, retried on `UNAVAILABLE`), manage
  *   subscriptions (`client.subscriptions`), and stream the feed ({@link Feed}, resumes by cursor).
- * - {@link verify}: check the signature of a delivery in the receiving endpoint.
+ * - {@link verify}: check the signature of a delivery in the receiving endpoint (timestamped by
+ *   default).
  * - `v1`: the generated messages, enums and services of `webhooks.v1`.
  *
  * @packageDocumentation
@@ -26,7 +27,7 @@ export type {
 } from "./subscriptions.js";
 export { DEFAULT_RETRY, FEED_RETRY, isRetryable } from "./retry.js";
 export type { RetryPolicy } from "./retry.js";
-export { verify, WebhookVerificationError } from "./verify.js";
+export { VERIFICATION_FAILURES, verify, WebhookVerificationError } from "./verify.js";
 export type { HeadersLike, VerificationFailure, VerifyOptions } from "./verify.js";
 export type { Event } from "./gen/webhooks/v1/events_pb.js";
 export {

@@ -1,6 +1,7 @@
 // The client against the real Python server (a subprocess on a free loopback port, SQLite) and a
 // real HTTP receiver on 127.0.0.1.
 import assert from "node:assert/strict";
+import type { IncomingHttpHeaders } from "node:http";
 import { after, before, describe, test } from "node:test";
 import type { Interceptor } from "@connectrpc/connect";
 import {
@@ -12,12 +13,25 @@ import {
   verify,
   WebhookVerificationError,
   WebhooksClient,
+  type VerificationFailure,
 } from "../src/index.js";
 import { newTenant, nextEvents, productCreated } from "./support/feed.js";
 import { Receiver } from "./support/receiver.js";
 import { delay, TestServer, withTimeout } from "./support/server.js";
 
 const TIMEOUT = { timeout: 60_000 };
+
+/** The headers less `names` (lower case, as Node gives them), as an attacker would strip them. */
+function withoutHeaders(headers: IncomingHttpHeaders, ...names: string[]): IncomingHttpHeaders {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !names.includes(name)));
+}
+
+function refuses(reason: VerificationFailure, run: () => void): void {
+  assert.throws(
+    run,
+    (error: unknown) => error instanceof WebhookVerificationError && error.reason === reason,
+  );
+}
 
 describe("WebhooksClient against a running server", TIMEOUT, () => {
   let server: TestServer;
@@ -150,15 +164,21 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
     await assert.rejects(client.subscriptions.update(subscription.id, { tenantId }), TypeError);
   });
 
-  test("a real delivery verifies with both signature headers", TIMEOUT, async () => {
-    const tenantId = newTenant("verify");
+  /** A new tenant's subscription to `/${name}`, and the delivery of one product event to it. */
+  async function deliverOne(name: string) {
+    const tenantId = newTenant(name);
     const { secret } = await client.subscriptions.create({
       tenantId,
-      url: receiver.url("/verify"),
+      url: receiver.url(`/${name}`),
       eventPatterns: ["product.*"],
     });
     const event = await client.publish(productCreated(tenantId, 1));
     const delivery = await receiver.waitFor((d) => d.json.id === event.id);
+    return { secret, event, delivery };
+  }
+
+  test("a real delivery verifies with both signature headers", TIMEOUT, async () => {
+    const { secret, event, delivery } = await deliverOne("verify");
 
     assert.equal(delivery.path, "/verify");
     assert.equal(delivery.headers["webhook-id"], event.id);
@@ -166,8 +186,8 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
     assert.equal(delivery.json.data["cost_price"], undefined, "confidential fields are never sent");
 
     verify(delivery.headers, delivery.body, secret);
-    verify(delivery.headers, delivery.body, secret, { scheme: "webhook-signature" });
-    verify(delivery.headers, delivery.body, secret, { scheme: "x-webhook-signature" });
+    const bodyOnly = withoutHeaders(delivery.headers, "webhook-signature");
+    verify(bodyOnly, delivery.body, secret, { allowBodyOnly: true });
     const fetchHeaders = new Headers();
     for (const [name, value] of Object.entries(delivery.headers)) {
       if (typeof value === "string") fetchHeaders.set(name, value);
@@ -175,20 +195,44 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
     verify(fetchHeaders, delivery.body.toString("utf8"), secret);
 
     const tampered = Buffer.from(delivery.body.toString("utf8").replace("SKU-1", "SKU-2"));
-    for (const scheme of ["webhook-signature", "x-webhook-signature"] as const) {
-      assert.throws(
-        () => verify(delivery.headers, tampered, secret, { scheme }),
-        (error: unknown) =>
-          error instanceof WebhookVerificationError && error.reason === "bad_signature",
-      );
+    for (const headers of [delivery.headers, bodyOnly]) {
+      refuses("bad_signature", () => verify(headers, tampered, secret, { allowBodyOnly: true }));
     }
-    const late = Date.now() + 10 * 60_000;
-    assert.throws(
-      () => verify(delivery.headers, delivery.body, secret, { now: late }),
-      (error: unknown) =>
-        error instanceof WebhookVerificationError && error.reason === "timestamp_too_old",
-    );
   });
+
+  test(
+    "a replayed delivery is refused, even with its webhook-* headers stripped",
+    TIMEOUT,
+    async () => {
+      const { secret, delivery } = await deliverOne("replay");
+      const sentMs = Number(delivery.headers["webhook-timestamp"]) * 1000;
+      verify(delivery.headers, delivery.body, secret);
+
+      // Captured and sent again ten minutes later: refused...
+      const replayedAt = sentMs + 10 * 60_000;
+      refuses("timestamp_too_old", () =>
+        verify(delivery.headers, delivery.body, secret, { now: replayedAt }),
+      );
+      // ...and still refused once the headers that carry the timestamp are deleted (a downgrade to
+      // the body-only X-Webhook-Signature, which is valid for ever).
+      const stripped = withoutHeaders(
+        delivery.headers,
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+      );
+      assert.ok(stripped["x-webhook-signature"]);
+      refuses("missing_signature", () =>
+        verify(stripped, delivery.body, secret, { now: replayedAt }),
+      );
+      // Only a receiver that opts in takes the body-only scheme (and must then dedupe webhook-id).
+      verify(stripped, delivery.body, secret, { now: replayedAt, allowBodyOnly: true });
+      // A clock far behind the sender's is told apart from a replay.
+      refuses("timestamp_in_future", () =>
+        verify(delivery.headers, delivery.body, secret, { now: sentMs - 10 * 60_000 }),
+      );
+    },
+  );
 
   test(
     "after a rotation a test delivery verifies with the old and the new secret",
@@ -213,9 +257,10 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
       const delivery = await receiver.waitFor((d) => d.json.id === test.event.id);
       assert.equal(String(delivery.headers["webhook-signature"]).split(" ").length, 2);
       assert.equal(String(delivery.headers["x-webhook-signature"]).split(" ").length, 2);
+      const bodyOnly = withoutHeaders(delivery.headers, "webhook-signature");
       for (const secret of [created.secret, rotated.secret]) {
-        verify(delivery.headers, delivery.body, secret, { scheme: "webhook-signature" });
-        verify(delivery.headers, delivery.body, secret, { scheme: "x-webhook-signature" });
+        verify(delivery.headers, delivery.body, secret);
+        verify(bodyOnly, delivery.body, secret, { allowBodyOnly: true });
       }
     },
   );

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -14,10 +15,14 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from webhook_grpc_client import WebhooksClient
 
+from . import event_loop
+
 DEFAULT_TARGET = "127.0.0.1:50051"
 TARGET_ENV = "WEBHOOK_GRPC_TARGET"
 TOKEN_ENV = "WEBHOOK_GRPC_TOKEN"
 CONNECT_TIMEOUT = 5.0
+# How long, after Ctrl-C or the end of a command, closing the channel may take.
+CLOSE_MARGIN = 2.0
 
 # Exit codes (README "Command line"): the server refused or failed the call; bad input on the
 # command line (like argparse); the server could not be reached. Ctrl-C is 130.
@@ -65,11 +70,13 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
 
     def run(args: argparse.Namespace) -> int:
         try:
-            return asyncio.run(_connected(command, args))
+            return event_loop.run(
+                _connected(command, args), margin=CLOSE_MARGIN, interrupt_on=(signal.SIGINT,)
+            )
         except CommandError as error:
             print(f"webhook-grpc {args.command}: {error}", file=sys.stderr)
             return error.code
-        except KeyboardInterrupt:
+        except (event_loop.Interrupted, KeyboardInterrupt):
             return INTERRUPTED
         except BrokenPipeError:
             # The reader went away (`webhook-grpc feed tail | head`): stop quietly, and keep the

@@ -7,12 +7,13 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webhook_grpc import logs
 from webhook_grpc.config import ConfigError, Settings, load_settings
+
+from . import event_loop
 
 if TYPE_CHECKING:
     from webhook_grpc.app import App
@@ -102,7 +103,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         log.info("database is up to date")
         return 0
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
-    _run_bounded(_run(App(settings, roles)), SHUTDOWN_MARGIN)
+    event_loop.run(_run(App(settings, roles)), margin=SHUTDOWN_MARGIN)
     return 0
 
 
@@ -136,33 +137,3 @@ async def _run(app: App) -> None:
             await app.stop(grace=grace)
     except TimeoutError:
         log.error("shutdown took longer than %.0fs; stopping what is left", grace + SHUTDOWN_MARGIN)
-
-
-def _run_bounded(main: Coroutine[Any, Any, None], margin: float) -> None:
-    """asyncio.run, except that the clean-up cannot hang: tasks still running after `main` are
-    cancelled and given `margin` seconds to end, then the loop closes without the ones that
-    did not (asyncio.run would wait for them forever)."""
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(main)
-    finally:
-        try:
-            loop.run_until_complete(_cancel_remaining(margin))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-
-
-async def _cancel_remaining(margin: float) -> None:
-    tasks = asyncio.all_tasks() - {asyncio.current_task()}
-    for task in tasks:
-        task.cancel()
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=margin)
-    if pending:
-        log.error(
-            "%d tasks did not end when cancelled; exiting without them: %s",
-            len(pending),
-            ", ".join(sorted(task.get_name() for task in pending)),
-        )

@@ -2,7 +2,8 @@
 
 Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 over ``{id}.{timestamp}.{body}``, keyed with the
 base64-decoded part of the secret after ``whsec_``. The overview's scheme: ``sha256=`` + hex
-HMAC-SHA256 of the raw body, keyed with the secret string exactly as issued.
+HMAC-SHA256 of the raw body, keyed with the secret string exactly as issued. Ed25519 (SPEC §12):
+``v1a,`` + base64 Ed25519 signature over the same ``{id}.{timestamp}.{body}``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from secrets import token_bytes
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from webhook_grpc.domain.errors import InvalidArgument
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
+
+# Ed25519 keys as Standard Webhooks names them: the private key is the 32-byte seed.
+PRIVATE_KEY_PREFIX = "whsk_"
+PUBLIC_KEY_PREFIX = "whpk_"
 
 STANDARD_SIGNATURE_HEADER = "webhook-signature"
 OVERVIEW_SIGNATURE_HEADER = "X-Webhook-Signature"
@@ -63,6 +71,30 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
         _standard_key(secret), _standard_message(msg_id, timestamp, body), "sha256"
     )
     return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def generate_ed25519_private_key() -> str:
+    """Return a new Ed25519 private key: ``whsk_`` + base64 of its 32-byte seed."""
+    return PRIVATE_KEY_PREFIX + base64.b64encode(token_bytes(32)).decode("ascii")
+
+
+def _ed25519_key(private_key: str) -> Ed25519PrivateKey:
+    if not private_key.startswith(PRIVATE_KEY_PREFIX):
+        raise ValueError(f"an Ed25519 private key starts with '{PRIVATE_KEY_PREFIX}'")
+    seed = base64.b64decode(private_key.removeprefix(PRIVATE_KEY_PREFIX), validate=True)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def ed25519_public_key(private_key: str) -> str:
+    """The public key receivers verify with: ``whpk_`` + base64 of its 32 raw bytes."""
+    raw = _ed25519_key(private_key).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+def ed25519_signature(private_key: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks asymmetric signature of one message: ``v1a,<base64 Ed25519>``."""
+    signature = _ed25519_key(private_key).sign(_standard_message(msg_id, timestamp, body))
+    return "v1a," + base64.b64encode(signature).decode("ascii")
 
 
 def overview_signature(secret: str, body: bytes) -> str:

@@ -2,7 +2,7 @@
 
 * `WebhooksClient`: publish events (idempotent, retried on ``UNAVAILABLE``), manage
   subscriptions (``client.subscriptions``), and stream the feed (`Feed`, resumes by cursor).
-* `verify`: check the signature of a delivery in the receiving endpoint.
+* `verify`: check the signature of a delivery in the receiving endpoint (timestamped by default).
 * `v1`: the generated messages and stubs of ``webhooks.v1``.
 """
 
@@ -13,7 +13,7 @@ from webhook_grpc_client.client import NewEvent, WebhooksClient
 from webhook_grpc_client.feed import Feed
 from webhook_grpc_client.retry import RetryPolicy
 from webhook_grpc_client.subscriptions import Subscriptions
-from webhook_grpc_client.verify import WebhookVerificationError, verify
+from webhook_grpc_client.verify import VerificationFailure, WebhookVerificationError, verify
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "RetryPolicy",
     "Subscription",
     "Subscriptions",
+    "VerificationFailure",
     "WebhookVerificationError",
     "WebhooksClient",
     "__version__",
