@@ -33,6 +33,7 @@ from webhook_grpc.api.decoding import RequestDecodingGuard
 from webhook_grpc.api.deliveries import DeliveryServicer
 from webhook_grpc.api.events import EventServicer
 from webhook_grpc.api.feed import FeedServicer
+from webhook_grpc.api.listen_address import check_bindable
 from webhook_grpc.api.rest import openapi
 from webhook_grpc.api.rest.server import OPENAPI_PATH, RestServer
 from webhook_grpc.api.subscriptions import SubscriptionServicer
@@ -123,6 +124,11 @@ class App:
         logs.guard_secrets()
         if self.roles.api:
             _check_open_mode(settings.server)
+            _check_listen(settings.server.listen, "")
+            if settings.server.http_listen:
+                _check_listen(settings.server.http_listen, " (http_listen)")
+        if settings.server.metrics_listen:
+            _check_listen(settings.server.metrics_listen, " (metrics_listen)")
         try:
             self._lock = process_lock.acquire(
                 settings.database.database_url, "serve" if self.roles.api else "dispatcher"
@@ -132,7 +138,8 @@ class App:
         try:
             await self._start()
         except BaseException:
-            self._release_lock()
+            # Close what did start (an open HTTP client session would be reported at exit).
+            await self.stop(grace=0)
             raise
 
     async def _start(self) -> None:
@@ -170,7 +177,14 @@ class App:
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
             self.metrics = MetricsServer(settings.server.metrics_listen, self.storage, self.clock)
-            self.metrics.start()
+            try:
+                self.metrics.start()
+            except OSError as error:
+                self.metrics = None
+                raise StartupError(
+                    f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
+                    f"{error.strerror or error}"
+                ) from None
             self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
         self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
@@ -211,7 +225,10 @@ class App:
         reflection.enable(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
         )
-        self.port = server.add_insecure_port(listen)
+        try:
+            self.port = server.add_insecure_port(listen)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
             raise StartupError(f"cannot listen on {listen}")
         await server.start()
@@ -276,14 +293,27 @@ class App:
                 await task
         if self.metrics is not None:
             self.metrics.stop()
-        await self.notifier.stop()
-        await self.storage.dispose()
+        # Absent only when start failed before creating them.
+        if hasattr(self, "notifier"):
+            await self.notifier.stop()
+        if hasattr(self, "storage"):
+            await self.storage.dispose()
         self._release_lock()
 
     def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def _check_listen(address: str, setting: str) -> None:
+    """Before anything starts: an address in use is one line, not a traceback after migrating."""
+    try:
+        check_bindable(address)
+    except OSError as error:
+        raise StartupError(
+            f"cannot listen on {address}{setting}: {error.strerror or error}"
+        ) from None
 
 
 def _check_open_mode(settings: ServerSettings) -> None:

@@ -32,7 +32,7 @@ CONFIG_FILE_ENV: Final = "WEBHOOK_GRPC_CONFIG"
 """Path of the TOML file when `load_settings` is given none (the CLI's `--config` wins)."""
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOG_FORMATS: Final = ("json", "text")
+LOG_FORMATS: Final = ("auto", "console", "json", "text")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -436,7 +436,12 @@ class Settings:
         default="INFO", metadata=_meta(_upper, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
     )
     log_format: str = field(
-        default="json", metadata=_meta(_lower, "json (one object per line) or text")
+        default="auto",
+        metadata=_meta(
+            _lower,
+            "auto (console on a terminal, json otherwise), console (text lines with key=value "
+            "fields; text is the same) or json (one object per line)",
+        ),
     )
 
     def __post_init__(self) -> None:
