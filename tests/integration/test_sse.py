@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from tests.support.factories import publish, publish_events
 from tests.support.server import RunningServer
 from tests.support.sse import EventStream
 from tests.support.tokens import ACME_TOKEN, GLOBEX_TOKEN, TOKENS
+from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
 
 STREAM = "/api/v1/webhooks/events/stream"
 
@@ -162,3 +164,18 @@ async def test_refusals_before_the_stream_starts_are_http_statuses(
         async with stream(session, server, token=ACME_TOKEN, params={}) as refused:
             assert refused.response.status == 429
             assert (await refused.response.json())["code"] == 8
+
+
+async def test_sse_and_grpc_streams_share_the_stream_limits(
+    make_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await make_server(max_streams_per_tenant=1)
+    call = server.feed.StreamEvents(pb.StreamEventsRequest(tenant_id="acme"))
+    await publish(server)
+    await asyncio.wait_for(call.read(), 10)  # the gRPC stream holds acme's one slot
+    async with stream(session, server) as refused:
+        assert refused.response.status == 429
+        assert (await refused.response.json())["code"] == 8
+    async with stream(session, server, params={"tenant_id": "globex"}) as other:
+        assert other.response.status == 200
+    call.cancel()
