@@ -84,6 +84,13 @@ class Process:
                 self.popen.kill()
                 self.popen.wait()
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process so far, all its threads."""
+        with open(f"/proc/{self.popen.pid}/stat") as stat:
+            # Fields after the command name, which is in parentheses and may contain spaces.
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         with open(f"/proc/{self.popen.pid}/status") as status:
             for line in status:
@@ -153,6 +160,10 @@ class Cluster:
         popen = subprocess.Popen([sys.executable, "-m", "webhook_grpc", "serve"], env=env)
         self.processes.append(Process(popen, "server"))
         _wait_health(self.target)
+
+    def server(self) -> Process:
+        """The process `start_server` started."""
+        return next(process for process in self.processes if process.name == "server")
 
     def start_dispatcher(self, **settings: Any) -> Process:
         env = _service_env(self.database_url, **settings)

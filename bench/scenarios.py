@@ -19,6 +19,17 @@ from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2
 from .harness import Cluster, Stubs, analyze, event_request, percentile, truncate
 
 DURATION = 10.0
+SCALE = 1.0
+"""Multiplies every backlog size and warm-up: `python -m bench --smoke` shrinks it so that every
+scenario runs for a moment and only shows that it still produces its figures."""
+
+
+def scaled(count: int) -> int:
+    return max(1, round(count * SCALE))
+
+
+def scaled_seconds(seconds: float) -> float:
+    return seconds * SCALE
 
 
 async def _closed_loop(workers: int, duration: float, call: Any) -> int:
@@ -80,7 +91,7 @@ async def publish_unary(cluster: Cluster) -> dict[str, float]:
         async def call() -> None:
             await stubs.events.PublishEvent(event_request(next(counter)))
 
-        await _closed_loop(16, 2.0, call)  # warm-up
+        await _closed_loop(16, scaled_seconds(2.0), call)  # warm-up
         done = await _closed_loop(16, DURATION, call)
     finally:
         await stubs.close()
@@ -154,7 +165,7 @@ async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
 
 async def delivery(cluster: Cluster) -> dict[str, float]:
     """Sustained deliveries: a backlog drained by one dispatcher process, against raw POSTs."""
-    endpoints, events = 4, 5000
+    endpoints, events = 4, scaled(5000)
     names = await _backlog(cluster, endpoints, events)
     dispatcher = cluster.start_dispatcher()
     try:
@@ -167,7 +178,7 @@ async def delivery(cluster: Cluster) -> dict[str, float]:
 
 
 async def scaleout(cluster: Cluster) -> dict[str, float]:
-    endpoints, events = 8, 2500
+    endpoints, events = 8, scaled(2500)
     rates = []
     for processes in (1, 2):
         names = await _backlog(cluster, endpoints, events)
@@ -206,6 +217,16 @@ async def _warm_up(cluster: Cluster, stubs: Stubs, endpoint: str) -> None:
     await _reset_receiver(cluster)
 
 
+async def _settle(cluster: Cluster, endpoint: str, expected: int, timeout: float) -> None:
+    """Wait until `endpoint` has received `expected` events, or `timeout` seconds; later ones
+    count as not delivered."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if (await cluster.receiver_stats(endpoint))["unique"] >= expected:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def _paced_publish(
     stubs: Stubs, rate: float, duration: float, event_type: str
 ) -> dict[str, float]:
@@ -239,7 +260,7 @@ async def latency(cluster: Cluster) -> dict[str, float]:
         await stubs.subscribe(cluster.receiver_url("latency"), ["product.*"])
         await _warm_up(cluster, stubs, "latency")
         started = await _paced_publish(stubs, 200, DURATION, "product.created")
-        await asyncio.sleep(2.0)
+        await _settle(cluster, "latency", len(started), timeout=2.0)
         arrivals = (await cluster.receiver_stats("latency", arrivals=True))["arrivals"]
     finally:
         dispatcher.stop()
@@ -255,7 +276,7 @@ async def latency(cluster: Cluster) -> dict[str, float]:
 async def feed_catchup(cluster: Cluster) -> dict[str, float]:
     truncate(cluster.database_url)
     stubs = Stubs(cluster.target)
-    total = 100_000
+    total = scaled(100_000)
     try:
         await stubs.publish_backlog(total)
         analyze(cluster.database_url)
@@ -317,7 +338,7 @@ async def isolation(cluster: Cluster) -> dict[str, float]:
             if hanging:
                 await stubs.subscribe(cluster.receiver_url("hang", seconds="5"), ["product.*"])
             started = await _paced_publish(stubs, 100, DURATION, "product.created")
-            await asyncio.sleep(2.0)
+            await _settle(cluster, "healthy", len(started), timeout=2.0)
             arrivals = (await cluster.receiver_stats("healthy", arrivals=True))["arrivals"]
         finally:
             dispatcher.stop(timeout=10)
@@ -342,14 +363,14 @@ async def dispatcher_rss(cluster: Cluster) -> dict[str, float]:
     try:
         for i in range(4):
             await stubs.subscribe(cluster.receiver_url(f"rss{i}"), ["product.*"])
-        await stubs.publish_backlog(50_000)
+        await stubs.publish_backlog(scaled(50_000))
     finally:
         await stubs.close()
     analyze(cluster.database_url)
     dispatcher = cluster.start_dispatcher()
     peak = 0.0
     try:
-        for _ in range(int(DURATION * 2)):
+        for _ in range(max(1, int(DURATION * 2))):
             await asyncio.sleep(0.5)
             peak = max(peak, dispatcher.peak_rss_mb())
     finally:
@@ -361,6 +382,7 @@ async def rest(cluster: Cluster) -> dict[str, float]:
     """REST against gRPC in the same run: PublishEvent at the same concurrency, and paging
     through the feed with ListEvents (1000 a page)."""
     stubs = Stubs(cluster.target)
+    server = cluster.server()
     counter = iter(range(10**9))
     url = f"{cluster.http}/api/v1/webhooks"
     connector = aiohttp.TCPConnector(limit=0)
@@ -378,17 +400,25 @@ async def rest(cluster: Cluster) -> dict[str, float]:
                 ) as response:
                     assert response.status == 201, await response.text()
 
-            await _closed_loop(16, 2.0, grpc_call)  # warm-up
-            await _closed_loop(16, 2.0, rest_call)
+            await _closed_loop(16, scaled_seconds(2.0), grpc_call)  # warm-up
+            await _closed_loop(16, scaled_seconds(2.0), rest_call)
             # Alternating rounds, so that the load of a shared machine falls on both alike.
-            rounds, grpc_done, rest_done = 5, 0, 0
+            # The server's CPU per call tells cost from waiting: on a loaded machine its
+            # figure moves with the CPU the kernel grants the server, not only with the cost.
+            rounds, grpc_done, rest_done, grpc_cpu, rest_cpu = 5, 0, 0, 0.0, 0.0
             for _ in range(rounds):
+                began = server.cpu_seconds()
                 grpc_done += await _closed_loop(16, DURATION / rounds, grpc_call)
+                middle = server.cpu_seconds()
                 rest_done += await _closed_loop(16, DURATION / rounds, rest_call)
+                grpc_cpu, rest_cpu = (
+                    grpc_cpu + middle - began,
+                    rest_cpu + server.cpu_seconds() - middle,
+                )
             grpc_eps, rest_eps = grpc_done / DURATION, rest_done / DURATION
 
             truncate(cluster.database_url)
-            total = 50_000
+            total = scaled(50_000)
             await stubs.publish_backlog(total)
             analyze(cluster.database_url)
 
@@ -414,6 +444,8 @@ async def rest(cluster: Cluster) -> dict[str, float]:
         "rest_publish_eps": rest_eps,
         "grpc_publish_eps": grpc_eps,
         "rest_publish_ratio": rest_eps / grpc_eps,
+        "rest_publish_cpu_ms": rest_cpu * 1000 / max(rest_done, 1),
+        "grpc_publish_cpu_ms": grpc_cpu * 1000 / max(grpc_done, 1),
         "rest_list_events_eps": rest_list,
         "grpc_list_events_eps": grpc_list,
     }
