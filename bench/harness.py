@@ -70,6 +70,20 @@ def analyze(database_url: str) -> None:
         conn.execute("ANALYZE events")
 
 
+@dataclass(frozen=True)
+class Usage:
+    cpu: float = 0.0
+    """CPU seconds, every thread."""
+    loop_waiting: float = 0.0
+    """Seconds the main thread was runnable but not running (/proc/<pid>/schedstat)."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu + other.cpu, self.loop_waiting + other.loop_waiting)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.cpu - other.cpu, self.loop_waiting - other.loop_waiting)
+
+
 @dataclass
 class Process:
     popen: subprocess.Popen[bytes]
@@ -84,12 +98,16 @@ class Process:
                 self.popen.kill()
                 self.popen.wait()
 
-    def cpu_seconds(self) -> float:
-        """User and system CPU time of the process so far, all its threads."""
+    def usage(self) -> Usage:
+        """CPU time of the process so far (all threads), and how long its main thread (the
+        event loop) has waited for a CPU while runnable."""
         with open(f"/proc/{self.popen.pid}/stat") as stat:
-            # Fields after the command name, which is in parentheses and may contain spaces.
+            # The fields after the command name, which is in parentheses and may hold spaces.
             fields = stat.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{self.popen.pid}/task/{self.popen.pid}/schedstat") as schedstat:
+            waited_ns = int(schedstat.read().split()[1])
+        ticks = os.sysconf("SC_CLK_TCK")
+        return Usage((int(fields[11]) + int(fields[12])) / ticks, waited_ns / 1e9)
 
     def peak_rss_mb(self) -> float:
         with open(f"/proc/{self.popen.pid}/status") as status:

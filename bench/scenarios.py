@@ -16,7 +16,7 @@ from psycopg.types.json import Json
 
 from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2
 
-from .harness import Cluster, Stubs, analyze, event_request, percentile, truncate
+from .harness import Cluster, Stubs, Usage, analyze, event_request, percentile, truncate
 
 DURATION = 10.0
 SCALE = 1.0
@@ -403,18 +403,16 @@ async def rest(cluster: Cluster) -> dict[str, float]:
             await _closed_loop(16, scaled_seconds(2.0), grpc_call)  # warm-up
             await _closed_loop(16, scaled_seconds(2.0), rest_call)
             # Alternating rounds, so that the load of a shared machine falls on both alike.
-            # The server's CPU per call tells cost from waiting: on a loaded machine its
-            # figure moves with the CPU the kernel grants the server, not only with the cost.
-            rounds, grpc_done, rest_done, grpc_cpu, rest_cpu = 5, 0, 0, 0.0, 0.0
+            # The server's CPU per call tells cost from waiting: on a loaded machine the rates
+            # move with the CPU the kernel grants the server's event loop thread, and the share
+            # of time that thread waited for a CPU while it had work shows how much.
+            rounds, done, used = 5, {"grpc": 0, "rest": 0}, {"grpc": Usage(), "rest": Usage()}
             for _ in range(rounds):
-                began = server.cpu_seconds()
-                grpc_done += await _closed_loop(16, DURATION / rounds, grpc_call)
-                middle = server.cpu_seconds()
-                rest_done += await _closed_loop(16, DURATION / rounds, rest_call)
-                grpc_cpu, rest_cpu = (
-                    grpc_cpu + middle - began,
-                    rest_cpu + server.cpu_seconds() - middle,
-                )
+                for name, call in (("grpc", grpc_call), ("rest", rest_call)):
+                    before = server.usage()
+                    done[name] += await _closed_loop(16, DURATION / rounds, call)
+                    used[name] += server.usage() - before
+            grpc_done, rest_done = done["grpc"], done["rest"]
             grpc_eps, rest_eps = grpc_done / DURATION, rest_done / DURATION
 
             truncate(cluster.database_url)
@@ -444,8 +442,10 @@ async def rest(cluster: Cluster) -> dict[str, float]:
         "rest_publish_eps": rest_eps,
         "grpc_publish_eps": grpc_eps,
         "rest_publish_ratio": rest_eps / grpc_eps,
-        "rest_publish_cpu_ms": rest_cpu * 1000 / max(rest_done, 1),
-        "grpc_publish_cpu_ms": grpc_cpu * 1000 / max(grpc_done, 1),
+        "rest_publish_cpu_ms": used["rest"].cpu * 1000 / max(rest_done, 1),
+        "grpc_publish_cpu_ms": used["grpc"].cpu * 1000 / max(grpc_done, 1),
+        "rest_publish_loop_waiting": used["rest"].loop_waiting / DURATION,
+        "grpc_publish_loop_waiting": used["grpc"].loop_waiting / DURATION,
         "rest_list_events_eps": rest_list,
         "grpc_list_events_eps": grpc_list,
     }
