@@ -175,7 +175,13 @@ class Cluster:
         env = _service_env(
             self.database_url, listen=self.target, http_listen=http_listen, **settings
         )
-        popen = subprocess.Popen([sys.executable, "-m", "webhook_grpc", "serve"], env=env)
+        # A session of its own, as a deployed server has: with autogroup scheduling (the
+        # default on desktop kernels and on the development machine) a server in the load
+        # generator's session shares one CPU budget with it, which favoured gRPC, whose
+        # client and server hand work between threads of that same group (docs/PERFORMANCE.md).
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "webhook_grpc", "serve"], env=env, start_new_session=True
+        )
         self.processes.append(Process(popen, "server"))
         _wait_health(self.target)
 
