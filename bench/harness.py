@@ -177,8 +177,8 @@ class Cluster:
         )
         # A session of its own, as a deployed server has: with autogroup scheduling (the
         # default on desktop kernels and on the development machine) a server in the load
-        # generator's session shares one CPU budget with it, which favoured gRPC, whose
-        # client and server hand work between threads of that same group (docs/PERFORMANCE.md).
+        # generator's session shares one CPU budget with it, which measured in gRPC's favour
+        # against REST (docs/PERFORMANCE.md, REST).
         popen = subprocess.Popen(
             [sys.executable, "-m", "webhook_grpc", "serve"], env=env, start_new_session=True
         )
