@@ -170,6 +170,8 @@ def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
         updated_at=timestamp(value.updated_at),
         disabled_at=timestamp(value.disabled_at),
         previous_secret_expires_at=timestamp(value.previous_secret_expires_at),
+        filter=value.filter,
+        headers=value.headers,
     )
 
 

@@ -59,6 +59,10 @@ class Subscription:
     updated_at: datetime
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None
+    filter: str = ""
+    """A CEL expression over the projected event (domain/filters.py); empty means none."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra request headers sent with every delivery (domain/custom_headers.py)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class SubscriptionDraft:
     payload_mode: PayloadMode
     metadata: dict[str, str]
     secret: str
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class SubscriptionChanges:
     description: str | None = None
     payload_mode: PayloadMode | None = None
     metadata: dict[str, str] | None = None
+    filter: str | None = None
+    """An empty string removes the filter."""
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

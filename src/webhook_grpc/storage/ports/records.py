@@ -58,6 +58,8 @@ class NewSubscription:
     metadata: dict[str, str]
     secret: str
     created_at: datetime
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
