@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -47,6 +48,7 @@ from webhook_grpc.services.feed import FeedService
 from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.publishing import Publisher
 from webhook_grpc.services.registry import RegistryService
+from webhook_grpc.services.replay import EventReplay
 from webhook_grpc.services.retention import RetentionService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
@@ -185,7 +187,17 @@ class App:
             server,
         )
         deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryServicer(auth, DeliveryService(self.storage, self.notifier, self.clock)), server
+            DeliveryServicer(
+                auth,
+                DeliveryService(self.storage, self.notifier, self.clock),
+                EventReplay(
+                    self.storage,
+                    self.notifier,
+                    timedelta(days=settings.retention.retention_days),
+                    self.clock,
+                ),
+            ),
+            server,
         )
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)

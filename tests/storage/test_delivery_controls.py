@@ -4,7 +4,7 @@ filter) and to the dispatcher (the headers)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from webhook_grpc.domain.models import SubscriptionChanges
 from webhook_grpc.storage.ports import LeaseRequest, Storage
@@ -50,3 +50,38 @@ async def test_publishing_sees_the_filter_and_leasing_the_headers(storage: Stora
     async with storage.autocommit() as unit:
         work = await unit.deliveries.lease_work(request)
     assert work.targets[made.id].headers == {"X-Tenant": "a"}
+
+
+async def test_events_without_a_delivery_to_a_subscription_in_a_window(storage: Storage) -> None:
+    subscription = new_subscription()
+    other = new_subscription()
+    async with storage.transaction() as unit:
+        await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(other)
+    before, *inside, at_until = (new_event(published_at=later(i)) for i in range(6))
+    elsewhere = new_event("globex", published_at=later(2))
+    delivered = inside[0]
+    await publish(
+        storage,
+        [before, *inside, at_until, elsewhere],
+        [new_delivery(delivered, subscription.id), new_delivery(inside[1], other.id)],
+    )
+
+    async def page(after: tuple[datetime, int] | None, limit: int = 10) -> list[str]:
+        async with storage.read() as unit:
+            found = await unit.events.without_delivery_to(
+                "acme", subscription.id, later(1), later(5), after=after, limit=limit
+            )
+        return [item.event.id for item in found]
+
+    assert await page(None) == [e["id"] for e in inside[1:]]
+    async with storage.read() as unit:
+        [first] = await unit.events.without_delivery_to(
+            "acme", subscription.id, later(1), later(5), after=None, limit=1
+        )
+    assert await page((first.event.published_at, first.position.seq)) == [
+        e["id"] for e in inside[2:]
+    ]
+    async with storage.transaction() as unit:
+        await unit.deliveries.insert([new_delivery(e, subscription.id) for e in inside[1:]])
+    assert await page(None) == []
