@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import grpc
 from google.protobuf import timestamp_pb2
 
@@ -15,14 +16,17 @@ from tests.support.factories import (
     publish_request,
     subscribe,
 )
+from tests.support.http import Http
 from tests.support.receiver import Receiver
 from tests.support.rpc import invalid_field, rpc_error
 from tests.support.server import RunningServer
-from tests.support.tokens import ACME, GLOBEX, PUBLISHER, TOKENS
+from tests.support.tokens import ACME, ACME_TOKEN, GLOBEX, GLOBEX_TOKEN, PUBLISHER, TOKENS
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as epb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc.services.replay import EventReplay, ReplayWindow
+
+API = "/api/v1/webhooks"
 
 
 def at(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -150,3 +154,41 @@ async def test_replay_stays_within_the_tenant(
     assert replayed.queued == 3
     await receiver.wait_count(3)
     assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted(acme_events)
+
+
+async def test_rest_filter_headers_and_replay(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    server = await make_server(tokens=TOKENS)
+    await publish_for_rest(server)
+    async with aiohttp.ClientSession() as session:
+        acme = Http(server.http, session, ACME_TOKEN)
+        created = await acme.post(
+            f"{API}/subscriptions",
+            {
+                "url": receiver.url(),
+                "event_patterns": ["product.*"],
+                "filter": 'entity_id == "keep"',
+                "headers": {"X-Tenant": "a"},
+            },
+        )
+        assert created.status == 201, created.text
+        subscription = created.json["subscription"]
+        assert subscription["filter"] == 'entity_id == "keep"'
+        assert subscription["headers"] == {"X-Tenant": "a"}
+        path = f"{API}/subscriptions/{subscription['id']}"
+        bad = await acme.request("PATCH", path, {"filter": "type =="})
+        assert bad.status == 400, bad.text
+        replayed = await acme.post(f"{path}/replay", {})
+        assert replayed.status == 200, replayed.text
+        assert replayed.json["queued"] == 1
+        assert (await acme.post(f"{path}/replay", {})).json.get("queued", 0) == 0
+        globex = acme.as_token(GLOBEX_TOKEN)
+        assert (await globex.post(f"{path}/replay", {})).status == 404
+    await receiver.wait_count(1)
+    assert receiver.received[0].headers["X-Tenant"] == "a"
+
+
+async def publish_for_rest(server: RunningServer) -> None:
+    for entity_id in ("keep", "drop"):
+        await server.events.PublishEvent(publish_request(entity_id=entity_id), metadata=PUBLISHER)

@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from webhook_grpc_client._gen.webhooks.v1 import events_pb2 as webhooks_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwebhooks/v1/subscriptions.proto\x12\x0bwebhooks.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18webhooks/v1/events.proto\"\xb4\x05\n\x0cSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\x12\x34\n\x0f\x64isabled_reason\x18\x07 \x01(\x0e\x32\x1b.webhooks.v1.DisabledReason\x12.\n\x0cpayload_mode\x18\x08 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x39\n\x08metadata\x18\t \x03(\x0b\x32\'.webhooks.v1.Subscription.MetadataEntry\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64isabled_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_secret_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66ilter\x18\x16 \x01(\t\x12\x37\n\x07headers\x18\x17 \x03(\x0b\x32&.webhooks.v1.Subscription.HeadersEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa7\x03\n\x19\x43reateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12.\n\x0cpayload_mode\x18\x05 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x46\n\x08metadata\x18\x06 \x03(\x0b\x32\x34.webhooks.v1.CreateSubscriptionRequest.MetadataEntry\x12\x0e\n\x06secret\x18\x07 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x16 \x01(\t\x12\x44\n\x07headers\x18\x17 \x03(\x0b\x32\x33.webhooks.v1.CreateSubscriptionRequest.HeadersEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x1a\x43reateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"7\n\x16GetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"J\n\x17GetSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x85\x01\n\x18ListSubscriptionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\"f\n\x19ListSubscriptionsResponse\x12\x30\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x19.webhooks.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x19UpdateSubscriptionRequest\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"M\n\x1aUpdateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\":\n\x19\x44\x65leteSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65leteSubscriptionResponse\"<\n\x1b\x41\x63tivateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x1c\x41\x63tivateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\";\n\x1a\x44isableSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"N\n\x1b\x44isableSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x81\x01\n\x1fRotateSubscriptionSecretRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12/\n\x0cgrace_period\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"c\n RotateSubscriptionSecretResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"5\n\x14SendTestEventRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x15SendTestEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.webhooks.v1.Event\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t*{\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x02*\x92\x01\n\x0e\x44isabledReason\x12\x1f\n\x1b\x44ISABLED_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44ISABLED_REASON_MANUAL\x10\x01\x12 \n\x1c\x44ISABLED_REASON_FAILURE_RATE\x10\x02\x12!\n\x1d\x44ISABLED_REASON_ENDPOINT_GONE\x10\x03*Y\n\x0bPayloadMode\x12\x1c\n\x18PAYLOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11PAYLOAD_MODE_FULL\x10\x01\x12\x15\n\x11PAYLOAD_MODE_THIN\x10\x02\x32\xb4\x07\n\x13SubscriptionService\x12\x65\n\x12\x43reateSubscription\x12&.webhooks.v1.CreateSubscriptionRequest\x1a\'.webhooks.v1.CreateSubscriptionResponse\x12\\\n\x0fGetSubscription\x12#.webhooks.v1.GetSubscriptionRequest\x1a$.webhooks.v1.GetSubscriptionResponse\x12\x62\n\x11ListSubscriptions\x12%.webhooks.v1.ListSubscriptionsRequest\x1a&.webhooks.v1.ListSubscriptionsResponse\x12\x65\n\x12UpdateSubscription\x12&.webhooks.v1.UpdateSubscriptionRequest\x1a\'.webhooks.v1.UpdateSubscriptionResponse\x12\x65\n\x12\x44\x65leteSubscription\x12&.webhooks.v1.DeleteSubscriptionRequest\x1a\'.webhooks.v1.DeleteSubscriptionResponse\x12k\n\x14\x41\x63tivateSubscription\x12(.webhooks.v1.ActivateSubscriptionRequest\x1a).webhooks.v1.ActivateSubscriptionResponse\x12h\n\x13\x44isableSubscription\x12\'.webhooks.v1.DisableSubscriptionRequest\x1a(.webhooks.v1.DisableSubscriptionResponse\x12w\n\x18RotateSubscriptionSecret\x12,.webhooks.v1.RotateSubscriptionSecretRequest\x1a-.webhooks.v1.RotateSubscriptionSecretResponse\x12V\n\rSendTestEvent\x12!.webhooks.v1.SendTestEventRequest\x1a\".webhooks.v1.SendTestEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwebhooks/v1/subscriptions.proto\x12\x0bwebhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18webhooks/v1/events.proto\"\xb4\x05\n\x0cSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\x12\x34\n\x0f\x64isabled_reason\x18\x07 \x01(\x0e\x32\x1b.webhooks.v1.DisabledReason\x12.\n\x0cpayload_mode\x18\x08 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x39\n\x08metadata\x18\t \x03(\x0b\x32\'.webhooks.v1.Subscription.MetadataEntry\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64isabled_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_secret_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66ilter\x18\x16 \x01(\t\x12\x37\n\x07headers\x18\x17 \x03(\x0b\x32&.webhooks.v1.Subscription.HeadersEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa7\x03\n\x19\x43reateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12.\n\x0cpayload_mode\x18\x05 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x46\n\x08metadata\x18\x06 \x03(\x0b\x32\x34.webhooks.v1.CreateSubscriptionRequest.MetadataEntry\x12\x0e\n\x06secret\x18\x07 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x16 \x01(\t\x12\x44\n\x07headers\x18\x17 \x03(\x0b\x32\x33.webhooks.v1.CreateSubscriptionRequest.HeadersEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x1a\x43reateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"7\n\x16GetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"J\n\x17GetSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x85\x01\n\x18ListSubscriptionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\"f\n\x19ListSubscriptionsResponse\x12\x30\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x19.webhooks.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x19UpdateSubscriptionRequest\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"M\n\x1aUpdateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\":\n\x19\x44\x65leteSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65leteSubscriptionResponse\"<\n\x1b\x41\x63tivateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x1c\x41\x63tivateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\";\n\x1a\x44isableSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"N\n\x1b\x44isableSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x81\x01\n\x1fRotateSubscriptionSecretRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12/\n\x0cgrace_period\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"c\n RotateSubscriptionSecretResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"5\n\x14SendTestEventRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x15SendTestEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.webhooks.v1.Event\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t*{\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x02*\x92\x01\n\x0e\x44isabledReason\x12\x1f\n\x1b\x44ISABLED_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44ISABLED_REASON_MANUAL\x10\x01\x12 \n\x1c\x44ISABLED_REASON_FAILURE_RATE\x10\x02\x12!\n\x1d\x44ISABLED_REASON_ENDPOINT_GONE\x10\x03*Y\n\x0bPayloadMode\x12\x1c\n\x18PAYLOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11PAYLOAD_MODE_FULL\x10\x01\x12\x15\n\x11PAYLOAD_MODE_THIN\x10\x02\x32\x96\x0b\n\x13SubscriptionService\x12\x90\x01\n\x12\x43reateSubscription\x12&.webhooks.v1.CreateSubscriptionRequest\x1a\'.webhooks.v1.CreateSubscriptionResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/webhooks/subscriptions:\x01*\x12\x89\x01\n\x0fGetSubscription\x12#.webhooks.v1.GetSubscriptionRequest\x1a$.webhooks.v1.GetSubscriptionResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/webhooks/subscriptions/{id}\x12\x8a\x01\n\x11ListSubscriptions\x12%.webhooks.v1.ListSubscriptionsRequest\x1a&.webhooks.v1.ListSubscriptionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/webhooks/subscriptions\x12\xad\x01\n\x12UpdateSubscription\x12&.webhooks.v1.UpdateSubscriptionRequest\x1a\'.webhooks.v1.UpdateSubscriptionResponse\"F\x82\xd3\xe4\x93\x02@20/api/v1/webhooks/subscriptions/{subscription.id}:\x0csubscription\x12\x92\x01\n\x12\x44\x65leteSubscription\x12&.webhooks.v1.DeleteSubscriptionRequest\x1a\'.webhooks.v1.DeleteSubscriptionResponse\"+\x82\xd3\xe4\x93\x02%*#/api/v1/webhooks/subscriptions/{id}\x12\xa4\x01\n\x14\x41\x63tivateSubscription\x12(.webhooks.v1.ActivateSubscriptionRequest\x1a).webhooks.v1.ActivateSubscriptionResponse\"7\x82\xd3\xe4\x93\x02\x31\",/api/v1/webhooks/subscriptions/{id}/activate:\x01*\x12\xa0\x01\n\x13\x44isableSubscription\x12\'.webhooks.v1.DisableSubscriptionRequest\x1a(.webhooks.v1.DisableSubscriptionResponse\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/webhooks/subscriptions/{id}/disable:\x01*\x12\xb5\x01\n\x18RotateSubscriptionSecret\x12,.webhooks.v1.RotateSubscriptionSecretRequest\x1a-.webhooks.v1.RotateSubscriptionSecretResponse\"<\x82\xd3\xe4\x93\x02\x36\"1/api/v1/webhooks/subscriptions/{id}/rotate-secret:\x01*\x12\x8b\x01\n\rSendTestEvent\x12!.webhooks.v1.SendTestEventRequest\x1a\".webhooks.v1.SendTestEventResponse\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/webhooks/subscriptions/{id}/test:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,58 +44,76 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_CREATESUBSCRIPTIONREQUEST_HEADERSENTRY']._loaded_options = None
   _globals['_CREATESUBSCRIPTIONREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=2711
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=2834
-  _globals['_DISABLEDREASON']._serialized_start=2837
-  _globals['_DISABLEDREASON']._serialized_end=2983
-  _globals['_PAYLOADMODE']._serialized_start=2985
-  _globals['_PAYLOADMODE']._serialized_end=3074
-  _globals['_SUBSCRIPTION']._serialized_start=174
-  _globals['_SUBSCRIPTION']._serialized_end=866
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_start=771
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_end=818
-  _globals['_SUBSCRIPTION_HEADERSENTRY']._serialized_start=820
-  _globals['_SUBSCRIPTION_HEADERSENTRY']._serialized_end=866
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=869
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=1292
-  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_start=771
-  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_end=818
-  _globals['_CREATESUBSCRIPTIONREQUEST_HEADERSENTRY']._serialized_start=820
-  _globals['_CREATESUBSCRIPTIONREQUEST_HEADERSENTRY']._serialized_end=866
-  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_start=1294
-  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_end=1387
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1389
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1444
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1446
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1520
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=1523
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1656
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1658
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1760
-  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_start=1762
-  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_end=1887
-  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_start=1889
-  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_end=1966
-  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_start=1968
-  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_end=2026
-  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_start=2028
-  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_end=2056
-  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_start=2058
-  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_end=2118
-  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_start=2120
-  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_end=2199
-  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_start=2201
-  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_end=2260
-  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_start=2262
-  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_end=2340
-  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_start=2343
-  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_end=2472
-  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_start=2474
-  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_end=2573
-  _globals['_SENDTESTEVENTREQUEST']._serialized_start=2575
-  _globals['_SENDTESTEVENTREQUEST']._serialized_end=2628
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=2630
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=2709
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=3077
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=4025
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['CreateSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['CreateSubscription']._serialized_options = b'\202\323\344\223\002#\"\036/api/v1/webhooks/subscriptions:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['GetSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['GetSubscription']._serialized_options = b'\202\323\344\223\002%\022#/api/v1/webhooks/subscriptions/{id}'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ListSubscriptions']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ListSubscriptions']._serialized_options = b'\202\323\344\223\002 \022\036/api/v1/webhooks/subscriptions'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['UpdateSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['UpdateSubscription']._serialized_options = b'\202\323\344\223\002@20/api/v1/webhooks/subscriptions/{subscription.id}:\014subscription'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DeleteSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DeleteSubscription']._serialized_options = b'\202\323\344\223\002%*#/api/v1/webhooks/subscriptions/{id}'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ActivateSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ActivateSubscription']._serialized_options = b'\202\323\344\223\0021\",/api/v1/webhooks/subscriptions/{id}/activate:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DisableSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DisableSubscription']._serialized_options = b'\202\323\344\223\0020\"+/api/v1/webhooks/subscriptions/{id}/disable:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['RotateSubscriptionSecret']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['RotateSubscriptionSecret']._serialized_options = b'\202\323\344\223\0026\"1/api/v1/webhooks/subscriptions/{id}/rotate-secret:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['SendTestEvent']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['SendTestEvent']._serialized_options = b'\202\323\344\223\002-\"(/api/v1/webhooks/subscriptions/{id}/test:\001*'
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=2741
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=2864
+  _globals['_DISABLEDREASON']._serialized_start=2867
+  _globals['_DISABLEDREASON']._serialized_end=3013
+  _globals['_PAYLOADMODE']._serialized_start=3015
+  _globals['_PAYLOADMODE']._serialized_end=3104
+  _globals['_SUBSCRIPTION']._serialized_start=204
+  _globals['_SUBSCRIPTION']._serialized_end=896
+  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_start=801
+  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_end=848
+  _globals['_SUBSCRIPTION_HEADERSENTRY']._serialized_start=850
+  _globals['_SUBSCRIPTION_HEADERSENTRY']._serialized_end=896
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=899
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=1322
+  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_start=801
+  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_end=848
+  _globals['_CREATESUBSCRIPTIONREQUEST_HEADERSENTRY']._serialized_start=850
+  _globals['_CREATESUBSCRIPTIONREQUEST_HEADERSENTRY']._serialized_end=896
+  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_start=1324
+  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_end=1417
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1419
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1474
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1476
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1550
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=1553
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1686
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1688
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1790
+  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_start=1792
+  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_end=1917
+  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_start=1919
+  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_end=1996
+  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_start=1998
+  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_end=2056
+  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_start=2058
+  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_end=2086
+  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_start=2088
+  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_end=2148
+  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_start=2150
+  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_end=2229
+  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_start=2231
+  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_end=2290
+  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_start=2292
+  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_end=2370
+  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_start=2373
+  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_end=2502
+  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_start=2504
+  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_end=2603
+  _globals['_SENDTESTEVENTREQUEST']._serialized_start=2605
+  _globals['_SENDTESTEVENTREQUEST']._serialized_end=2658
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=2660
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=2739
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=3107
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=4537
 # @@protoc_insertion_point(module_scope)
