@@ -201,10 +201,12 @@ class Stubs:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def subscribe(self, url: str, patterns: list[str], tenant: str = "bench") -> str:
+    async def subscribe(
+        self, url: str, patterns: list[str], tenant: str = "bench", filter: str = ""
+    ) -> str:
         response = await self.subscriptions.CreateSubscription(
             subscriptions_pb2.CreateSubscriptionRequest(
-                tenant_id=tenant, url=url, event_patterns=patterns
+                tenant_id=tenant, url=url, event_patterns=patterns, filter=filter
             )
         )
         return str(response.subscription.id)
