@@ -192,3 +192,20 @@ async def test_rest_filter_headers_and_replay(
 async def publish_for_rest(server: RunningServer) -> None:
     for entity_id in ("keep", "drop"):
         await server.events.PublishEvent(publish_request(entity_id=entity_id), metadata=PUBLISHER)
+
+
+async def test_another_subscriptions_test_event_is_never_replayed(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    first = await subscribe(server, receiver.url("/first"))
+    sent = await server.subscriptions.SendTestEvent(
+        spb.SendTestEventRequest(id=first.subscription.id)
+    )
+    second = await subscribe(server, receiver.url("/second"))
+    replayed = await server.deliveries.ReplayEvents(
+        dpb.ReplayEventsRequest(subscription_id=second.subscription.id)
+    )
+    assert replayed.queued == 0
+    assert [d.subscription_id for d in await deliveries_of(server, sent.event.id)] == [
+        first.subscription.id
+    ]

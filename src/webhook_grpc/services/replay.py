@@ -21,11 +21,13 @@ from webhook_grpc.domain.patterns import entity_of, matches_any, validate_patter
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.storage.ports import NewDelivery, Storage, UnitOfWork, Wakeups
 
+from .probe import TEST_EVENT_TYPE
+
 MAX_EXAMINED = 10_000
 """Events one call looks at (and so queues at most); the rest is for the next call."""
 PAGE = 500
 # A test event belongs to the one subscription it was sent to; it is never replayed to another.
-NEVER_REPLAYED = frozenset({"webhook.test"})
+NEVER_REPLAYED = frozenset({TEST_EVENT_TYPE})
 
 
 @dataclass(frozen=True)
