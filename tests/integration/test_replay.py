@@ -209,3 +209,20 @@ async def test_another_subscriptions_test_event_is_never_replayed(
     assert [d.subscription_id for d in await deliveries_of(server, sent.event.id)] == [
         first.subscription.id
     ]
+
+
+async def test_the_window_is_clamped_to_retention(make_server: ServerFactory) -> None:
+    now = [datetime.now(UTC) - timedelta(days=40)]
+    server = await make_server(clock=lambda: now[0], retention_days=30)
+    await publish(server, entity_id="expired")  # older than retention, not purged yet
+    now[0] = datetime.now(UTC)
+    kept = await publish(server, entity_id="kept")
+    created = await subscribe(server, "http://127.0.0.1:9/hook")
+    replayed = await server.deliveries.ReplayEvents(
+        dpb.ReplayEventsRequest(
+            subscription_id=created.subscription.id,
+            since=at(datetime.now(UTC) - timedelta(days=365)),
+        )
+    )
+    assert replayed.queued == 1
+    assert len(await deliveries_of(server, kept.id)) == 1

@@ -74,7 +74,7 @@ export interface SubscriptionChanges extends TenantOptions {
 export interface ReplayOptions extends TenantOptions {
   /** Events published at or after this time (default: the oldest retained). */
   since?: Date;
-  /** Events published before this time (default: now). */
+  /** Events published before this time (default: up to the latest event). */
   until?: Date;
   /** Narrows the subscription's own patterns further. */
   eventPatterns?: readonly string[];

@@ -166,7 +166,9 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         "--since",
         help="how far back, e.g. 2h or 30m, or an ISO 8601 time (default: the oldest retained)",
     )
-    replay.add_argument("--until", help="ISO 8601 time or a duration ago (default: now)")
+    replay.add_argument(
+        "--until", help="ISO 8601 time or a duration ago (default: up to the latest event)"
+    )
     replay.add_argument(
         "-p",
         "--pattern",

@@ -32,7 +32,7 @@ NEVER_REPLAYED = frozenset({TEST_EVENT_TYPE})
 
 @dataclass(frozen=True)
 class ReplayWindow:
-    """Events published in [since, until); None means the oldest retained event / now."""
+    """Events published in [since, until); None means the oldest retained event / the latest."""
 
     since: datetime | None = None
     until: datetime | None = None
@@ -73,8 +73,8 @@ class EventReplay:
         now = self._clock()
         oldest = now - self._retention
         since = max(window.since or oldest, oldest)
-        until = min(window.until or now, now)
-        if window.since and window.until and window.since >= window.until:
+        until = window.until
+        if window.since and until and window.since >= until:
             raise InvalidArgument("until", "must be later than since")
         async with self._storage.transaction() as unit:
             subscription = await _active(unit, subscription_id, tenant_id)
@@ -92,7 +92,7 @@ class EventReplay:
         unit: UnitOfWork,
         selection: _Selection,
         since: datetime,
-        until: datetime,
+        until: datetime | None,
         now: datetime,
     ) -> Replayed:
         subscription = selection.subscription

@@ -94,7 +94,7 @@ class CoreEvents(ABC):
         tenant_id: str,
         subscription_id: str,
         since: datetime,
-        until: datetime,
+        until: datetime | None,
         *,
         after: tuple[datetime, int] | None,
         limit: int,
@@ -105,12 +105,13 @@ class CoreEvents(ABC):
             .where(
                 E.c.tenant_id == tenant_id,
                 E.c.published_at >= since,
-                E.c.published_at < until,
                 ~delivered,
             )
             .order_by(E.c.published_at, E.c.seq)
             .limit(limit)
         )
+        if until is not None:
+            query = query.where(E.c.published_at < until)
         if after is not None:
             query = query.where(tuple_(E.c.published_at, E.c.seq) > tuple_(*after))
         return [to_stored(row) for row in await self._conn.execute(query)]

@@ -57,14 +57,15 @@ class EventRepository(Protocol):
         tenant_id: str,
         subscription_id: str,
         since: datetime,
-        until: datetime,
+        until: datetime | None,
         *,
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[StoredEvent]:
-        """Up to `limit` of the tenant's events published in [since, until) that have no
-        delivery (in any status) to `subscription_id`, ordered by (published_at, position's
-        seq) and starting after `after` in that order: what ReplayEvents may queue."""
+        """Up to `limit` of the tenant's events published in [since, until) (until None: no
+        end) that have no delivery (in any status) to `subscription_id`, ordered by
+        (published_at, position's seq) and starting after `after` in that order: what
+        ReplayEvents may queue."""
         ...
 
 

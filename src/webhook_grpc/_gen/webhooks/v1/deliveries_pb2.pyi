@@ -388,7 +388,7 @@ class ReplayEventsRequest(_message.Message):
 
     @_builtins.property
     def until(self) -> _timestamp_pb2.Timestamp:
-        """Events published before this time; unset means now."""
+        """Events published before this time; unset means up to the latest event."""
 
     @_builtins.property
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

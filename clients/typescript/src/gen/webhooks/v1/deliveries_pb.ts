@@ -358,7 +358,7 @@ export type ReplayEventsRequest = Message<"webhooks.v1.ReplayEventsRequest"> & {
   since?: Timestamp | undefined;
 
   /**
-   * Events published before this time; unset means now.
+   * Events published before this time; unset means up to the latest event.
    *
    * @generated from field: google.protobuf.Timestamp until = 4;
    */
