@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from webhook_grpc import metrics
@@ -31,6 +31,7 @@ from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.domain.subscriptions import DeliveryTarget
+from webhook_grpc.encryption import SealedSecretError, SecretBox, open_signing_keys
 from webhook_grpc.storage.ports import (
     LeasedWork,
     LeaseRequest,
@@ -85,9 +86,11 @@ class Dispatcher:
         notifier: Wakeups,
         transport: HttpTransport,
         recorder: AttemptRecorder,
+        box: SecretBox,
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
+        self._box = box
         self._settings = settings
         self._notifier = notifier
         self._transport = transport
@@ -256,7 +259,24 @@ class Dispatcher:
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])
             for event_id, item in work.events.items()
         }
-        return _Batch(events, work.targets)
+        return _Batch(events, self._opened(work.targets))
+
+    def _opened(self, targets: dict[str, DeliveryTarget]) -> dict[str, DeliveryTarget]:
+        """The targets with their keys decrypted: once per lease batch and subscription, not
+        per attempt. A subscription whose secret no key opens is left out (its deliveries are
+        cancelled like a deleted subscription's), so one bad row cannot stop the others."""
+        opened = {}
+        for subscription_id, target in targets.items():
+            if not target.active:
+                opened[subscription_id] = target
+                continue
+            try:
+                keys = open_signing_keys(self._box, subscription_id, target.keys)
+            except SealedSecretError as error:
+                log.error("cannot sign for %s: %s", subscription_id, error)
+                continue
+            opened[subscription_id] = replace(target, keys=keys)
+        return opened
 
     async def _cancel_undeliverable(
         self, unit: UnitOfWork, leased: list[LeasedDelivery], batch: _Batch

@@ -105,7 +105,11 @@ def overview_signature(secret: str, body: bytes) -> str:
 def signature_headers(
     secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
-    """Both signature headers for one attempt, one signature per secret (current first)."""
+    """The signature headers of one attempt, one signature per key (current first).
+
+    A ``whsec_`` secret signs ``v1,`` and the overview's ``X-Webhook-Signature``; a ``whsk_``
+    Ed25519 private key signs ``v1a,`` only: the body-only HMAC would need a shared secret,
+    which an Ed25519 subscription does not have."""
     if not secrets:
         raise ValueError("at least one secret is needed to sign a delivery")
     # Built once and shared by every secret: the body can be up to max_payload_bytes.
@@ -113,13 +117,17 @@ def signature_headers(
     standard = []
     overview = []
     for secret in secrets:
+        if secret.startswith(PRIVATE_KEY_PREFIX):
+            signature = _ed25519_key(secret).sign(message)
+            standard.append("v1a," + base64.b64encode(signature).decode("ascii"))
+            continue
         digest = hmac.digest(_standard_key(secret), message, "sha256")
         standard.append("v1," + base64.b64encode(digest).decode("ascii"))
         overview.append("sha256=" + hmac.digest(secret.encode(), body, "sha256").hex())
-    return {
-        STANDARD_SIGNATURE_HEADER: " ".join(standard),
-        OVERVIEW_SIGNATURE_HEADER: " ".join(overview),
-    }
+    headers = {STANDARD_SIGNATURE_HEADER: " ".join(standard)}
+    if overview:
+        headers[OVERVIEW_SIGNATURE_HEADER] = " ".join(overview)
+    return headers
 
 
 def delivery_headers(
