@@ -1,8 +1,8 @@
 """The `webhook-grpc` command.
 
-Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`). Client side, for humans and
-scripts, built on the Python SDK (`webhook_grpc_client`): ``publish``, ``subscriptions``,
-``feed tail`` (`client_commands`) and ``listen`` (`listen`).
+Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`), ``secrets`` (`secrets`).
+Client side, for humans and scripts, built on the Python SDK (`webhook_grpc_client`):
+``publish``, ``subscriptions``, ``feed tail`` (`client_commands`) and ``listen`` (`listen`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from webhook_grpc import __version__
 
-from . import client_commands, listen, server
+from . import client_commands, listen, secrets, server
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
     server.add_commands(commands)
     client_commands.add_commands(commands)
     listen.add_command(commands)
+    secrets.add_command(commands)
     return root
 
 

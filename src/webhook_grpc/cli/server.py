@@ -57,6 +57,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that the client commands start without loading the whole service.
     from webhook_grpc.app import App, Roles, StartupError
+    from webhook_grpc.encryption import SecretKeyError, resolve_box
     from webhook_grpc.storage import migrate, process_lock
 
     try:
@@ -73,7 +74,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"webhook-grpc: {error}", file=sys.stderr)
             return 2
         try:
-            migrate.upgrade(settings.database.database_url)
+            # 0005_secrets_at_rest encrypts plain-text secrets with the first key.
+            box = resolve_box(settings.secrets.secret_keys, settings.database.database_url)
+            migrate.upgrade(settings.database.database_url, "head", box)
+        except SecretKeyError as error:
+            print(f"webhook-grpc: {error}", file=sys.stderr)
+            return 2
         finally:
             lock.release()
         log.info("database is up to date")

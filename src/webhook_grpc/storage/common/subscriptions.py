@@ -281,11 +281,17 @@ class CoreSubscriptions(ABC):
             for row in await self._conn.execute(query)
         ]
 
-    async def replace_sealed(self, secrets: SealedSecrets) -> None:
-        await self._update(
-            secrets.subscription_id,
-            {"secret": secrets.secret, "previous_secret": secrets.previous_secret},
+    async def replace_sealed(self, current: SealedSecrets, resealed: SealedSecrets) -> bool:
+        result = await self._conn.execute(
+            update(T)
+            .where(
+                T.c.id == current.subscription_id,
+                T.c.secret == current.secret,
+                T.c.previous_secret.is_not_distinct_from(current.previous_secret),
+            )
+            .values(secret=resealed.secret, previous_secret=resealed.previous_secret)
         )
+        return result.rowcount > 0
 
     async def delete(self, subscription_id: str) -> None:
         await self._conn.execute(delete(T).where(T.c.id == subscription_id))

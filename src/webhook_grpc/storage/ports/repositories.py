@@ -180,8 +180,9 @@ class SubscriptionRepository(Protocol):
         """Up to `limit` subscriptions' stored secrets, by id, after `after_id`."""
         ...
 
-    async def replace_sealed(self, secrets: SealedSecrets) -> None:
-        """Store the same secrets sealed again (re-encryption; nothing else changes)."""
+    async def replace_sealed(self, current: SealedSecrets, resealed: SealedSecrets) -> bool:
+        """Store the same secrets sealed again (re-encryption; nothing else changes), unless
+        they are no longer `current` (rotated meanwhile): then False."""
         ...
 
     async def delete(self, subscription_id: str) -> None: ...
