@@ -12,10 +12,13 @@ old schema cannot describe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
+
+from webhook_grpc.encryption import SecretBox
 
 revision = "0005_secrets_at_rest"
 down_revision = "0001"
@@ -31,9 +34,9 @@ _subscriptions = sa.table(
 )
 
 
-def _box() -> Any:
+def _box() -> SecretBox:
     box = context.config.attributes.get("secret_box")
-    if box is None:
+    if not isinstance(box, SecretBox):
         raise RuntimeError(
             "migration 0005_secrets_at_rest needs the secret keys: run it with "
             "`webhook-grpc migrate` (it reads secret_keys), not with bare alembic"
@@ -42,6 +45,10 @@ def _box() -> Any:
 
 
 def upgrade() -> None:
+    plain = _plain_rows()
+    # Before any DDL: SQLite (pysqlite) commits ALTER TABLE at once, so failing later would
+    # leave the schema half-upgraded.
+    box = _box() if plain else None  # None: nothing to seal
     with op.batch_alter_table("subscriptions") as batch:
         batch.add_column(
             sa.Column(
@@ -52,50 +59,47 @@ def upgrade() -> None:
             )
         )
         batch.add_column(sa.Column("public_key", sa.Text(), nullable=True))
-    _rewrite(lambda box, value, sid: box.reseal(value, sid), only_plain=True)
+    if box is not None:
+        _rewrite(plain, box.reseal)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
+    t = _subscriptions
     ed25519 = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(_subscriptions)
-        .where(_subscriptions.c.signing_algorithm != "hmac_sha256")
+        sa.select(sa.func.count()).select_from(t).where(t.c.signing_algorithm != "hmac_sha256")
     ).scalar_one()
     if ed25519:
         raise RuntimeError(
             f"{ed25519} Ed25519 subscriptions exist; delete them before downgrading below "
             "0005_secrets_at_rest"
         )
-    _rewrite(lambda box, value, sid: box.open(value, sid), only_plain=False)
+    rows = list(conn.execute(sa.select(t.c.id, t.c.secret, t.c.previous_secret)).all())
+    box = _box() if rows else None  # None: nothing to open
+    if box is not None:
+        _rewrite(rows, box.open)
     with op.batch_alter_table("subscriptions") as batch:
         batch.drop_column("public_key")
         batch.drop_column("signing_algorithm")
 
 
-def _rewrite(change: Any, *, only_plain: bool) -> None:
-    conn = op.get_bind()
+def _plain_rows() -> list[Any]:
     t = _subscriptions
-    query = sa.select(t.c.id, t.c.secret, t.c.previous_secret)
-    if only_plain:
-        query = query.where(
-            sa.or_(
-                t.c.secret.not_like("whenc:%"),
-                sa.and_(t.c.previous_secret.is_not(None), t.c.previous_secret.not_like("whenc:%")),
-            )
-        )
-    rows = conn.execute(query).all()
-    if not rows:
-        return
-    box = _box()
+    unsealed = sa.or_(
+        t.c.secret.not_like("whenc:%"),
+        sa.and_(t.c.previous_secret.is_not(None), t.c.previous_secret.not_like("whenc:%")),
+    )
+    query = sa.select(t.c.id, t.c.secret, t.c.previous_secret).where(unsealed)
+    return list(op.get_bind().execute(query).all())
+
+
+def _rewrite(rows: list[Any], change: Callable[[str, str], str]) -> None:
+    """Each row's secrets replaced by `change(value, subscription id)`."""
+    t = _subscriptions
     for row in rows:
-        conn.execute(
+        previous = row.previous_secret and change(row.previous_secret, row.id)
+        op.get_bind().execute(
             sa.update(t)
             .where(t.c.id == row.id)
-            .values(
-                secret=change(box, row.secret, row.id),
-                previous_secret=(
-                    change(box, row.previous_secret, row.id) if row.previous_secret else None
-                ),
-            )
+            .values(secret=change(row.secret, row.id), previous_secret=previous)
         )
