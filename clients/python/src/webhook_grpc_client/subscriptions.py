@@ -11,14 +11,19 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from webhook_grpc_client._calls import Caller
 from webhook_grpc_client._gen.webhooks.v1 import subscriptions_pb2, subscriptions_pb2_grpc
 
-__all__ = ["PayloadModeName", "StatusName", "Subscriptions"]
+__all__ = ["PayloadModeName", "SigningAlgorithmName", "StatusName", "Subscriptions"]
 
 PayloadModeName = Literal["full", "thin"]
 StatusName = Literal["active", "disabled"]
+SigningAlgorithmName = Literal["hmac-sha256", "ed25519"]
 
 _PAYLOAD_MODES = {
     "full": subscriptions_pb2.PAYLOAD_MODE_FULL,
     "thin": subscriptions_pb2.PAYLOAD_MODE_THIN,
+}
+_SIGNING_ALGORITHMS = {
+    "hmac-sha256": subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
+    "ed25519": subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
 }
 _STATUSES = {
     "active": subscriptions_pb2.SUBSCRIPTION_STATUS_ACTIVE,
@@ -51,12 +56,14 @@ class Subscriptions:
         payload_mode: PayloadModeName = "full",
         metadata: Mapping[str, str] | None = None,
         secret: str | None = None,
+        signing_algorithm: SigningAlgorithmName = "hmac-sha256",
     ) -> subscriptions_pb2.CreateSubscriptionResponse:
         """Register an endpoint for event patterns (exact types, ``"entity.*"`` or ``"*"``).
 
         Returns the response with ``.subscription`` and ``.secret``: keep the secret to verify
         deliveries, it is not shown again. A ``whsec_`` secret may be supplied; one is generated
-        otherwise.
+        otherwise. With ``signing_algorithm="ed25519"`` the service generates a key pair and
+        returns no secret: verify with ``.subscription.public_key`` (``whpk_...``).
         """
         request = subscriptions_pb2.CreateSubscriptionRequest(
             tenant_id=tenant_id or "",
@@ -66,6 +73,7 @@ class Subscriptions:
             payload_mode=_PAYLOAD_MODES[payload_mode],
             metadata=dict(metadata or {}),
             secret=secret or "",
+            signing_algorithm=_SIGNING_ALGORITHMS[signing_algorithm],
         )
         response: subscriptions_pb2.CreateSubscriptionResponse = await self._caller.once(
             self._stub.CreateSubscription, request
