@@ -179,3 +179,24 @@ async def test_sse_and_grpc_streams_share_the_stream_limits(
     async with stream(session, server, params={"tenant_id": "globex"}) as other:
         assert other.response.status == 200
     call.cancel()
+
+
+async def test_a_client_that_leaves_frees_its_stream_slot_at_once(
+    make_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
+    # The heartbeat, the next write that could notice, is far away: the slot must be freed by
+    # the disconnect itself, as a cancelled gRPC call frees it, or a reconnecting EventSource
+    # would be refused.
+    server = await make_server(max_streams_per_tenant=1, feed_heartbeat="60s")
+    async with stream(session, server) as first:
+        assert first.response.status == 200
+        await first.next()
+        first.response.close()
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        async with stream(session, server) as again:
+            if again.response.status == 200:
+                break
+            assert again.response.status == 429
+        assert asyncio.get_running_loop().time() < deadline, "the slot was never freed"
+        await asyncio.sleep(0.05)

@@ -66,8 +66,13 @@ class RestServer:
     async def start(self, listen: str) -> int:
         host, _, port = listen.rpartition(":")
         # Feed streams are ended by stop(); calls in flight get the grace to finish, as over gRPC.
+        # A call whose client disconnects is cancelled, as grpc cancels it: a stream frees its
+        # slot at once, not at its next heartbeat.
         self._runner = web.AppRunner(
-            self.app, access_log=None, shutdown_timeout=self._shutdown_grace
+            self.app,
+            access_log=None,
+            shutdown_timeout=self._shutdown_grace,
+            handler_cancellation=True,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
