@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ def generate_ed25519_private_key() -> str:
     return PRIVATE_KEY_PREFIX + base64.b64encode(token_bytes(32)).decode("ascii")
 
 
+# Loading a key costs as much as a signature (it derives the public key); the dispatcher signs
+# with the same few keys over and over. Only in this process's memory, like the opened keys.
+@functools.lru_cache(maxsize=4096)
 def _ed25519_key(private_key: str) -> Ed25519PrivateKey:
     if not private_key.startswith(PRIVATE_KEY_PREFIX):
         raise ValueError(f"an Ed25519 private key starts with '{PRIVATE_KEY_PREFIX}'")
