@@ -21,12 +21,14 @@ from webhook_grpc_client import verify
 
 from tests.conftest import ServerFactory
 from tests.support.databases import in_ci
-from tests.support.factories import publish, subscribe
+from tests.support.factories import deliveries_of, publish, subscribe
 from tests.support.receiver import Receiver
 from tests.support.server import TEST_SETTINGS, RunningServer, start_server
+from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc.app import StartupError
 from webhook_grpc.encryption import generate_key
+from webhook_grpc.storage.ports import SealedSecrets
 
 TEST_KEY = TEST_SETTINGS["secret_keys"][0]
 
@@ -205,3 +207,36 @@ async def test_sqlite_without_keys_generates_a_private_key_file_and_says_so(
     server = await start_server(f"sqlite:///{database}", secret_keys=[])
     await server.stop()
     assert os.stat(key_file).st_size > 0
+
+
+async def test_a_secret_no_key_opens_holds_its_deliveries_without_losing_them(
+    server: RunningServer, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = await subscribe(server, receiver.url("/broken"))
+    healthy = await subscribe(server, receiver.url("/healthy"))
+    broken_id, healthy_id = broken.subscription.id, healthy.subscription.id
+    # The healthy row's sealed secret copied onto the other row: bound to its own id, it does
+    # not open there (as after tampering with the database).
+    async with server.app.storage.transaction() as unit:
+        [row] = [
+            r
+            for r in await unit.subscriptions.sealed_secrets_page("", 10)
+            if r.subscription_id == broken_id
+        ]
+        keys = await unit.subscriptions.signing_keys(healthy_id)
+        assert keys is not None
+        await unit.subscriptions.replace_sealed(row, SealedSecrets(broken_id, keys.secret, None))
+    event = await publish(server)
+    await receiver.wait_count(1, "/healthy")
+    [held] = [d for d in await deliveries_of(server, event.id) if d.subscription_id == broken_id]
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(f"cannot sign for {broken_id}" in r.getMessage() for r in caplog.records):
+        assert asyncio.get_running_loop().time() < deadline, "no log line for the broken row"
+        await asyncio.sleep(0.05)
+    held = await server.deliveries.GetDelivery(dpb.GetDeliveryRequest(id=held.id))
+    assert held.delivery.status == dpb.DELIVERY_STATUS_PENDING  # not cancelled, not failed
+    assert held.delivery.attempt_count == 0
+    assert receiver.at("/broken") == []
+    logged = caplog.text
+    assert broken.secret not in logged and healthy.secret not in logged

@@ -55,6 +55,9 @@ class _Batch:
 
     events: dict[str, Event]
     targets: dict[str, DeliveryTarget]
+    unsignable: set[str] = field(default_factory=set)
+    """Subscriptions whose keys no configured key opens: their deliveries wait for the lease to
+    expire (and the configuration to be fixed), neither attempted nor cancelled."""
     bodies: dict[tuple[str, PayloadMode], bytes] = field(default_factory=dict)
 
     def body(self, event: Event, mode: PayloadMode) -> bytes:
@@ -259,30 +262,31 @@ class Dispatcher:
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])
             for event_id, item in work.events.items()
         }
-        return _Batch(events, self._opened(work.targets))
-
-    def _opened(self, targets: dict[str, DeliveryTarget]) -> dict[str, DeliveryTarget]:
-        """The targets with their keys decrypted: once per lease batch and subscription, not
-        per attempt. A subscription whose secret no key opens is left out (its deliveries are
-        cancelled like a deleted subscription's), so one bad row cannot stop the others."""
-        opened = {}
-        for subscription_id, target in targets.items():
+        batch = _Batch(events, {})
+        # Decrypted once per lease batch and subscription, not per attempt.
+        for subscription_id, target in work.targets.items():
             if not target.active:
-                opened[subscription_id] = target
+                batch.targets[subscription_id] = target
                 continue
             try:
                 keys = open_signing_keys(self._box, subscription_id, target.keys)
             except SealedSecretError as error:
-                log.error("cannot sign for %s: %s", subscription_id, error)
+                # One bad row must not stop the others, nor lose its deliveries.
+                log.error("cannot sign for %s, retried after the lease: %s", subscription_id, error)
+                batch.unsignable.add(subscription_id)
                 continue
-            opened[subscription_id] = replace(target, keys=keys)
-        return opened
+            batch.targets[subscription_id] = replace(target, keys=keys)
+        return batch
 
     async def _cancel_undeliverable(
         self, unit: UnitOfWork, leased: list[LeasedDelivery], batch: _Batch
     ) -> None:
         """Deliveries of a subscription gone or no longer active, or of a purged event."""
-        ids = [d.id for d in leased if not batch.deliverable(d)]
+        ids = [
+            d.id
+            for d in leased
+            if not batch.deliverable(d) and d.subscription_id not in batch.unsignable
+        ]
         if ids:
             await unit.deliveries.cancel(ids, self._clock())
             metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
