@@ -137,6 +137,13 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a label kept with the subscription (repeatable)",
     )
     create.add_argument("--secret", help="whsec_… to use (default: generated)")
+    create.add_argument(
+        "--signing-algorithm",
+        choices=("hmac-sha256", "ed25519"),
+        default="hmac-sha256",
+        help="ed25519: the service keeps the private key and shows the public key "
+        "(whpk_…, verify with it); no secret (default: hmac-sha256)",
+    )
     create.set_defaults(run=runner(_create))
 
     listing = actions.add_parser("list", parents=[common], help="list subscriptions")
@@ -186,11 +193,14 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         payload_mode=args.payload_mode,
         metadata=_metadata(args.metadata),
         secret=args.secret,
+        signing_algorithm=args.signing_algorithm,
     )
     if args.json:
         output.emit_json(
             {"subscription": output.message_json(created.subscription), "secret": created.secret}
         )
+    elif not created.secret:  # Ed25519: nothing secret to show
+        output.emit_fields(output.subscription_fields(created.subscription))
     else:
         output.emit_fields(
             [*output.subscription_fields(created.subscription), ("secret", created.secret)]
