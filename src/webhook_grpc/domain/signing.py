@@ -13,7 +13,7 @@ import binascii
 import functools
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from secrets import token_bytes
 
@@ -149,10 +149,13 @@ def delivery_headers(
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """What the dispatcher signs with: the current secret, and the previous one while rotating."""
+    """What the dispatcher signs with: the current secret, and the previous one while rotating.
 
-    secret: str
-    previous_secret: str | None
+    Sealed as storage holds them, or opened (encryption/) to sign; never in a repr, so an
+    opened key cannot reach a log line or an error through a printed record."""
+
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
     previous_secret_expires_at: datetime | None
 
     def active(self, now: datetime) -> list[str]:

@@ -188,6 +188,9 @@ class Subscriptions:
     ) -> subscriptions_pb2.RotateSubscriptionSecretResponse:
         """Replace the secret (given, or generated); returns ``.subscription`` and ``.secret``.
 
+        An Ed25519 subscription gets a new key pair instead (give no secret): ``.secret`` is
+        empty and ``.subscription.public_key`` is the new public key.
+
         The old secret keeps signing alongside the new one for `grace_period` (server default
         24 hours; ``timedelta(0)`` ends it at once).
         """
