@@ -211,13 +211,18 @@ class Stubs:
         url: str,
         patterns: list[str],
         tenant: str = "bench",
+        filter: str = "",
         algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
             subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
         ),
     ) -> str:
         response = await self.subscriptions.CreateSubscription(
             subscriptions_pb2.CreateSubscriptionRequest(
-                tenant_id=tenant, url=url, event_patterns=patterns, signing_algorithm=algorithm
+                tenant_id=tenant,
+                url=url,
+                event_patterns=patterns,
+                filter=filter,
+                signing_algorithm=algorithm,
             )
         )
         return str(response.subscription.id)

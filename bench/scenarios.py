@@ -199,6 +199,52 @@ async def scaleout(cluster: Cluster) -> dict[str, float]:
     }
 
 
+# A simple filter every benchmark event matches (selling_price is "19.90"), so both runs make
+# the same deliveries and differ only by evaluating it.
+SIMPLE_FILTER = 'type == "product.created" && double(data.selling_price) > 10.0'
+
+
+async def _publish_and_deliver(cluster: Cluster, filter: str) -> float:
+    """Deliveries per second from the first publish to the last arrival, with a dispatcher
+    running, to endpoints whose subscriptions all have `filter` (evaluated when publishing)."""
+    endpoints, events = 4, 1000
+    truncate(cluster.database_url)
+    await _reset_receiver(cluster)
+    names = [f"f{i}" for i in range(endpoints)]
+    stubs = Stubs(cluster.target)
+    dispatcher = cluster.start_dispatcher()
+    try:
+        for name in names:
+            await stubs.subscribe(cluster.receiver_url(name), ["product.*"], filter=filter)
+        await _warm_up(cluster, stubs, names[0])
+        # The warm-up event reaches the other endpoints too: wait for it before counting.
+        await _drain_rate(cluster, names[1:], len(names) - 1, timeout=60)
+        await _reset_receiver(cluster)
+        began = time.perf_counter()
+        await stubs.publish_backlog(events)
+        await _drain_rate(cluster, names, endpoints * events, timeout=120)
+        delivered = sum([(await cluster.receiver_stats(n))["unique"] for n in names])
+        return delivered / (time.perf_counter() - began)
+    finally:
+        dispatcher.stop()
+        await stubs.close()
+
+
+async def filters(cluster: Cluster) -> dict[str, float]:
+    """filter_overhead_ratio: publish-to-delivery rate with a simple filter on every
+    subscription / without, in the same run (runs interleaved A B B A against drift)."""
+    without, with_filter = [], []
+    for filter in ("", SIMPLE_FILTER, SIMPLE_FILTER, ""):
+        rate = await _publish_and_deliver(cluster, filter)
+        (with_filter if filter else without).append(rate)
+    plain, filtered = sum(without) / 2, sum(with_filter) / 2
+    return {
+        "filter_dps": filtered,
+        "filter_unfiltered_dps": plain,
+        "filter_overhead_ratio": filtered / plain,
+    }
+
+
 async def _reset_receiver(cluster: Cluster) -> None:
     async with (
         aiohttp.ClientSession() as session,
@@ -470,4 +516,5 @@ SCENARIOS = {
     "rest": rest,
     "delivery_ed25519": delivery_ed25519,
     "signing": signing,
+    "filters": filters,
 }

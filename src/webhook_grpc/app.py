@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -53,6 +54,7 @@ from webhook_grpc.services.feed import FeedService
 from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.publishing import Publisher
 from webhook_grpc.services.registry import RegistryService
+from webhook_grpc.services.replay import EventReplay
 from webhook_grpc.services.retention import RetentionService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
@@ -230,7 +232,14 @@ class App:
         )
         feed = FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier))
         deliveries = DeliveryServicer(
-            auth, DeliveryService(self.storage, self.notifier, self.clock)
+            auth,
+            DeliveryService(self.storage, self.notifier, self.clock),
+            EventReplay(
+                self.storage,
+                self.notifier,
+                timedelta(days=settings.retention.retention_days),
+                self.clock,
+            ),
         )
         events_pb2_grpc.add_EventServiceServicer_to_server(events, server)
         subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(subscriptions, server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -98,6 +99,9 @@ def _stored(database_url: str) -> tuple[str, str]:
     return row.secret, row.previous_secret
 
 
+VERSIONS = "webhook_grpc.storage.migrations.versions"
+
+
 def test_0005_seals_plain_text_secrets_and_the_downgrade_opens_them(
     fresh_database_url: str,
 ) -> None:
@@ -105,8 +109,10 @@ def test_0005_seals_plain_text_secrets_and_the_downgrade_opens_them(
     secret, previous = generate_secret(), generate_secret()
     upgrade(url, "0001")
     _insert_plain_subscription(url, secret, previous)
+    before = importlib.import_module(f"{VERSIONS}.0005_secrets_at_rest").down_revision
+    upgrade(url, before)
     with pytest.raises(RuntimeError, match="needs the secret keys"):
-        upgrade(url)  # the plain rows cannot be sealed without a key
+        upgrade(url)  # the plain rows cannot be sealed without a key (checked before any DDL)
     box = SecretBox([parse_key(generate_key())])
     upgrade(url, "head", box)
     sealed, sealed_previous = _stored(url)

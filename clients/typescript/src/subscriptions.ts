@@ -4,9 +4,10 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, FieldMaskSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { required, type Caller, type CallOptions } from "./calls.js";
+import type { DeliveryService, ReplayEventsResponse } from "./gen/webhooks/v1/deliveries_pb.js";
 import type { Event } from "./gen/webhooks/v1/events_pb.js";
 import {
   PayloadMode,
@@ -55,6 +56,13 @@ export interface NewSubscription extends TenantOptions {
   /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. Not for Ed25519. */
   secret?: string;
   /**
+   * A CEL expression over the event (`type`, `entity_id`, `data`, `previous`); only events it
+   * matches are delivered, e.g. `type == "product.price_changed" && double(data.selling_price) > 100.0`.
+   */
+  filter?: string;
+  /** Up to 10 extra request headers sent with every delivery. */
+  headers?: Readonly<Record<string, string>>;
+  /**
    * Default `"hmac-sha256"`. With `"ed25519"` the service generates the key pair and returns no
    * secret: verify deliveries with `subscription.publicKey` (`whpk_…`).
    */
@@ -68,6 +76,20 @@ export interface SubscriptionChanges extends TenantOptions {
   description?: string;
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
+  /** An empty string removes the filter. */
+  filter?: string;
+  /** Replaces every custom header. */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** Options of {@link Subscriptions.replay}: the window of events to replay. */
+export interface ReplayOptions extends TenantOptions {
+  /** Events published at or after this time (default: the oldest retained). */
+  since?: Date;
+  /** Events published before this time (default: now). */
+  until?: Date;
+  /** Narrows the subscription's own patterns further. */
+  eventPatterns?: readonly string[];
 }
 
 /** Options of {@link Subscriptions.rotateSecret}. */
@@ -104,6 +126,7 @@ export class Subscriptions {
   constructor(
     private readonly service: Client<typeof SubscriptionService>,
     private readonly caller: Caller,
+    private readonly deliveries?: Client<typeof DeliveryService>,
   ) {}
 
   /**
@@ -122,6 +145,8 @@ export class Subscriptions {
             payloadMode: PAYLOAD_MODES[subscription.payloadMode ?? "full"],
             metadata: { ...subscription.metadata },
             secret: subscription.secret ?? "",
+            filter: subscription.filter ?? "",
+            headers: { ...subscription.headers },
             signingAlgorithm: SIGNING_ALGORITHMS[subscription.signingAlgorithm ?? "hmac-sha256"],
           },
           options,
@@ -189,6 +214,14 @@ export class Subscriptions {
     if (changes.metadata !== undefined) {
       subscription.metadata = { ...changes.metadata };
       paths.push("metadata");
+    }
+    if (changes.filter !== undefined) {
+      subscription.filter = changes.filter;
+      paths.push("filter");
+    }
+    if (changes.headers !== undefined) {
+      subscription.headers = { ...changes.headers };
+      paths.push("headers");
     }
     if (paths.length === 0) {
       throw new TypeError("update needs at least one field to change");
@@ -262,5 +295,32 @@ export class Subscriptions {
       options,
     );
     return { event: required(response.event), deliveryId: response.deliveryId };
+  }
+
+  /**
+   * Queue deliveries of stored events in the window that match the subscription (and
+   * `eventPatterns`) and have no delivery to it yet; `queued` says how many. Repeating it queues
+   * nothing new, so it is retried like reads. When `hasMore`, call again with
+   * `since: timestampDate(response.nextSince)`.
+   */
+  async replay(id: string, options: ReplayOptions = {}): Promise<ReplayEventsResponse> {
+    const deliveries = this.deliveries;
+    if (deliveries === undefined) {
+      throw new TypeError("this Subscriptions was made without a DeliveryService client");
+    }
+    return await this.caller.retrying(
+      (call) =>
+        deliveries.replayEvents(
+          {
+            tenantId: options.tenantId ?? "",
+            subscriptionId: id,
+            eventPatterns: [...(options.eventPatterns ?? [])],
+            ...(options.since === undefined ? {} : { since: timestampFromDate(options.since) }),
+            ...(options.until === undefined ? {} : { until: timestampFromDate(options.until) }),
+          },
+          call,
+        ),
+      options,
+    );
   }
 }

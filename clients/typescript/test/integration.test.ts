@@ -164,6 +164,34 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
     await assert.rejects(client.subscriptions.update(subscription.id, { tenantId }), TypeError);
   });
 
+  test("subscriptions: filter, custom headers and replay", TIMEOUT, async () => {
+    const tenantId = newTenant("replay");
+    const kept = await client.publish(productCreated(tenantId, 1));
+    await client.publish(productCreated(tenantId, 2));
+    const { subscription } = await client.subscriptions.create({
+      tenantId,
+      url: receiver.url("/replay"),
+      eventPatterns: ["product.*"],
+      filter: 'entity_id == "prod_1"',
+      headers: { "X-Tenant": "a" },
+    });
+    assert.equal(subscription.filter, 'entity_id == "prod_1"');
+    assert.deepEqual(subscription.headers, { "X-Tenant": "a" });
+    const replayed = await client.subscriptions.replay(subscription.id, { tenantId });
+    assert.equal(replayed.queued, 1);
+    assert.equal(replayed.hasMore, false);
+    assert.equal((await client.subscriptions.replay(subscription.id, { tenantId })).queued, 0);
+    const delivery = await receiver.waitFor((d) => d.json.id === kept.id);
+    assert.equal(delivery.headers["x-tenant"], "a");
+    const updated = await client.subscriptions.update(subscription.id, {
+      tenantId,
+      filter: "",
+      headers: { "X-Tenant": "b" },
+    });
+    assert.equal(updated.filter, "");
+    assert.deepEqual(updated.headers, { "X-Tenant": "b" });
+  });
+
   /** A new tenant's subscription to `/${name}`, and the delivery of one product event to it. */
   async function deliverOne(name: string) {
     const tenantId = newTenant(name);

@@ -176,6 +176,8 @@ def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
         previous_secret_expires_at=timestamp(value.previous_secret_expires_at),
         signing_algorithm=SIGNING_ALGORITHM[value.signing_algorithm],
         public_key=value.public_key,
+        filter=value.filter,
+        headers=value.headers,
     )
 
 

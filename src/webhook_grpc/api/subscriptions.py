@@ -22,7 +22,9 @@ from . import convert
 from .auth import Authenticator, required_tenant, scoped_tenant
 from .errors import unary
 
-UPDATABLE = frozenset({"url", "event_patterns", "description", "payload_mode", "metadata"})
+UPDATABLE = frozenset(
+    {"url", "event_patterns", "description", "payload_mode", "metadata", "filter", "headers"}
+)
 
 
 class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
@@ -56,6 +58,8 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
                 convert.SIGNING_ALGORITHM, request.signing_algorithm, "signing_algorithm"
             )
             or SigningAlgorithm.HMAC_SHA256,
+            filter=request.filter,
+            headers=dict(request.headers),
         )
         created, secret = await self._service.create(draft)
         return pb.CreateSubscriptionResponse(
@@ -115,6 +119,8 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
                 else None
             ),
             metadata=dict(given.metadata) if "metadata" in paths else None,
+            filter=given.filter if "filter" in paths else None,
+            headers=dict(given.headers) if "headers" in paths else None,
         )
         updated = await self._service.update(given.id, tenant, changes)
         return pb.UpdateSubscriptionResponse(subscription=convert.subscription(updated))

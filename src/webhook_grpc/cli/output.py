@@ -73,6 +73,8 @@ def subscription_fields(subscription: Subscription) -> list[tuple[str, str]]:
         ("status", status(subscription)),
         ("payload_mode", _short(mode, "PAYLOAD_MODE_")),
         ("metadata", ", ".join(f"{k}={v}" for k, v in sorted(subscription.metadata.items()))),
+        ("filter", subscription.filter),
+        ("headers", ", ".join(f"{k}: {v}" for k, v in sorted(subscription.headers.items()))),
         ("created_at", timestamp(subscription.created_at)),
         ("updated_at", timestamp(subscription.updated_at)),
         ("disabled_at", timestamp(subscription.disabled_at)),

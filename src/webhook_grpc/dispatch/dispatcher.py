@@ -367,7 +367,8 @@ class Dispatcher:
         headers = delivery_headers(
             target.keys.active(attempted_at), event.id, event.type, timestamp, body
         )
-        return attempted_at, await self._transport.post(target.url, body, headers)
+        outcome = await self._transport.post(target.url, body, headers, target.headers)
+        return attempted_at, outcome
 
     async def _expect_next_due(self) -> None:
         """Set the timer for the next due time after the last lease. Rows already due that

@@ -70,6 +70,10 @@ class Subscription:
     signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
     public_key: str = ""
     """Ed25519 only: ``whpk_…``."""
+    filter: str = ""
+    """A CEL expression over the projected event (domain/filters.py); empty means none."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra request headers sent with every delivery (domain/custom_headers.py)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class SubscriptionDraft:
     metadata: dict[str, str]
     secret: str
     signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ class SubscriptionChanges:
     description: str | None = None
     payload_mode: PayloadMode | None = None
     metadata: dict[str, str] | None = None
+    filter: str | None = None
+    """An empty string removes the filter."""
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 from webhook_grpc.config import SubscriptionSettings
 from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.custom_headers import validate_custom_headers
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, NotFound
+from webhook_grpc.domain.filters import check_filter
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import (
     DisabledReason,
@@ -64,6 +66,9 @@ class SubscriptionService:
         _validate_text_fields(draft.description, draft.metadata)
         algorithm = draft.signing_algorithm
         signing_key, shown, public_key = _new_signing_key(algorithm, draft.secret)
+        if draft.filter:
+            check_filter(draft.filter, "filter")
+        headers = validate_custom_headers(draft.headers, "headers")
         now = self._clock()
         subscription_id = new_id("sub")
         async with self._storage.transaction() as unit:
@@ -89,6 +94,8 @@ class SubscriptionService:
                     created_at=now,
                     signing_algorithm=algorithm,
                     public_key=public_key,
+                    filter=draft.filter,
+                    headers=headers,
                 )
             )
             created = await unit.subscriptions.get(subscription_id, None)
@@ -124,6 +131,10 @@ class SubscriptionService:
             _validate_text_fields(
                 changes.description or "", changes.metadata or {}, "subscription."
             )
+        if changes.filter:
+            check_filter(changes.filter, "subscription.filter")
+        if changes.headers is not None:
+            validate_custom_headers(changes.headers, "subscription.headers")
         async with self._storage.transaction() as unit:
             await _existing(unit, subscription_id, tenant_id, "subscription.id")
             if changes.event_patterns is not None:

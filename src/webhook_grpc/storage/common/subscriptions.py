@@ -50,6 +50,8 @@ def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
         previous_secret_expires_at=m["previous_secret_expires_at"],
         signing_algorithm=SigningAlgorithm(m["signing_algorithm"]),
         public_key=m["public_key"] or "",
+        filter=m["filter"],
+        headers=dict(m["headers"]),
     )
 
 
@@ -63,6 +65,7 @@ DELIVERY_TARGET_COLUMNS = (
     T.c.secret,
     T.c.previous_secret,
     T.c.previous_secret_expires_at,
+    T.c.headers,
 )
 
 
@@ -75,6 +78,7 @@ def delivery_target(
     secret: str,
     previous_secret: str | None,
     previous_secret_expires_at: datetime | None,
+    headers: dict[str, str],
 ) -> DeliveryTarget:
     return DeliveryTarget(
         id=subscription_id,
@@ -83,6 +87,7 @@ def delivery_target(
         active=status == ACTIVE,
         payload_mode=PayloadMode(payload_mode),
         keys=SigningKeys(secret, previous_secret, previous_secret_expires_at),
+        headers=dict(headers),
     )
 
 
@@ -102,17 +107,18 @@ async def delivery_targets(
             row.secret,
             row.previous_secret,
             row.previous_secret_expires_at,
+            row.headers,
         )
         for row in await conn.execute(query)
     }
 
 
 async def active_recipients(conn: AsyncConnection, tenant_ids: set[str]) -> list[Recipient]:
-    query = select(T.c.id, T.c.tenant_id, T.c.event_patterns).where(
+    query = select(T.c.id, T.c.tenant_id, T.c.event_patterns, T.c.filter).where(
         T.c.tenant_id.in_(sorted(tenant_ids)), T.c.status == ACTIVE
     )
     return [
-        Recipient(row.id, row.tenant_id, tuple(row.event_patterns))
+        Recipient(row.id, row.tenant_id, tuple(row.event_patterns), row.filter)
         for row in await conn.execute(query)
     ]
 
@@ -154,6 +160,8 @@ class CoreSubscriptions(ABC):
                 payload_mode=s.payload_mode.value,
                 metadata=dict(s.metadata),
                 secret=s.secret,
+                filter=s.filter,
+                headers=dict(s.headers),
                 previous_secret=None,
                 previous_secret_expires_at=None,
                 signing_algorithm=s.signing_algorithm.value,
@@ -215,6 +223,10 @@ class CoreSubscriptions(ABC):
             values["metadata"] = dict(changes.metadata)
         if changes.payload_mode is not None:
             values["payload_mode"] = changes.payload_mode.value
+        if changes.filter is not None:
+            values["filter"] = changes.filter
+        if changes.headers is not None:
+            values["headers"] = dict(changes.headers)
         await self._update(subscription_id, values)
 
     async def activate(self, subscription_id: str, now: datetime) -> None:

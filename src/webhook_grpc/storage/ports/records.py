@@ -61,6 +61,8 @@ class NewSubscription:
     created_at: datetime
     signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
     public_key: str = ""
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

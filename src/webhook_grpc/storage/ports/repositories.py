@@ -53,6 +53,21 @@ class EventRepository(Protocol):
 
     async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]: ...
 
+    async def without_delivery_to(
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        since: datetime,
+        until: datetime,
+        *,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        """Up to `limit` of the tenant's events published in [since, until) that have no
+        delivery (in any status) to `subscription_id`, ordered by (published_at, position's
+        seq) and starting after `after` in that order: what ReplayEvents may queue."""
+        ...
+
 
 class DeliveryRepository(Protocol):
     async def relax_durability(self) -> None:
@@ -114,6 +129,10 @@ class DeliveryRepository(Protocol):
     ) -> int:
         """Make finished deliveries pending again, due now, with the retry schedule
         restarted (attempt_count 0; earlier attempts stay in the history)."""
+        ...
+
+    async def insert(self, deliveries: Sequence[NewDelivery]) -> None:
+        """Insert deliveries of events already stored (ReplayEvents)."""
         ...
 
     async def pending_summary(self) -> tuple[int, datetime | None]:

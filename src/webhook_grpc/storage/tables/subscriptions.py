@@ -39,3 +39,5 @@ class SubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    filter: Mapped[str] = mapped_column(Text, default="", server_default="")
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")

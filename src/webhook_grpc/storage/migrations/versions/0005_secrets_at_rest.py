@@ -1,7 +1,7 @@
 """secrets at rest: seal plain-text subscription secrets; Ed25519 columns
 
 Revision ID: 0005_secrets_at_rest
-Revises: 0001
+Revises: 0003_filters_headers
 Create Date: 2026-11-30
 
 The upgrade seals every plain-text secret with the first configured key, so it needs the keys:
@@ -21,7 +21,7 @@ from alembic import context, op
 from webhook_grpc.encryption import SecretBox
 
 revision = "0005_secrets_at_rest"
-down_revision = "0001"
+down_revision = "0003_filters_headers"
 branch_labels = None
 depends_on = None
 

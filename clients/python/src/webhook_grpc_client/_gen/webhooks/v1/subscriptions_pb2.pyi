@@ -136,6 +136,26 @@ class Subscription(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
@@ -149,6 +169,8 @@ class Subscription(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DISABLED_AT_FIELD_NUMBER: _builtins.int
     PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
     SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
@@ -158,6 +180,11 @@ class Subscription(_message.Message):
     status: Global___SubscriptionStatus.ValueType
     disabled_reason: Global___DisabledReason.ValueType
     payload_mode: Global___PayloadMode.ValueType
+    filter: _builtins.str
+    """A CEL expression over the projected event (type, entity_id, data, previous); events it
+    does not match create no delivery (they stay in the feed). Empty: every event that
+    matches event_patterns.
+    """
     signing_algorithm: Global___SigningAlgorithm.ValueType
     public_key: _builtins.str
     """SIGNING_ALGORITHM_ED25519 only: "whpk_" + base64 of the 32-byte public key receivers verify
@@ -179,6 +206,12 @@ class Subscription(_message.Message):
     def previous_secret_expires_at(self) -> _timestamp_pb2.Timestamp:
         """While set and in the future, deliveries are also signed with the previous secret."""
 
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Up to 10 extra request headers sent with every delivery; signature, webhook-*,
+        Content-Type, Host, Content-Length and hop-by-hop headers are refused.
+        """
+
     def __init__(
         self,
         *,
@@ -195,12 +228,14 @@ class Subscription(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         disabled_at: _timestamp_pb2.Timestamp | None = ...,
         previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        filter: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
         public_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "id", b"id", "metadata", b"metadata", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "id", b"id", "metadata", b"metadata", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -230,6 +265,26 @@ class CreateSubscriptionRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_ID_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     EVENT_PATTERNS_FIELD_NUMBER: _builtins.int
@@ -237,6 +292,8 @@ class CreateSubscriptionRequest(_message.Message):
     PAYLOAD_MODE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
     SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """May be empty for a tenant token (its own tenant)."""
@@ -246,6 +303,8 @@ class CreateSubscriptionRequest(_message.Message):
     """Defaults to PAYLOAD_MODE_FULL."""
     secret: _builtins.str
     """"whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519."""
+    filter: _builtins.str
+    """A CEL expression over the projected event; see Subscription.filter."""
     signing_algorithm: Global___SigningAlgorithm.ValueType
     """Defaults to SIGNING_ALGORITHM_HMAC_SHA256. With SIGNING_ALGORITHM_ED25519 the service
     generates the key pair and returns no secret: the subscription carries the public key.
@@ -254,6 +313,10 @@ class CreateSubscriptionRequest(_message.Message):
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Extra request headers sent with every delivery; see Subscription.headers."""
+
     def __init__(
         self,
         *,
@@ -264,11 +327,13 @@ class CreateSubscriptionRequest(_message.Message):
         payload_mode: Global___PayloadMode.ValueType = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         secret: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "metadata", b"metadata", "payload_mode", b"payload_mode", "secret", b"secret", "signing_algorithm", b"signing_algorithm", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "metadata", b"metadata", "payload_mode", b"payload_mode", "secret", b"secret", "signing_algorithm", b"signing_algorithm", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -406,7 +471,7 @@ class UpdateSubscriptionRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Updatable: url, event_patterns, description, payload_mode, metadata."""
+        """Updatable: url, event_patterns, description, payload_mode, metadata, filter, headers."""
 
     def __init__(
         self,
