@@ -14,9 +14,10 @@ import psycopg
 from google.protobuf import json_format
 from psycopg.types.json import Json
 
-from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2
+from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2, subscriptions_pb2
 
 from .harness import Cluster, Stubs, analyze, event_request, percentile, truncate
+from .signing import signing_figures
 
 DURATION = 10.0
 
@@ -137,14 +138,21 @@ async def _drain_rate(cluster: Cluster, names: list[str], total: int, timeout: f
     return seen / max(elapsed, 1e-9)
 
 
-async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
+async def _backlog(
+    cluster: Cluster,
+    endpoints: int,
+    events: int,
+    algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
+        subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
+    ),
+) -> list[str]:
     truncate(cluster.database_url)
     await _reset_receiver(cluster)
     names = [f"d{i}" for i in range(endpoints)]
     stubs = Stubs(cluster.target)
     try:
         for name in names:
-            await stubs.subscribe(cluster.receiver_url(name), ["product.*"])
+            await stubs.subscribe(cluster.receiver_url(name), ["product.*"], algorithm=algorithm)
         await stubs.publish_backlog(events)
     finally:
         await stubs.close()
@@ -152,10 +160,16 @@ async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
     return names
 
 
-async def delivery(cluster: Cluster) -> dict[str, float]:
-    """Sustained deliveries: a backlog drained by one dispatcher process, against raw POSTs."""
+async def delivery(
+    cluster: Cluster,
+    algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
+        subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
+    ),
+) -> dict[str, float]:
+    """Sustained deliveries: a backlog drained by one dispatcher process, against raw POSTs.
+    Secrets are encrypted at rest: the dispatcher decrypts them once per lease batch."""
     endpoints, events = 4, 5000
-    names = await _backlog(cluster, endpoints, events)
+    names = await _backlog(cluster, endpoints, events, algorithm)
     dispatcher = cluster.start_dispatcher()
     try:
         dps = await _drain_rate(cluster, names, endpoints * events, timeout=120)
@@ -475,6 +489,20 @@ async def _page_rate(page: Any) -> float:
     return seen / (time.perf_counter() - begin)
 
 
+async def delivery_ed25519(cluster: Cluster) -> dict[str, float]:
+    """`delivery` with Ed25519 subscriptions (v1a signatures instead of HMAC)."""
+    figures = await delivery(cluster, subscriptions_pb2.SIGNING_ALGORITHM_ED25519)
+    return {
+        "delivery_ed25519_dps": figures["delivery_dps"],
+        "delivery_ed25519_ratio": figures["delivery_ratio"],
+    }
+
+
+async def signing(_cluster: Cluster) -> dict[str, float]:
+    """µs per delivery signature (HMAC, Ed25519) and per secret decryption (in this process)."""
+    return signing_figures()
+
+
 SCENARIOS = {
     "publish_unary": publish_unary,
     "publish_batch": publish_batch,
@@ -486,5 +514,7 @@ SCENARIOS = {
     "scaleout": scaleout,
     "dispatcher_rss": dispatcher_rss,
     "rest": rest,
+    "delivery_ed25519": delivery_ed25519,
+    "signing": signing,
     "filters": filters,
 }

@@ -241,6 +241,25 @@ async def test_target_and_token_from_the_environment_flags_win(
 # subscriptions
 
 
+async def test_an_ed25519_subscription_shows_its_public_key_and_no_secret(cli: Cli) -> None:
+    created = await cli(
+        "subscriptions",
+        "create",
+        "https://example.com/ed",
+        "-p",
+        "*",
+        "--signing-algorithm",
+        "ed25519",
+        "--tenant",
+        "acme",
+    )
+    assert created.code == 0, created.stderr
+    fields = dict(line.split(None, 1) for line in created.stdout.splitlines())
+    assert fields["signing_algorithm"] == "ed25519"
+    assert fields["public_key"].startswith("whpk_")
+    assert "secret" not in fields and "shown only now" not in created.stderr
+
+
 async def test_subscription_commands(cli: Cli) -> None:
     common = ["--tenant", "acme"]
     created = await cli(

@@ -19,6 +19,7 @@ export type {
   NewSubscription,
   PayloadModeName,
   ReplayOptions,
+  SigningAlgorithmName,
   RotateSecretOptions,
   SubscriptionChanges,
   SubscriptionStatusName,

@@ -11,6 +11,7 @@ import type { DeliveryService, ReplayEventsResponse } from "./gen/webhooks/v1/de
 import type { Event } from "./gen/webhooks/v1/events_pb.js";
 import {
   PayloadMode,
+  SigningAlgorithm,
   SubscriptionSchema,
   SubscriptionStatus,
   type SubscriptionService,
@@ -19,12 +20,18 @@ import {
 
 /** How much of the event a delivery carries: the projected entity, or only its id. */
 export type PayloadModeName = "full" | "thin";
+/** How deliveries are signed: a shared `whsec_` secret, or an Ed25519 key pair (`whpk_` public key). */
+export type SigningAlgorithmName = "hmac-sha256" | "ed25519";
 /** A subscription's status, as a filter of {@link Subscriptions.list}. */
 export type SubscriptionStatusName = "active" | "disabled";
 
 const PAYLOAD_MODES: Record<PayloadModeName, PayloadMode> = {
   full: PayloadMode.FULL,
   thin: PayloadMode.THIN,
+};
+const SIGNING_ALGORITHMS: Record<SigningAlgorithmName, SigningAlgorithm> = {
+  "hmac-sha256": SigningAlgorithm.HMAC_SHA256,
+  ed25519: SigningAlgorithm.ED25519,
 };
 const STATUSES: Record<SubscriptionStatusName, SubscriptionStatus> = {
   active: SubscriptionStatus.ACTIVE,
@@ -46,7 +53,7 @@ export interface NewSubscription extends TenantOptions {
   /** Default `"full"`. */
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
-  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. */
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. Not for Ed25519. */
   secret?: string;
   /**
    * A CEL expression over the event (`type`, `entity_id`, `data`, `previous`); only events it
@@ -55,6 +62,11 @@ export interface NewSubscription extends TenantOptions {
   filter?: string;
   /** Up to 10 extra request headers sent with every delivery. */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Default `"hmac-sha256"`. With `"ed25519"` the service generates the key pair and returns no
+   * secret: verify deliveries with `subscription.publicKey` (`whpk_…`).
+   */
+  signingAlgorithm?: SigningAlgorithmName;
 }
 
 /** The fields {@link Subscriptions.update} replaces: only those given. */
@@ -135,6 +147,7 @@ export class Subscriptions {
             secret: subscription.secret ?? "",
             filter: subscription.filter ?? "",
             headers: { ...subscription.headers },
+            signingAlgorithm: SIGNING_ALGORITHMS[subscription.signingAlgorithm ?? "hmac-sha256"],
           },
           options,
         ),

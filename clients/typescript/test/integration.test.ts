@@ -293,6 +293,31 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
     },
   );
 
+  test(
+    "an Ed25519 subscription's deliveries carry v1a and verify with its public key",
+    TIMEOUT,
+    async () => {
+      const tenantId = newTenant("ed25519");
+      const created = await client.subscriptions.create({
+        tenantId,
+        url: receiver.url("/ed25519"),
+        eventPatterns: ["product.*"],
+        signingAlgorithm: "ed25519",
+      });
+      assert.equal(created.secret, "", "the private key never leaves the service");
+      const publicKey = created.subscription.publicKey;
+      assert.match(publicKey, /^whpk_/);
+
+      const event = await client.publish(productCreated(tenantId, 1));
+      const delivery = await receiver.waitFor((d) => d.json.id === event.id);
+      assert.match(String(delivery.headers["webhook-signature"]), /^v1a,/);
+      assert.equal(delivery.headers["x-webhook-signature"], undefined, "HMAC-only header");
+      verify(delivery.headers, delivery.body, publicKey);
+      const tampered = Buffer.from(delivery.body.toString("utf8").replace("SKU-1", "SKU-2"));
+      refuses("bad_signature", () => verify(delivery.headers, tampered, publicKey));
+    },
+  );
+
   test("the feed streams the backlog, then live events", TIMEOUT, async () => {
     const tenantId = newTenant("feed");
     const backlog = await client.publishMany([1, 2, 3].map((n) => productCreated(tenantId, n)));

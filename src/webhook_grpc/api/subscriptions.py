@@ -10,6 +10,7 @@ from webhook_grpc.domain.access import Role
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.models import (
     PayloadMode,
+    SigningAlgorithm,
     SubscriptionChanges,
     SubscriptionDraft,
     SubscriptionStatus,
@@ -53,6 +54,10 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             or PayloadMode.FULL,
             metadata=dict(request.metadata),
             secret=request.secret,
+            signing_algorithm=convert.enum_from_proto(
+                convert.SIGNING_ALGORITHM, request.signing_algorithm, "signing_algorithm"
+            )
+            or SigningAlgorithm.HMAC_SHA256,
             filter=request.filter,
             headers=dict(request.headers),
         )

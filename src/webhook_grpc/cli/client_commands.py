@@ -138,6 +138,13 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--secret", help="whsec_… to use (default: generated)")
     create.add_argument(
+        "--signing-algorithm",
+        choices=("hmac-sha256", "ed25519"),
+        default="hmac-sha256",
+        help="ed25519: the service keeps the private key and shows the public key "
+        "(whpk_…, verify with it); no secret (default: hmac-sha256)",
+    )
+    create.add_argument(
         "--filter",
         default="",
         help="a CEL expression over the event; only matches are delivered, e.g. "
@@ -249,6 +256,7 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         payload_mode=args.payload_mode,
         metadata=_metadata(args.metadata),
         secret=args.secret,
+        signing_algorithm=args.signing_algorithm,
         filter=args.filter,
         headers=_headers(args.headers),
     )
@@ -256,6 +264,8 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         output.emit_json(
             {"subscription": output.message_json(created.subscription), "secret": created.secret}
         )
+    elif not created.secret:  # Ed25519: nothing secret to show
+        output.emit_fields(output.subscription_fields(created.subscription))
     else:
         output.emit_fields(
             [*output.subscription_fields(created.subscription), ("secret", created.secret)]

@@ -16,14 +16,19 @@ from webhook_grpc_client._gen.webhooks.v1 import (
     subscriptions_pb2_grpc,
 )
 
-__all__ = ["PayloadModeName", "StatusName", "Subscriptions"]
+__all__ = ["PayloadModeName", "SigningAlgorithmName", "StatusName", "Subscriptions"]
 
 PayloadModeName = Literal["full", "thin"]
 StatusName = Literal["active", "disabled"]
+SigningAlgorithmName = Literal["hmac-sha256", "ed25519"]
 
 _PAYLOAD_MODES = {
     "full": subscriptions_pb2.PAYLOAD_MODE_FULL,
     "thin": subscriptions_pb2.PAYLOAD_MODE_THIN,
+}
+_SIGNING_ALGORITHMS = {
+    "hmac-sha256": subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
+    "ed25519": subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
 }
 _STATUSES = {
     "active": subscriptions_pb2.SUBSCRIPTION_STATUS_ACTIVE,
@@ -62,6 +67,7 @@ class Subscriptions:
         secret: str | None = None,
         filter: str = "",
         headers: Mapping[str, str] | None = None,
+        signing_algorithm: SigningAlgorithmName = "hmac-sha256",
     ) -> subscriptions_pb2.CreateSubscriptionResponse:
         """Register an endpoint for event patterns (exact types, ``"entity.*"`` or ``"*"``).
 
@@ -69,7 +75,8 @@ class Subscriptions:
         deliveries, it is not shown again. A ``whsec_`` secret may be supplied; one is generated
         otherwise. `filter` is a CEL expression over the event (``type``, ``entity_id``,
         ``data``, ``previous``): only events it matches are delivered. `headers` (up to 10) are
-        sent with every delivery.
+        sent with every delivery. With ``signing_algorithm="ed25519"`` the service generates a
+        key pair and returns no secret: verify with ``.subscription.public_key`` (``whpk_...``).
         """
         request = subscriptions_pb2.CreateSubscriptionRequest(
             tenant_id=tenant_id or "",
@@ -81,6 +88,7 @@ class Subscriptions:
             secret=secret or "",
             filter=filter,
             headers=dict(headers or {}),
+            signing_algorithm=_SIGNING_ALGORITHMS[signing_algorithm],
         )
         response: subscriptions_pb2.CreateSubscriptionResponse = await self._caller.once(
             self._stub.CreateSubscription, request
@@ -203,6 +211,9 @@ class Subscriptions:
         grace_period: timedelta | None = None,
     ) -> subscriptions_pb2.RotateSubscriptionSecretResponse:
         """Replace the secret (given, or generated); returns ``.subscription`` and ``.secret``.
+
+        An Ed25519 subscription gets a new key pair instead (give no secret): ``.secret`` is
+        empty and ``.subscription.public_key`` is the new public key.
 
         The old secret keeps signing alongside the new one for `grace_period` (server default
         24 hours; ``timedelta(0)`` ends it at once).

@@ -30,6 +30,7 @@ from .records import (
     NewEvent,
     NewSubscription,
     PublishContext,
+    SealedSecrets,
 )
 
 
@@ -151,7 +152,9 @@ class SubscriptionRepository(Protocol):
 
     async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription | None: ...
 
-    async def signing_keys(self, subscription_id: str) -> SigningKeys | None: ...
+    async def signing_keys(self, subscription_id: str) -> SigningKeys | None:
+        """The keys as stored: sealed."""
+        ...
 
     async def list_page(
         self,
@@ -178,7 +181,29 @@ class SubscriptionRepository(Protocol):
         """Disable an active subscription; False when it was not active."""
         ...
 
-    async def rotate_keys(self, subscription_id: str, keys: SigningKeys, now: datetime) -> None: ...
+    async def rotate_keys(
+        self,
+        subscription_id: str,
+        keys: SigningKeys,
+        now: datetime,
+        public_key: str | None = None,
+    ) -> None:
+        """Store sealed `keys` (and, for Ed25519, the new public key; None: unchanged)."""
+        ...
+
+    async def sealed_key_heads(self) -> set[str]:
+        """The distinct beginnings (SEALED_HEAD_LENGTH characters) of every stored secret and
+        previous secret: which encryption keys the rows need."""
+        ...
+
+    async def sealed_secrets_page(self, after_id: str, limit: int) -> list[SealedSecrets]:
+        """Up to `limit` subscriptions' stored secrets, by id, after `after_id`."""
+        ...
+
+    async def replace_sealed(self, current: SealedSecrets, resealed: SealedSecrets) -> bool:
+        """Store the same secrets sealed again (re-encryption; nothing else changes), unless
+        they are no longer `current` (rotated meanwhile): then False."""
+        ...
 
     async def delete(self, subscription_id: str) -> None: ...
 
