@@ -2,7 +2,7 @@
 
 Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`). Client side, for humans and
 scripts, built on the Python SDK (`webhook_grpc_client`): ``publish``, ``subscriptions``,
-``feed tail`` (`client_commands`) and ``listen`` (`listen`).
+``feed tail`` (`client_commands`), ``listen`` (`listen`) and ``portal-link`` (`portal_link`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from webhook_grpc import __version__
 
-from . import client_commands, listen, server
+from . import client_commands, listen, portal_link, server
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
     server.add_commands(commands)
     client_commands.add_commands(commands)
     listen.add_command(commands)
+    portal_link.add_command(commands)
     return root
 
 
