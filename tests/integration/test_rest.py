@@ -13,6 +13,7 @@ from tests.conftest import ServerFactory
 from tests.support.factories import publish, subscribe
 from tests.support.fault_proxy import FaultProxy, Outage
 from tests.support.http import Http
+from tests.support.processes import LoggingProcess, settings_env
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
 from tests.support.tokens import (
@@ -411,3 +412,22 @@ async def test_readiness_follows_the_database(
     finally:
         await proxy.restore()
         await server.stop()
+
+
+async def test_serve_answers_rest_on_http_listen(
+    database_url: str, session: aiohttp.ClientSession
+) -> None:
+    service = await LoggingProcess.start("serve", settings_env(database_url))
+    try:
+        port = int((await service.wait_for_line(r"REST/JSON API on http://[^:]+:(\d+)")).group(1))
+        http = Http(f"http://127.0.0.1:{port}", session, None)
+        assert (await http.get("/healthz")).status == 200
+        assert (await http.get("/readyz")).status == 200
+        published = await http.post(
+            f"{API}/events",
+            {"tenant_id": "acme", "type": "product.created", "entity_id": "p1", "data": {}},
+        )
+        assert published.status == 201, published.text
+        assert await service.terminate() == 0
+    finally:
+        await service.close()

@@ -37,6 +37,9 @@ def add_commands(commands: Any) -> None:
 
     serve = with_config("serve", "run the gRPC server with the dispatcher (SQLite by default)")
     serve.add_argument("--listen", help="overrides listen, e.g. 127.0.0.1:50051")
+    serve.add_argument(
+        "--http-listen", help="overrides http_listen (REST/JSON), e.g. 127.0.0.1:8080; '' disables"
+    )
     with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
     with_config("migrate", "apply database migrations and exit")
 
@@ -47,6 +50,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key, value in {
             "database_url": args.database_url,
             "listen": getattr(args, "listen", None),
+            "http_listen": getattr(args, "http_listen", None),
         }.items()
         if value is not None
     }

@@ -78,9 +78,7 @@ class RestServer:
             await self._runner.cleanup()
             self._runner = None
             raise
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else int(port)
+        self.port = int(self._runner.addresses[0][1])
         return self.port
 
     async def stop(self) -> None:

@@ -82,24 +82,22 @@ async def serve(
 
     context = RestContext(authorization, write, session_principal)
     call = asyncio.create_task(_call(method, request, context), name="sse-stream")
+    waiters = [asyncio.create_task(started.wait()), asyncio.create_task(closing.wait())]
     try:
-        waiter = asyncio.create_task(started.wait())
-        await asyncio.wait({call, waiter}, timeout=HEADERS_AFTER, return_when="FIRST_COMPLETED")
-        waiter.cancel()
+        await asyncio.wait({call, waiters[0]}, timeout=HEADERS_AFTER, return_when="FIRST_COMPLETED")
         error = context.error
         refused_early = call.done() and error is not None and not started.is_set()
         if refused_early and error is not None and error.code is not grpc.StatusCode.OUT_OF_RANGE:
             return error_response(error)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await start()
-        closed = asyncio.create_task(closing.wait())
-        await asyncio.wait({call, closed}, return_when="FIRST_COMPLETED")
-        closed.cancel()
+        await asyncio.wait({call, waiters[1]}, return_when="FIRST_COMPLETED")
         if context.error is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write(f"event: error\ndata: {context.error.json()}\n\n".encode())
     finally:
-        call.cancel()
+        for task in (*waiters, call):
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await call
     with contextlib.suppress(ConnectionError, RuntimeError):
