@@ -58,6 +58,7 @@ from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.publishing import Publisher
 from webhook_grpc.services.registry import RegistryService
 from webhook_grpc.services.retention import RetentionService
+from webhook_grpc.services.subscription_health import SubscriptionHealthService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
 from webhook_grpc.storage import migrate, process_lock, state
@@ -202,7 +203,10 @@ class App:
         # One servicer per service, shared by the gRPC server and the REST listener.
         events = EventServicer(auth, self.publisher, registry)
         subscriptions = SubscriptionServicer(
-            auth, SubscriptionService(self.db, settings.subscriptions, guard, self.clock), probe
+            auth,
+            SubscriptionService(self.db, settings.subscriptions, guard, self.clock),
+            probe,
+            SubscriptionHealthService(self.db, settings.auto_disable, self.clock),
         )
         feed = FeedServicer(auth, FeedService(self.db, settings.feed, cursors, self.notifier))
         deliveries = DeliveryServicer(auth, DeliveryService(self.db, self.notifier, self.clock))

@@ -213,6 +213,18 @@ async def failure_figures(
     return int(total), int(failed)
 
 
+def to_attempt(a: Row[*tuple[Any, ...]]) -> Attempt:
+    return Attempt(
+        attempt_number=a.attempt_number,
+        attempted_at=a.attempted_at,
+        status_code=a.status_code,
+        latency=timedelta(milliseconds=a.latency_ms),
+        error=AttemptError(a.error) if a.error else None,
+        error_message=a.error_message,
+        response_body=a.response_body,
+    )
+
+
 def to_delivery(row: Row[*tuple[Any, ...]], attempts: Sequence[Attempt] = ()) -> Delivery:
     m = row._mapping
     return Delivery(
@@ -243,18 +255,7 @@ async def get(conn: AsyncConnection, delivery_id: str, tenant_id: str | None) ->
     )
     return to_delivery(
         row,
-        [
-            Attempt(
-                attempt_number=a.attempt_number,
-                attempted_at=a.attempted_at,
-                status_code=a.status_code,
-                latency=timedelta(milliseconds=a.latency_ms),
-                error=AttemptError(a.error) if a.error else None,
-                error_message=a.error_message,
-                response_body=a.response_body,
-            )
-            for a in attempts
-        ],
+        [to_attempt(a) for a in attempts],
     )
 
 
