@@ -19,6 +19,13 @@ cd "$work"
 echo "check-install: the server package in a fresh venv"
 "$python" -m venv server-venv
 server-venv/bin/pip install --quiet --disable-pip-version-check "$repo"
+# The portal's pages ship inside the package (package-data), with no build step.
+server-venv/bin/python - <<'EOF'
+from webhook_grpc.api.portal.web import STATIC
+missing = [p for p in ("index.html", "assets/app.js", "assets/portal.css", "assets/pages/feed.js")
+           if not (STATIC / p).is_file()]
+assert not missing, f"the installed package lacks the portal's {missing}"
+EOF
 port="$(server-venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 WEBHOOK_GRPC_LISTEN="127.0.0.1:$port" WEBHOOK_GRPC_DATABASE_URL="sqlite:///$work/webhooks.db" \
     WEBHOOK_GRPC_METRICS_LISTEN="" server-venv/bin/webhook-grpc serve >"$work/serve.log" 2>&1 &

@@ -82,8 +82,7 @@ class _PortalPages:
         )
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        if not _same_site_form(request):
             return _page(403, "Refused", "<p>The portal link must be opened on this site.</p>")
         form = await request.post()
         token = form.get("token")
@@ -94,6 +93,16 @@ class _PortalPages:
         response = web.Response(status=303, headers={"Location": "/portal/"})
         _set_session_cookies(response, session, secure=request.secure, now=self._clock())
         return response
+
+
+def _same_site_form(request: web.Request) -> bool:
+    """Whether the login form was posted by this site's own page (a page elsewhere must not
+    sign a browser into a portal session of its choosing). Browsers send Sec-Fetch-Site; with
+    Referrer-Policy: no-referrer the Origin of a same-site form is "null"."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin", "null")
+    return origin == "null" or origin == f"{request.scheme}://{request.host}"
 
 
 def _set_session_cookies(
