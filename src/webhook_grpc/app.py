@@ -263,7 +263,8 @@ class App:
                     f"cannot listen on {settings.server.http_listen} (http_listen): {error}"
                 ) from None
             log.info(
-                "REST/JSON API on http://%s:%d/api/v1 (OpenAPI at %s)",
+                "REST/JSON API on http://%s:%d/api/v1 (OpenAPI at %s); consumer portal at "
+                "/portal/ (a link: webhook-grpc portal-link --tenant <id>)",
                 settings.server.http_listen.rpartition(":")[0],
                 self.http_port,
                 OPENAPI_PATH,
