@@ -19,15 +19,13 @@ cd "$work"
 echo "check-install: the server package in a fresh venv"
 "$python" -m venv server-venv
 server-venv/bin/pip install --quiet --disable-pip-version-check "$repo"
-# The portal's pages ship inside the package (package-data), with no build step.
-server-venv/bin/python - <<'EOF'
-from webhook_grpc.api.portal.web import STATIC
-missing = [p for p in ("index.html", "assets/app.js", "assets/portal.css", "assets/pages/feed.js")
-           if not (STATIC / p).is_file()]
-assert not missing, f"the installed package lacks the portal's {missing}"
-EOF
-port="$(server-venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-WEBHOOK_GRPC_LISTEN="127.0.0.1:$port" WEBHOOK_GRPC_DATABASE_URL="sqlite:///$work/webhooks.db" \
+free_port() {
+    server-venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port="$(free_port)"
+http_port="$(free_port)"
+WEBHOOK_GRPC_LISTEN="127.0.0.1:$port" WEBHOOK_GRPC_HTTP_LISTEN="127.0.0.1:$http_port" \
+    WEBHOOK_GRPC_DATABASE_URL="sqlite:///$work/webhooks.db" \
     WEBHOOK_GRPC_METRICS_LISTEN="" server-venv/bin/webhook-grpc serve >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -41,7 +39,16 @@ for _ in $(seq 1 100); do
 done
 grep -q '"evt_' "$work/published.json" || { cat "$work/serve.log"; echo "publish failed"; exit 1; }
 if grep -q cost_price "$work/published.json"; then echo "a confidential field came back"; exit 1; fi
-echo "check-install: server installed, served on SQLite and published through its CLI"
+server-venv/bin/python -c 'import json, sys, urllib.request
+document = json.load(urllib.request.urlopen(sys.argv[1]))
+assert document["openapi"].startswith("3.1"), document' "http://127.0.0.1:$http_port/api/v1/openapi.json" \
+    || { cat "$work/serve.log"; echo "the REST listener did not serve its OpenAPI document"; exit 1; }
+# The portal's pages ship inside the package (package-data), with no build step.
+server-venv/bin/python -c 'import sys, urllib.request
+for path in ("/portal/", "/portal/assets/app.js", "/portal/assets/portal.css", "/portal/assets/pages/feed.js"):
+    urllib.request.urlopen(sys.argv[1] + path).read()' "http://127.0.0.1:$http_port" \
+    || { cat "$work/serve.log"; echo "the installed server did not serve the portal's pages"; exit 1; }
+echo "check-install: server installed, served on SQLite (gRPC, REST and the portal) and published through its CLI"
 
 echo "check-install: the Python client alone in a fresh venv"
 "$python" -m venv client-venv
