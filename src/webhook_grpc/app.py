@@ -239,6 +239,7 @@ class App:
                 self.port,
             )
         if settings.server.http_listen:
+            cookie_auth = CookieAuth(portal_sessions)
             self.rest = RestServer(
                 PROTO_FILES,
                 dict(
@@ -253,9 +254,9 @@ class App:
                 openapi=openapi.document(),
                 # What `serve` gives in-flight work on SIGTERM (cli/server.py).
                 shutdown_grace=settings.delivery.delivery_timeout.total_seconds(),
-                cookie_auth=CookieAuth(portal_sessions),
+                cookie_auth=cookie_auth,
             )
-            portal_web.install(self.rest.app, portal_sessions, self.clock)
+            portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:
                 self.http_port = await self.rest.start(settings.server.http_listen)
             except OSError as error:

@@ -217,3 +217,11 @@ async def test_an_expired_session_is_refused(
     await browser.click("header nav a", "Feed")
     await browser.wait_text("Your portal session has ended")
     await browser.screenshot("session-ended")
+
+
+async def test_signing_out(server: RunningServer, admin: Http, browser: Browser) -> None:
+    await sign_in(browser, await portal_link(admin, "acme"))
+    await browser.click("button", "Sign out")
+    await browser.wait_text("You have signed out")
+    await browser.open(f"{server.http}/portal/#/endpoints")
+    await browser.wait_text("Your portal session has ended")

@@ -257,3 +257,25 @@ async def test_portal_responses_carry_a_strict_content_security_policy(
         )
         assert login.status == 403, headers
         assert not cookies
+
+
+async def test_signing_out_ends_the_session(
+    secured: RunningServer, client: aiohttp.ClientSession
+) -> None:
+    session = await open_link(
+        client, await portal_link(as_token(secured, client, ADMIN_TOKEN), "acme")
+    )
+    assert (await session.call("POST", "/portal/logout")).status == 403  # no CSRF token
+    assert (await session.call("GET", f"{API}/subscriptions")).status == 200
+    reply, cookies = await fetch(
+        client,
+        "POST",
+        f"{secured.http}/portal/logout",
+        headers={
+            "Cookie": f"{SESSION_COOKIE}={session.cookies[SESSION_COOKIE].value}",
+            "X-CSRF-Token": session.csrf,
+        },
+    )
+    assert reply.status == 204
+    assert cookies[SESSION_COOKIE].value == "" and cookies[SESSION_COOKIE]["max-age"] == "0"
+    assert (await session.call("GET", f"{API}/subscriptions")).status == 401

@@ -49,8 +49,13 @@ def session_ttl(requested: timedelta | None, field: str = "ttl") -> timedelta:
     return requested
 
 
+UNKNOWN_LINK: Final = "is not valid"
+USED_LINK: Final = "was already used"
+EXPIRED_LINK: Final = "has expired"
+
+
 class LinkRefused(Exception):
-    """A portal link that cannot be used: unknown, already used, or expired (`reason`)."""
+    """A portal link that cannot be used; `reason` is UNKNOWN_LINK, USED_LINK or EXPIRED_LINK."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"this portal link {reason}")

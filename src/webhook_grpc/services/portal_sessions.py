@@ -66,11 +66,11 @@ class PortalSessionService:
             try:
                 expires_at, used_at = await store.link_state(conn, rules.token_hash(link_token))
             except LookupError:
-                raise LinkRefused("is not valid") from None
+                raise LinkRefused(rules.UNKNOWN_LINK) from None
         if used_at is not None:
-            raise LinkRefused("was already used")
+            raise LinkRefused(rules.USED_LINK)
         if expires_at <= self._clock():
-            raise LinkRefused("has expired")
+            raise LinkRefused(rules.EXPIRED_LINK)
 
     async def principal(self, session_token: str) -> Principal | None:
         """The tenant principal of a live session, or None (unknown or expired)."""
@@ -78,9 +78,14 @@ class PortalSessionService:
             found = await store.session_tenant(conn, rules.token_hash(session_token), self._clock())
         return None if found is None else Principal(Role.TENANT, found[0])
 
+    async def end(self, session_token: str) -> None:
+        """Sign out: the session ends now (its cookie no longer works anywhere)."""
+        async with self._db.transaction() as conn:
+            await store.end_session(conn, rules.token_hash(session_token), self._clock())
+
     async def _why_refused(self, conn: AsyncConnection, link_hash: str) -> str:
         try:
             _, used_at = await store.link_state(conn, link_hash)
         except LookupError:
-            return "is not valid"
-        return "was already used" if used_at is not None else "has expired"
+            return rules.UNKNOWN_LINK
+        return rules.USED_LINK if used_at is not None else rules.EXPIRED_LINK

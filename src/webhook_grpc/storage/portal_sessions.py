@@ -64,5 +64,13 @@ async def session_tenant(
     return None if row is None else (row.tenant_id, row.expires_at)
 
 
+async def end_session(conn: AsyncConnection, session_hash: str, now: datetime) -> None:
+    await conn.execute(
+        update(P)
+        .where(P.c.session_hash == session_hash, P.c.expires_at > now)
+        .values(expires_at=now)
+    )
+
+
 async def purge_expired(conn: AsyncConnection, now: datetime) -> None:
     await conn.execute(delete(P).where(P.c.expires_at <= now))

@@ -12,12 +12,14 @@ from typing import Final
 
 from aiohttp import web
 
-from webhook_grpc.api.rest.cookie_auth import CSRF_COOKIE, SESSION_COOKIE
+from webhook_grpc.api.rest.cookie_auth import CSRF_COOKIE, SESSION_COOKIE, CookieAuth
 from webhook_grpc.domain.clock import Clock
-from webhook_grpc.domain.portal_sessions import LinkRefused
+from webhook_grpc.domain.portal_sessions import UNKNOWN_LINK, LinkRefused
 from webhook_grpc.services.portal_sessions import PortalSession, PortalSessionService
 
 from .servicer import LOGIN_PATH
+
+LOGOUT_PATH: Final = "/portal/logout"
 
 STATIC = Path(__file__).with_name("static")
 ASSETS_PATH: Final = "/portal/assets/"
@@ -33,13 +35,16 @@ SECURITY_HEADERS: Final = {
 }
 
 
-def install(app: web.Application, sessions: PortalSessionService, clock: Clock) -> None:
+def install(
+    app: web.Application, sessions: PortalSessionService, cookie_auth: CookieAuth, clock: Clock
+) -> None:
     """Add the portal's routes to the listener's application (before it starts)."""
-    pages = _PortalPages(sessions, clock)
+    pages = _PortalPages(sessions, cookie_auth, clock)
     app.router.add_get("/portal", pages.to_index)
     app.router.add_get("/portal/", pages.index)
     app.router.add_get(LOGIN_PATH, pages.login_form)
     app.router.add_post(LOGIN_PATH, pages.login)
+    app.router.add_post(LOGOUT_PATH, pages.logout)
     app.router.add_static(ASSETS_PATH, STATIC / "assets", append_version=False)
     app.on_response_prepare.append(_add_security_headers)
 
@@ -54,8 +59,11 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 
 class _PortalPages:
-    def __init__(self, sessions: PortalSessionService, clock: Clock) -> None:
+    def __init__(
+        self, sessions: PortalSessionService, cookie_auth: CookieAuth, clock: Clock
+    ) -> None:
         self._sessions = sessions
+        self._cookie_auth = cookie_auth
         self._clock = clock
 
     async def to_index(self, _: web.Request) -> web.StreamResponse:
@@ -94,6 +102,15 @@ class _PortalPages:
         _set_session_cookies(response, session, secure=request.secure, now=self._clock())
         return response
 
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        """End the session (with its CSRF token, like any change) and drop its cookies."""
+        if await self._cookie_auth.principal(request) is not None:
+            await self._sessions.end(request.cookies[SESSION_COOKIE])
+        response = web.Response(status=204)
+        for name in (SESSION_COOKIE, CSRF_COOKIE):
+            response.del_cookie(name, path="/", samesite="Strict", secure=request.secure)
+        return response
+
 
 def _same_site_form(request: web.Request) -> bool:
     """Whether the login form was posted by this site's own page (a page elsewhere must not
@@ -129,7 +146,7 @@ def _set_session_cookies(
 
 
 def _refused_page(refused: LinkRefused) -> web.Response:
-    status = 404 if refused.reason == "is not valid" else 410
+    status = 404 if refused.reason == UNKNOWN_LINK else 410
     return _page(
         status,
         "Portal link refused",

@@ -15,6 +15,11 @@ export class ApiError extends Error {
   }
 }
 
+export function hasSession() {
+  // The CSRF cookie lives exactly as long as the (HttpOnly) session cookie.
+  return csrfToken() !== "";
+}
+
 function csrfToken() {
   for (const part of document.cookie.split(";")) {
     const [name, ...value] = part.trim().split("=");
@@ -32,6 +37,16 @@ function query(params) {
   }
   const text = search.toString();
   return text ? `?${text}` : "";
+}
+
+// Ends the portal session (its cookies are dropped by the answer).
+export async function signOut() {
+  const response = await fetch("/portal/logout", {
+    method: "POST",
+    headers: { "X-CSRF-Token": csrfToken() },
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
 }
 
 export async function call(method, path, { params, body } = {}) {

@@ -1,5 +1,5 @@
 // The portal's router: one page per hash route, rendered into <main>.
-import { ApiError } from "./api.js";
+import { ApiError, hasSession, signOut } from "./api.js";
 import { announce, h } from "./dom.js";
 import { catalogPage } from "./pages/catalog.js";
 import { deliveriesPage } from "./pages/deliveries.js";
@@ -35,6 +35,9 @@ async function render() {
   announce("");
   main.setAttribute("aria-busy", "true");
   try {
+    // Without a session, ask for nothing (on a development server without tokens the API
+    // would answer as an admin).
+    if (!hasSession()) throw new ApiError(401, {});
     const content = await page({
       params: groups.slice(1).map(decodeURIComponent),
       query: new URLSearchParams(search || ""),
@@ -70,6 +73,23 @@ export function failure(error) {
     h("p", { className: "error" }, error.message),
   );
 }
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  try {
+    await signOut();
+  } catch (error) {
+    announce(error.message, "error");
+    return;
+  }
+  rendering++;
+  document.querySelector("header nav").hidden = true;
+  document.getElementById("sign-out").hidden = true;
+  const main = document.getElementById("main");
+  main.replaceChildren(
+    h("section", { className: "notice" }, h("h1", { tabindex: "-1" }, "You have signed out"), h("p", {}, "To come back, ask for a new portal link.")),
+  );
+  main.querySelector("h1").focus();
+});
 
 window.addEventListener("hashchange", render);
 window.addEventListener("portal:refresh", render);
