@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from selenium import webdriver
+from selenium.webdriver.common.keys import Keys
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import ServerFactory
@@ -225,3 +226,37 @@ async def test_signing_out(server: RunningServer, admin: Http, browser: Browser)
     await browser.wait_text("You have signed out")
     await browser.open(f"{server.http}/portal/#/endpoints")
     await browser.wait_text("Your portal session has ended")
+
+
+async def test_the_portal_works_from_the_keyboard(
+    server: RunningServer, admin: Http, browser: Browser, receiver: Receiver
+) -> None:
+    """Tab to a link, Enter to follow it, Tab to a button, Enter to press it: focus lands on
+    each new page's heading, so the next Tab starts from there."""
+    created = await subscribe(server, receiver.url("/by-keyboard"))
+    await sign_in(browser, await portal_link(admin, "acme"))
+    assert await browser.focused() == "Endpoints"  # the page's heading
+    await _tab_to(browser, "/by-keyboard")
+    await browser.press(Keys.ENTER)
+    await browser.element("main h1", "/by-keyboard")
+    await browser.wait(lambda d: d.execute_script("return document.activeElement.tagName") == "H1")
+    await _tab_to(browser, "Send test event")
+    await browser.press(Keys.ENTER)
+    await browser.wait_text("Test event sent", "#status")
+    await receiver.wait_count(1, "/by-keyboard")
+    await _tab_to(browser, "Delete…")
+    await browser.press(Keys.ENTER)
+    assert await browser.focused() == "Cancel"  # the safe choice first
+    await browser.back_tab()
+    assert await browser.focused() == "Yes, delete this endpoint"
+    await browser.press(Keys.ENTER)
+    await browser.element("main h1", "Endpoints")
+    assert created.subscription.id not in await browser.script("return document.body.innerHTML")
+
+
+async def _tab_to(browser: Browser, text: str, most: int = 40) -> None:
+    for _ in range(most):
+        await browser.press(Keys.TAB)
+        if text in await browser.focused():
+            return
+    raise AssertionError(f"{text!r} cannot be reached with Tab")

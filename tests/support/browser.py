@@ -18,7 +18,9 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -135,6 +137,30 @@ class Browser:
         field = await self.element(css)
         await self._run(field.clear)
         await self._run(field.send_keys, value)
+
+    async def press(self, *keys: str) -> None:
+        """Keys sent to whatever has the focus, as a keyboard user types them."""
+        await self._run(lambda: ActionChains(self.driver).send_keys(*keys).perform())
+
+    async def back_tab(self) -> None:
+        """Shift+Tab: the focus moves back one stop."""
+        await self._run(
+            lambda: (
+                ActionChains(self.driver)
+                .key_down(Keys.SHIFT)
+                .send_keys(Keys.TAB)
+                .key_up(Keys.SHIFT)
+                .perform()
+            )
+        )
+
+    async def focused(self) -> str:
+        """The focused element's text (or its value, for a field)."""
+        return str(
+            await self.script(
+                "const e = document.activeElement; return e.value || e.textContent || '';"
+            )
+        )
 
     async def rendered(self) -> None:
         """Wait until the portal has rendered its current route."""
