@@ -7,6 +7,8 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DeliveryAttempt } from "./deliveries_pb.js";
+import { file_webhooks_v1_deliveries } from "./deliveries_pb.js";
 import type { Event } from "./events_pb.js";
 import { file_webhooks_v1_events } from "./events_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file webhooks/v1/subscriptions.proto.
  */
 export const file_webhooks_v1_subscriptions: GenFile = /*@__PURE__*/
-  fileDesc("Ch93ZWJob29rcy92MS9zdWJzY3JpcHRpb25zLnByb3RvEgt3ZWJob29rcy52MSK7BAoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRILCgN1cmwYAyABKAkSFgoOZXZlbnRfcGF0dGVybnMYBCADKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLwoGc3RhdHVzGAYgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzEjQKD2Rpc2FibGVkX3JlYXNvbhgHIAEoDjIbLndlYmhvb2tzLnYxLkRpc2FibGVkUmVhc29uEi4KDHBheWxvYWRfbW9kZRgIIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEjkKCG1ldGFkYXRhGAkgAygLMicud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGlzYWJsZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEioQIKGUNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgsKA3VybBgCIAEoCRIWCg5ldmVudF9wYXR0ZXJucxgDIAMoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIuCgxwYXlsb2FkX21vZGUYBSABKA4yGC53ZWJob29rcy52MS5QYXlsb2FkTW9kZRJGCghtZXRhZGF0YRgGIAMoCzI0LndlYmhvb2tzLnYxLkNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QuTWV0YWRhdGFFbnRyeRIOCgZzZWNyZXQYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIl0KGkNyZWF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIOCgZzZWNyZXQYAiABKAkiNwoWR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiSgoXR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIoUBChhMaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi8KBnN0YXR1cxgEIAEoDjIfLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvblN0YXR1cyJmChlMaXN0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlEjAKDXN1YnNjcmlwdGlvbnMYASADKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn0KGVVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJNChpVcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24iOgoZRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiHAoaRGVsZXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiPAobQWN0aXZhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJPChxBY3RpdmF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiI7ChpEaXNhYmxlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiTgobRGlzYWJsZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiKBAQofUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkSDgoGc2VjcmV0GAMgASgJEi8KDGdyYWNlX3BlcmlvZBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJjCiBSb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SDgoGc2VjcmV0GAIgASgJIjUKFFNlbmRUZXN0RXZlbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJPChVTZW5kVGVzdEV2ZW50UmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi53ZWJob29rcy52MS5FdmVudBITCgtkZWxpdmVyeV9pZBgCIAEoCSp7ChJTdWJzY3JpcHRpb25TdGF0dXMSIwofU1VCU0NSSVBUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGlNVQlNDUklQVElPTl9TVEFUVVNfQUNUSVZFEAESIAocU1VCU0NSSVBUSU9OX1NUQVRVU19ESVNBQkxFRBACKpIBCg5EaXNhYmxlZFJlYXNvbhIfChtESVNBQkxFRF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZESVNBQkxFRF9SRUFTT05fTUFOVUFMEAESIAocRElTQUJMRURfUkVBU09OX0ZBSUxVUkVfUkFURRACEiEKHURJU0FCTEVEX1JFQVNPTl9FTkRQT0lOVF9HT05FEAMqWQoLUGF5bG9hZE1vZGUSHAoYUEFZTE9BRF9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRUEFZTE9BRF9NT0RFX0ZVTEwQARIVChFQQVlMT0FEX01PREVfVEhJThACMpYLChNTdWJzY3JpcHRpb25TZXJ2aWNlEpABChJDcmVhdGVTdWJzY3JpcHRpb24SJi53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gicud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zEokBCg9HZXRTdWJzY3JpcHRpb24SIy53ZWJob29rcy52MS5HZXRTdWJzY3JpcHRpb25SZXF1ZXN0GiQud2ViaG9va3MudjEuR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0SigEKEUxpc3RTdWJzY3JpcHRpb25zEiUud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0GiYud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZSImgtPkkwIgEh4vYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMSrQEKElVwZGF0ZVN1YnNjcmlwdGlvbhImLndlYmhvb2tzLnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QaJy53ZWJob29rcy52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZSJGgtPkkwJAOgxzdWJzY3JpcHRpb24yMC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97c3Vic2NyaXB0aW9uLmlkfRKSAQoSRGVsZXRlU3Vic2NyaXB0aW9uEiYud2ViaG9va3MudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBonLndlYmhvb2tzLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIiuC0+STAiUqIy9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9EqQBChRBY3RpdmF0ZVN1YnNjcmlwdGlvbhIoLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVxdWVzdBopLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiN4LT5JMCMToBKiIsL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vYWN0aXZhdGUSoAEKE0Rpc2FibGVTdWJzY3JpcHRpb24SJy53ZWJob29rcy52MS5EaXNhYmxlU3Vic2NyaXB0aW9uUmVxdWVzdBooLndlYmhvb2tzLnYxLkRpc2FibGVTdWJzY3JpcHRpb25SZXNwb25zZSI2gtPkkwIwOgEqIisvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS9kaXNhYmxlErUBChhSb3RhdGVTdWJzY3JpcHRpb25TZWNyZXQSLC53ZWJob29rcy52MS5Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXF1ZXN0Gi0ud2ViaG9va3MudjEuUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVzcG9uc2UiPILT5JMCNjoBKiIxL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vcm90YXRlLXNlY3JldBKLAQoNU2VuZFRlc3RFdmVudBIhLndlYmhvb2tzLnYxLlNlbmRUZXN0RXZlbnRSZXF1ZXN0GiIud2ViaG9va3MudjEuU2VuZFRlc3RFdmVudFJlc3BvbnNlIjOC0+STAi06ASoiKC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L3Rlc3RiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_webhooks_v1_events]);
+  fileDesc("Ch93ZWJob29rcy92MS9zdWJzY3JpcHRpb25zLnByb3RvEgt3ZWJob29rcy52MSLsBAoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRILCgN1cmwYAyABKAkSFgoOZXZlbnRfcGF0dGVybnMYBCADKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLwoGc3RhdHVzGAYgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzEjQKD2Rpc2FibGVkX3JlYXNvbhgHIAEoDjIbLndlYmhvb2tzLnYxLkRpc2FibGVkUmVhc29uEi4KDHBheWxvYWRfbW9kZRgIIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEjkKCG1ldGFkYXRhGAkgAygLMicud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGlzYWJsZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZoZWFsdGgYDiABKAsyHy53ZWJob29rcy52MS5TdWJzY3JpcHRpb25IZWFsdGgaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqgBChJTdWJzY3JpcHRpb25IZWFsdGgSMQoOZmFpbHVyZV93aW5kb3cYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNYXR0ZW1wdF9jb3VudBgCIAEoBRIUCgxmYWlsZWRfY291bnQYAyABKAUSMgoMbGFzdF9hdHRlbXB0GAQgASgLMhwud2ViaG9va3MudjEuRGVsaXZlcnlBdHRlbXB0IqECChlDcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRILCgN1cmwYAiABKAkSFgoOZXZlbnRfcGF0dGVybnMYAyADKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSLgoMcGF5bG9hZF9tb2RlGAUgASgOMhgud2ViaG9va3MudjEuUGF5bG9hZE1vZGUSRgoIbWV0YWRhdGEYBiADKAsyNC53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Lk1ldGFkYXRhRW50cnkSDgoGc2VjcmV0GAcgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChpDcmVhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SDgoGc2VjcmV0GAIgASgJIjcKFkdldFN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIkoKF0dldFN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiKFAQoYTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy53ZWJob29rcy52MS5TdWJzY3JpcHRpb25TdGF0dXMiZgoZTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZRIwCg1zdWJzY3JpcHRpb25zGAEgAygLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ9ChlVcGRhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Ei8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siTQoaVXBkYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIjoKGURlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIhwKGkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIjwKG0FjdGl2YXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiTwocQWN0aXZhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24iOwoaRGlzYWJsZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIk4KG0Rpc2FibGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24igQEKH1JvdGF0ZVN1YnNjcmlwdGlvblNlY3JldFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnNlY3JldBgDIAEoCRIvCgxncmFjZV9wZXJpb2QYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYwogUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEg4KBnNlY3JldBgCIAEoCSI1ChRTZW5kVGVzdEV2ZW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiTwoVU2VuZFRlc3RFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIud2ViaG9va3MudjEuRXZlbnQSEwoLZGVsaXZlcnlfaWQYAiABKAkqewoSU3Vic2NyaXB0aW9uU3RhdHVzEiMKH1NVQlNDUklQVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpTVUJTQ1JJUFRJT05fU1RBVFVTX0FDVElWRRABEiAKHFNVQlNDUklQVElPTl9TVEFUVVNfRElTQUJMRUQQAiqSAQoORGlzYWJsZWRSZWFzb24SHwobRElTQUJMRURfUkVBU09OX1VOU1BFQ0lGSUVEEAASGgoWRElTQUJMRURfUkVBU09OX01BTlVBTBABEiAKHERJU0FCTEVEX1JFQVNPTl9GQUlMVVJFX1JBVEUQAhIhCh1ESVNBQkxFRF9SRUFTT05fRU5EUE9JTlRfR09ORRADKlkKC1BheWxvYWRNb2RlEhwKGFBBWUxPQURfTU9ERV9VTlNQRUNJRklFRBAAEhUKEVBBWUxPQURfTU9ERV9GVUxMEAESFQoRUEFZTE9BRF9NT0RFX1RISU4QAjKWCwoTU3Vic2NyaXB0aW9uU2VydmljZRKQAQoSQ3JlYXRlU3Vic2NyaXB0aW9uEiYud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVxdWVzdBonLndlYmhvb2tzLnYxLkNyZWF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucxKJAQoPR2V0U3Vic2NyaXB0aW9uEiMud2ViaG9va3MudjEuR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBokLndlYmhvb2tzLnYxLkdldFN1YnNjcmlwdGlvblJlc3BvbnNlIiuC0+STAiUSIy9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9EooBChFMaXN0U3Vic2NyaXB0aW9ucxIlLndlYmhvb2tzLnYxLkxpc3RTdWJzY3JpcHRpb25zUmVxdWVzdBomLndlYmhvb2tzLnYxLkxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2UiJoLT5JMCIBIeL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zEq0BChJVcGRhdGVTdWJzY3JpcHRpb24SJi53ZWJob29rcy52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gicud2ViaG9va3MudjEuVXBkYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiRoLT5JMCQDoMc3Vic2NyaXB0aW9uMjAvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve3N1YnNjcmlwdGlvbi5pZH0SkgEKEkRlbGV0ZVN1YnNjcmlwdGlvbhImLndlYmhvb2tzLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QaJy53ZWJob29rcy52MS5EZWxldGVTdWJzY3JpcHRpb25SZXNwb25zZSIrgtPkkwIlKiMvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfRKkAQoUQWN0aXZhdGVTdWJzY3JpcHRpb24SKC53ZWJob29rcy52MS5BY3RpdmF0ZVN1YnNjcmlwdGlvblJlcXVlc3QaKS53ZWJob29rcy52MS5BY3RpdmF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIjeC0+STAjE6ASoiLC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L2FjdGl2YXRlEqABChNEaXNhYmxlU3Vic2NyaXB0aW9uEicud2ViaG9va3MudjEuRGlzYWJsZVN1YnNjcmlwdGlvblJlcXVlc3QaKC53ZWJob29rcy52MS5EaXNhYmxlU3Vic2NyaXB0aW9uUmVzcG9uc2UiNoLT5JMCMDoBKiIrL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vZGlzYWJsZRK1AQoYUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0Eiwud2ViaG9va3MudjEuUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVxdWVzdBotLndlYmhvb2tzLnYxLlJvdGF0ZVN1YnNjcmlwdGlvblNlY3JldFJlc3BvbnNlIjyC0+STAjY6ASoiMS9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L3JvdGF0ZS1zZWNyZXQSiwEKDVNlbmRUZXN0RXZlbnQSIS53ZWJob29rcy52MS5TZW5kVGVzdEV2ZW50UmVxdWVzdBoiLndlYmhvb2tzLnYxLlNlbmRUZXN0RXZlbnRSZXNwb25zZSIzgtPkkwItOgEqIigvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS90ZXN0YgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_webhooks_v1_deliveries, file_webhooks_v1_events]);
 
 /**
  * Subscription is a tenant's endpoint and the event patterns it receives. It never carries the secret.
@@ -91,6 +93,13 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
    * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 13;
    */
   previousSecretExpiresAt?: Timestamp | undefined;
+
+  /**
+   * How the endpoint has been doing, as of the response.
+   *
+   * @generated from field: webhooks.v1.SubscriptionHealth health = 14;
+   */
+  health?: SubscriptionHealth | undefined;
 };
 
 /**
@@ -99,6 +108,45 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
  */
 export const SubscriptionSchema: GenMessage<Subscription> = /*@__PURE__*/
   messageDesc(file_webhooks_v1_subscriptions, 0);
+
+/**
+ * SubscriptionHealth: the attempts auto-disable looks at (SPEC §4), and the latest attempt.
+ *
+ * @generated from message webhooks.v1.SubscriptionHealth
+ */
+export type SubscriptionHealth = Message<"webhooks.v1.SubscriptionHealth"> & {
+  /**
+   * The failure_window setting; the counts cover it, or the time since the subscription was
+   * last activated when that is shorter.
+   *
+   * @generated from field: google.protobuf.Duration failure_window = 1;
+   */
+  failureWindow?: Duration | undefined;
+
+  /**
+   * @generated from field: int32 attempt_count = 2;
+   */
+  attemptCount: number;
+
+  /**
+   * @generated from field: int32 failed_count = 3;
+   */
+  failedCount: number;
+
+  /**
+   * Unset before the first attempt.
+   *
+   * @generated from field: webhooks.v1.DeliveryAttempt last_attempt = 4;
+   */
+  lastAttempt?: DeliveryAttempt | undefined;
+};
+
+/**
+ * Describes the message webhooks.v1.SubscriptionHealth.
+ * Use `create(SubscriptionHealthSchema)` to create a new message.
+ */
+export const SubscriptionHealthSchema: GenMessage<SubscriptionHealth> = /*@__PURE__*/
+  messageDesc(file_webhooks_v1_subscriptions, 1);
 
 /**
  * @generated from message webhooks.v1.CreateSubscriptionRequest
@@ -151,7 +199,7 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
  * Use `create(CreateSubscriptionRequestSchema)` to create a new message.
  */
 export const CreateSubscriptionRequestSchema: GenMessage<CreateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 1);
+  messageDesc(file_webhooks_v1_subscriptions, 2);
 
 /**
  * @generated from message webhooks.v1.CreateSubscriptionResponse
@@ -175,7 +223,7 @@ export type CreateSubscriptionResponse = Message<"webhooks.v1.CreateSubscription
  * Use `create(CreateSubscriptionResponseSchema)` to create a new message.
  */
 export const CreateSubscriptionResponseSchema: GenMessage<CreateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 2);
+  messageDesc(file_webhooks_v1_subscriptions, 3);
 
 /**
  * @generated from message webhooks.v1.GetSubscriptionRequest
@@ -197,7 +245,7 @@ export type GetSubscriptionRequest = Message<"webhooks.v1.GetSubscriptionRequest
  * Use `create(GetSubscriptionRequestSchema)` to create a new message.
  */
 export const GetSubscriptionRequestSchema: GenMessage<GetSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 3);
+  messageDesc(file_webhooks_v1_subscriptions, 4);
 
 /**
  * @generated from message webhooks.v1.GetSubscriptionResponse
@@ -214,7 +262,7 @@ export type GetSubscriptionResponse = Message<"webhooks.v1.GetSubscriptionRespon
  * Use `create(GetSubscriptionResponseSchema)` to create a new message.
  */
 export const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 4);
+  messageDesc(file_webhooks_v1_subscriptions, 5);
 
 /**
  * @generated from message webhooks.v1.ListSubscriptionsRequest
@@ -250,7 +298,7 @@ export type ListSubscriptionsRequest = Message<"webhooks.v1.ListSubscriptionsReq
  * Use `create(ListSubscriptionsRequestSchema)` to create a new message.
  */
 export const ListSubscriptionsRequestSchema: GenMessage<ListSubscriptionsRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 5);
+  messageDesc(file_webhooks_v1_subscriptions, 6);
 
 /**
  * @generated from message webhooks.v1.ListSubscriptionsResponse
@@ -274,7 +322,7 @@ export type ListSubscriptionsResponse = Message<"webhooks.v1.ListSubscriptionsRe
  * Use `create(ListSubscriptionsResponseSchema)` to create a new message.
  */
 export const ListSubscriptionsResponseSchema: GenMessage<ListSubscriptionsResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 6);
+  messageDesc(file_webhooks_v1_subscriptions, 7);
 
 /**
  * @generated from message webhooks.v1.UpdateSubscriptionRequest
@@ -300,7 +348,7 @@ export type UpdateSubscriptionRequest = Message<"webhooks.v1.UpdateSubscriptionR
  * Use `create(UpdateSubscriptionRequestSchema)` to create a new message.
  */
 export const UpdateSubscriptionRequestSchema: GenMessage<UpdateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 7);
+  messageDesc(file_webhooks_v1_subscriptions, 8);
 
 /**
  * @generated from message webhooks.v1.UpdateSubscriptionResponse
@@ -317,7 +365,7 @@ export type UpdateSubscriptionResponse = Message<"webhooks.v1.UpdateSubscription
  * Use `create(UpdateSubscriptionResponseSchema)` to create a new message.
  */
 export const UpdateSubscriptionResponseSchema: GenMessage<UpdateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 8);
+  messageDesc(file_webhooks_v1_subscriptions, 9);
 
 /**
  * @generated from message webhooks.v1.DeleteSubscriptionRequest
@@ -339,7 +387,7 @@ export type DeleteSubscriptionRequest = Message<"webhooks.v1.DeleteSubscriptionR
  * Use `create(DeleteSubscriptionRequestSchema)` to create a new message.
  */
 export const DeleteSubscriptionRequestSchema: GenMessage<DeleteSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 9);
+  messageDesc(file_webhooks_v1_subscriptions, 10);
 
 /**
  * @generated from message webhooks.v1.DeleteSubscriptionResponse
@@ -352,7 +400,7 @@ export type DeleteSubscriptionResponse = Message<"webhooks.v1.DeleteSubscription
  * Use `create(DeleteSubscriptionResponseSchema)` to create a new message.
  */
 export const DeleteSubscriptionResponseSchema: GenMessage<DeleteSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 10);
+  messageDesc(file_webhooks_v1_subscriptions, 11);
 
 /**
  * @generated from message webhooks.v1.ActivateSubscriptionRequest
@@ -374,7 +422,7 @@ export type ActivateSubscriptionRequest = Message<"webhooks.v1.ActivateSubscript
  * Use `create(ActivateSubscriptionRequestSchema)` to create a new message.
  */
 export const ActivateSubscriptionRequestSchema: GenMessage<ActivateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 11);
+  messageDesc(file_webhooks_v1_subscriptions, 12);
 
 /**
  * @generated from message webhooks.v1.ActivateSubscriptionResponse
@@ -391,7 +439,7 @@ export type ActivateSubscriptionResponse = Message<"webhooks.v1.ActivateSubscrip
  * Use `create(ActivateSubscriptionResponseSchema)` to create a new message.
  */
 export const ActivateSubscriptionResponseSchema: GenMessage<ActivateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 12);
+  messageDesc(file_webhooks_v1_subscriptions, 13);
 
 /**
  * @generated from message webhooks.v1.DisableSubscriptionRequest
@@ -413,7 +461,7 @@ export type DisableSubscriptionRequest = Message<"webhooks.v1.DisableSubscriptio
  * Use `create(DisableSubscriptionRequestSchema)` to create a new message.
  */
 export const DisableSubscriptionRequestSchema: GenMessage<DisableSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 13);
+  messageDesc(file_webhooks_v1_subscriptions, 14);
 
 /**
  * @generated from message webhooks.v1.DisableSubscriptionResponse
@@ -430,7 +478,7 @@ export type DisableSubscriptionResponse = Message<"webhooks.v1.DisableSubscripti
  * Use `create(DisableSubscriptionResponseSchema)` to create a new message.
  */
 export const DisableSubscriptionResponseSchema: GenMessage<DisableSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 14);
+  messageDesc(file_webhooks_v1_subscriptions, 15);
 
 /**
  * @generated from message webhooks.v1.RotateSubscriptionSecretRequest
@@ -466,7 +514,7 @@ export type RotateSubscriptionSecretRequest = Message<"webhooks.v1.RotateSubscri
  * Use `create(RotateSubscriptionSecretRequestSchema)` to create a new message.
  */
 export const RotateSubscriptionSecretRequestSchema: GenMessage<RotateSubscriptionSecretRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 15);
+  messageDesc(file_webhooks_v1_subscriptions, 16);
 
 /**
  * @generated from message webhooks.v1.RotateSubscriptionSecretResponse
@@ -488,7 +536,7 @@ export type RotateSubscriptionSecretResponse = Message<"webhooks.v1.RotateSubscr
  * Use `create(RotateSubscriptionSecretResponseSchema)` to create a new message.
  */
 export const RotateSubscriptionSecretResponseSchema: GenMessage<RotateSubscriptionSecretResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 16);
+  messageDesc(file_webhooks_v1_subscriptions, 17);
 
 /**
  * @generated from message webhooks.v1.SendTestEventRequest
@@ -510,7 +558,7 @@ export type SendTestEventRequest = Message<"webhooks.v1.SendTestEventRequest"> &
  * Use `create(SendTestEventRequestSchema)` to create a new message.
  */
 export const SendTestEventRequestSchema: GenMessage<SendTestEventRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 17);
+  messageDesc(file_webhooks_v1_subscriptions, 18);
 
 /**
  * @generated from message webhooks.v1.SendTestEventResponse
@@ -532,7 +580,7 @@ export type SendTestEventResponse = Message<"webhooks.v1.SendTestEventResponse">
  * Use `create(SendTestEventResponseSchema)` to create a new message.
  */
 export const SendTestEventResponseSchema: GenMessage<SendTestEventResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 18);
+  messageDesc(file_webhooks_v1_subscriptions, 19);
 
 /**
  * @generated from enum webhooks.v1.SubscriptionStatus
