@@ -113,3 +113,19 @@ class LeasedWork:
     """By event id; an event purged since is missing."""
     targets: dict[str, DeliveryTarget]
     """By subscription id; a subscription deleted since is missing."""
+
+
+@dataclass(frozen=True)
+class PortalGrant:
+    """What a portal link or session grants: one tenant, until a time."""
+
+    tenant_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PortalLinkState:
+    """Where a portal link stands, for telling a used link from an expired one."""
+
+    expires_at: datetime
+    used_at: datetime | None
