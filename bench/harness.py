@@ -29,6 +29,10 @@ from webhook_grpc._gen.webhooks.v1 import (
     subscriptions_pb2,
     subscriptions_pb2_grpc,
 )
+from webhook_grpc.encryption import generate_key
+
+# Subscription secrets are encrypted at rest; PostgreSQL needs a configured key (one per run).
+SECRET_KEY = generate_key()
 
 ADMIN_URL = os.environ.get(
     "WEBHOOK_GRPC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -126,6 +130,7 @@ def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
         "log_level": "WARNING",
         "log_format": "text",
         "poll_interval": "200ms",
+        "secret_keys": SECRET_KEY,
         **settings,
     }
     for name, value in values.items():
@@ -236,10 +241,23 @@ class Stubs:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def subscribe(self, url: str, patterns: list[str], tenant: str = "bench") -> str:
+    async def subscribe(
+        self,
+        url: str,
+        patterns: list[str],
+        tenant: str = "bench",
+        filter: str = "",
+        algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
+            subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
+        ),
+    ) -> str:
         response = await self.subscriptions.CreateSubscription(
             subscriptions_pb2.CreateSubscriptionRequest(
-                tenant_id=tenant, url=url, event_patterns=patterns
+                tenant_id=tenant,
+                url=url,
+                event_patterns=patterns,
+                filter=filter,
+                signing_algorithm=algorithm,
             )
         )
         return str(response.subscription.id)

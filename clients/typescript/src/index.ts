@@ -18,6 +18,8 @@ export { Subscriptions } from "./subscriptions.js";
 export type {
   NewSubscription,
   PayloadModeName,
+  ReplayOptions,
+  SigningAlgorithmName,
   RotateSecretOptions,
   SubscriptionChanges,
   SubscriptionStatusName,

@@ -4,12 +4,14 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, FieldMaskSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { required, type Caller, type CallOptions } from "./calls.js";
+import type { DeliveryService, ReplayEventsResponse } from "./gen/webhooks/v1/deliveries_pb.js";
 import type { Event } from "./gen/webhooks/v1/events_pb.js";
 import {
   PayloadMode,
+  SigningAlgorithm,
   SubscriptionSchema,
   SubscriptionStatus,
   type SubscriptionService,
@@ -18,12 +20,18 @@ import {
 
 /** How much of the event a delivery carries: the projected entity, or only its id. */
 export type PayloadModeName = "full" | "thin";
+/** How deliveries are signed: a shared `whsec_` secret, or an Ed25519 key pair (`whpk_` public key). */
+export type SigningAlgorithmName = "hmac-sha256" | "ed25519";
 /** A subscription's status, as a filter of {@link Subscriptions.list}. */
 export type SubscriptionStatusName = "active" | "disabled";
 
 const PAYLOAD_MODES: Record<PayloadModeName, PayloadMode> = {
   full: PayloadMode.FULL,
   thin: PayloadMode.THIN,
+};
+const SIGNING_ALGORITHMS: Record<SigningAlgorithmName, SigningAlgorithm> = {
+  "hmac-sha256": SigningAlgorithm.HMAC_SHA256,
+  ed25519: SigningAlgorithm.ED25519,
 };
 const STATUSES: Record<SubscriptionStatusName, SubscriptionStatus> = {
   active: SubscriptionStatus.ACTIVE,
@@ -45,8 +53,20 @@ export interface NewSubscription extends TenantOptions {
   /** Default `"full"`. */
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
-  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. */
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. Not for Ed25519. */
   secret?: string;
+  /**
+   * A CEL expression over the event (`type`, `entity_id`, `data`, `previous`); only events it
+   * matches are delivered, e.g. `type == "product.price_changed" && double(data.selling_price) > 100.0`.
+   */
+  filter?: string;
+  /** Up to 10 extra request headers sent with every delivery. */
+  headers?: Readonly<Record<string, string>>;
+  /**
+   * Default `"hmac-sha256"`. With `"ed25519"` the service generates the key pair and returns no
+   * secret: verify deliveries with `subscription.publicKey` (`whpk_…`).
+   */
+  signingAlgorithm?: SigningAlgorithmName;
 }
 
 /** The fields {@link Subscriptions.update} replaces: only those given. */
@@ -56,6 +76,20 @@ export interface SubscriptionChanges extends TenantOptions {
   description?: string;
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
+  /** An empty string removes the filter. */
+  filter?: string;
+  /** Replaces every custom header. */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** Options of {@link Subscriptions.replay}: the window of events to replay. */
+export interface ReplayOptions extends TenantOptions {
+  /** Events published at or after this time (default: the oldest retained). */
+  since?: Date;
+  /** Events published before this time (default: up to the latest event). */
+  until?: Date;
+  /** Narrows the subscription's own patterns further. */
+  eventPatterns?: readonly string[];
 }
 
 /** Options of {@link Subscriptions.rotateSecret}. */
@@ -92,6 +126,7 @@ export class Subscriptions {
   constructor(
     private readonly service: Client<typeof SubscriptionService>,
     private readonly caller: Caller,
+    private readonly deliveries?: Client<typeof DeliveryService>,
   ) {}
 
   /**
@@ -110,6 +145,9 @@ export class Subscriptions {
             payloadMode: PAYLOAD_MODES[subscription.payloadMode ?? "full"],
             metadata: { ...subscription.metadata },
             secret: subscription.secret ?? "",
+            filter: subscription.filter ?? "",
+            headers: { ...subscription.headers },
+            signingAlgorithm: SIGNING_ALGORITHMS[subscription.signingAlgorithm ?? "hmac-sha256"],
           },
           options,
         ),
@@ -176,6 +214,14 @@ export class Subscriptions {
     if (changes.metadata !== undefined) {
       subscription.metadata = { ...changes.metadata };
       paths.push("metadata");
+    }
+    if (changes.filter !== undefined) {
+      subscription.filter = changes.filter;
+      paths.push("filter");
+    }
+    if (changes.headers !== undefined) {
+      subscription.headers = { ...changes.headers };
+      paths.push("headers");
     }
     if (paths.length === 0) {
       throw new TypeError("update needs at least one field to change");
@@ -249,5 +295,32 @@ export class Subscriptions {
       options,
     );
     return { event: required(response.event), deliveryId: response.deliveryId };
+  }
+
+  /**
+   * Queue deliveries of stored events in the window that match the subscription (and
+   * `eventPatterns`) and have no delivery to it yet; `queued` says how many. Repeating it queues
+   * nothing new, so it is retried like reads. When `hasMore`, call again with
+   * `since: timestampDate(response.nextSince)`.
+   */
+  async replay(id: string, options: ReplayOptions = {}): Promise<ReplayEventsResponse> {
+    const deliveries = this.deliveries;
+    if (deliveries === undefined) {
+      throw new TypeError("this Subscriptions was made without a DeliveryService client");
+    }
+    return await this.caller.retrying(
+      (call) =>
+        deliveries.replayEvents(
+          {
+            tenantId: options.tenantId ?? "",
+            subscriptionId: id,
+            eventPatterns: [...(options.eventPatterns ?? [])],
+            ...(options.since === undefined ? {} : { since: timestampFromDate(options.since) }),
+            ...(options.until === undefined ? {} : { until: timestampFromDate(options.until) }),
+          },
+          call,
+        ),
+      options,
+    );
   }
 }

@@ -17,6 +17,7 @@ from webhook_grpc._gen.webhooks.v1 import (
 from webhook_grpc.domain import models
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.projection import Classification
+from webhook_grpc.domain.subscription_health import SubscriptionHealth
 
 from .storable_text import NUL, ContainsNul, nul_refusal
 
@@ -32,6 +33,10 @@ DISABLED_REASON = {
 PAYLOAD_MODE = {
     models.PayloadMode.FULL: subscriptions_pb2.PAYLOAD_MODE_FULL,
     models.PayloadMode.THIN: subscriptions_pb2.PAYLOAD_MODE_THIN,
+}
+SIGNING_ALGORITHM = {
+    models.SigningAlgorithm.HMAC_SHA256: subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
+    models.SigningAlgorithm.ED25519: subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
 }
 DELIVERY_STATUS = {
     models.DeliveryStatus.PENDING: deliveries_pb2.DELIVERY_STATUS_PENDING,
@@ -151,7 +156,9 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
+def subscription(
+    value: models.Subscription, health: SubscriptionHealth | None = None
+) -> subscriptions_pb2.Subscription:
     return subscriptions_pb2.Subscription(
         id=value.id,
         tenant_id=value.tenant_id,
@@ -170,6 +177,20 @@ def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
         updated_at=timestamp(value.updated_at),
         disabled_at=timestamp(value.disabled_at),
         previous_secret_expires_at=timestamp(value.previous_secret_expires_at),
+        signing_algorithm=SIGNING_ALGORITHM[value.signing_algorithm],
+        public_key=value.public_key,
+        filter=value.filter,
+        headers=value.headers,
+        health=subscription_health(health) if health is not None else None,
+    )
+
+
+def subscription_health(value: SubscriptionHealth) -> subscriptions_pb2.SubscriptionHealth:
+    return subscriptions_pb2.SubscriptionHealth(
+        failure_window=duration(value.failure_window),
+        attempt_count=value.attempt_count,
+        failed_count=value.failed_count,
+        last_attempt=attempt(value.last_attempt) if value.last_attempt is not None else None,
     )
 
 

@@ -10,27 +10,41 @@ from webhook_grpc.domain.access import Role
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.models import (
     PayloadMode,
+    SigningAlgorithm,
+    Subscription,
     SubscriptionChanges,
     SubscriptionDraft,
     SubscriptionStatus,
 )
 from webhook_grpc.services.probe import ProbeService
+from webhook_grpc.services.subscription_health import SubscriptionHealthService
 from webhook_grpc.services.subscriptions import SubscriptionService
 
 from . import convert
 from .auth import Authenticator, required_tenant, scoped_tenant
 from .errors import unary
 
-UPDATABLE = frozenset({"url", "event_patterns", "description", "payload_mode", "metadata"})
+UPDATABLE = frozenset(
+    {"url", "event_patterns", "description", "payload_mode", "metadata", "filter", "headers"}
+)
 
 
 class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
     def __init__(
-        self, auth: Authenticator, service: SubscriptionService, probe: ProbeService
+        self,
+        auth: Authenticator,
+        service: SubscriptionService,
+        probe: ProbeService,
+        health: SubscriptionHealthService,
     ) -> None:
         self._auth = auth
         self._service = service
         self._probe = probe
+        self._health = health
+
+    async def _packed(self, subscription: Subscription) -> pb.Subscription:
+        health = await self._health.of([subscription])
+        return convert.subscription(subscription, health[subscription.id])
 
     def _tenant(self, context: Any, requested: str) -> str | None:
         return scoped_tenant(self._auth.authenticate(context, Role.TENANT), requested)
@@ -51,10 +65,16 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             or PayloadMode.FULL,
             metadata=dict(request.metadata),
             secret=request.secret,
+            signing_algorithm=convert.enum_from_proto(
+                convert.SIGNING_ALGORITHM, request.signing_algorithm, "signing_algorithm"
+            )
+            or SigningAlgorithm.HMAC_SHA256,
+            filter=request.filter,
+            headers=dict(request.headers),
         )
         created, secret = await self._service.create(draft)
         return pb.CreateSubscriptionResponse(
-            subscription=convert.subscription(created), secret=secret
+            subscription=await self._packed(created), secret=secret
         )
 
     @unary
@@ -62,7 +82,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
         self, request: pb.GetSubscriptionRequest, context: Any
     ) -> pb.GetSubscriptionResponse:
         found = await self._service.get(request.id, self._tenant(context, request.tenant_id))
-        return pb.GetSubscriptionResponse(subscription=convert.subscription(found))
+        return pb.GetSubscriptionResponse(subscription=await self._packed(found))
 
     @unary
     async def ListSubscriptions(
@@ -76,8 +96,9 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             request.page_token,
             status if isinstance(status, SubscriptionStatus) else None,
         )
+        health = await self._health.of(page.items)
         return pb.ListSubscriptionsResponse(
-            subscriptions=[convert.subscription(s) for s in page.items],
+            subscriptions=[convert.subscription(s, health[s.id]) for s in page.items],
             next_page_token=page.next_page_token,
         )
 
@@ -110,9 +131,11 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
                 else None
             ),
             metadata=dict(given.metadata) if "metadata" in paths else None,
+            filter=given.filter if "filter" in paths else None,
+            headers=dict(given.headers) if "headers" in paths else None,
         )
         updated = await self._service.update(given.id, tenant, changes)
-        return pb.UpdateSubscriptionResponse(subscription=convert.subscription(updated))
+        return pb.UpdateSubscriptionResponse(subscription=await self._packed(updated))
 
     @unary
     async def DeleteSubscription(
@@ -126,14 +149,14 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
         self, request: pb.ActivateSubscriptionRequest, context: Any
     ) -> pb.ActivateSubscriptionResponse:
         found = await self._service.activate(request.id, self._tenant(context, request.tenant_id))
-        return pb.ActivateSubscriptionResponse(subscription=convert.subscription(found))
+        return pb.ActivateSubscriptionResponse(subscription=await self._packed(found))
 
     @unary
     async def DisableSubscription(
         self, request: pb.DisableSubscriptionRequest, context: Any
     ) -> pb.DisableSubscriptionResponse:
         found = await self._service.disable(request.id, self._tenant(context, request.tenant_id))
-        return pb.DisableSubscriptionResponse(subscription=convert.subscription(found))
+        return pb.DisableSubscriptionResponse(subscription=await self._packed(found))
 
     @unary
     async def RotateSubscriptionSecret(
@@ -148,7 +171,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             request.id, self._tenant(context, request.tenant_id), request.secret, grace
         )
         return pb.RotateSubscriptionSecretResponse(
-            subscription=convert.subscription(found), secret=secret
+            subscription=await self._packed(found), secret=secret
         )
 
     @unary

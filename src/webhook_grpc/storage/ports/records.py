@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from webhook_grpc.domain.deliveries import LeasedDelivery
-from webhook_grpc.domain.models import PayloadMode, StoredEvent
+from webhook_grpc.domain.models import PayloadMode, SigningAlgorithm, StoredEvent
 from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 
@@ -57,7 +57,21 @@ class NewSubscription:
     payload_mode: PayloadMode
     metadata: dict[str, str]
     secret: str
+    """Sealed (encryption/box.py): storage never sees a usable secret."""
     created_at: datetime
+    signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
+    public_key: str = ""
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SealedSecrets:
+    """One subscription's stored secrets, as sealed, for re-encryption."""
+
+    subscription_id: str
+    secret: str
+    previous_secret: str | None
 
 
 @dataclass(frozen=True)
@@ -99,3 +113,19 @@ class LeasedWork:
     """By event id; an event purged since is missing."""
     targets: dict[str, DeliveryTarget]
     """By subscription id; a subscription deleted since is missing."""
+
+
+@dataclass(frozen=True)
+class PortalGrant:
+    """What a portal link or session grants: one tenant, until a time."""
+
+    tenant_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PortalLinkState:
+    """Where a portal link stands, for telling a used link from an expired one."""
+
+    expires_at: datetime
+    used_at: datetime | None

@@ -11,6 +11,7 @@ from typing import Protocol
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import (
+    Attempt,
     Delivery,
     DeliveryStatus,
     DisabledReason,
@@ -29,7 +30,10 @@ from .records import (
     NewDelivery,
     NewEvent,
     NewSubscription,
+    PortalGrant,
+    PortalLinkState,
     PublishContext,
+    SealedSecrets,
 )
 
 
@@ -51,6 +55,22 @@ class EventRepository(Protocol):
     ) -> dict[str, StoredEvent]: ...
 
     async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]: ...
+
+    async def without_delivery_to(
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        since: datetime,
+        until: datetime | None,
+        *,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        """Up to `limit` of the tenant's events published in [since, until) (until None: no
+        end) that have no delivery (in any status) to `subscription_id`, ordered by
+        (published_at, position's seq) and starting after `after` in that order: what
+        ReplayEvents may queue."""
+        ...
 
 
 class DeliveryRepository(Protocol):
@@ -89,6 +109,18 @@ class DeliveryRepository(Protocol):
         """(attempts, failed attempts) of a subscription since a time."""
         ...
 
+    async def window_figures(
+        self, subscription_ids: Collection[str], since: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """(attempts, failed attempts) per subscription since `since`, or since the
+        subscription's failure window restarted (its last activation) when that is later.
+        A subscription without such attempts is left out."""
+        ...
+
+    async def last_attempts(self, subscription_ids: Collection[str]) -> dict[str, Attempt]:
+        """The latest attempt of each subscription that has one."""
+        ...
+
     async def get(self, delivery_id: str, tenant_id: str | None) -> Delivery | None: ...
 
     async def list_page(
@@ -115,6 +147,10 @@ class DeliveryRepository(Protocol):
         restarted (attempt_count 0; earlier attempts stay in the history)."""
         ...
 
+    async def insert(self, deliveries: Sequence[NewDelivery]) -> None:
+        """Insert deliveries of events already stored (ReplayEvents)."""
+        ...
+
     async def pending_summary(self) -> tuple[int, datetime | None]:
         """How many deliveries are pending, and the earliest due time among them."""
         ...
@@ -131,7 +167,9 @@ class SubscriptionRepository(Protocol):
 
     async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription | None: ...
 
-    async def signing_keys(self, subscription_id: str) -> SigningKeys | None: ...
+    async def signing_keys(self, subscription_id: str) -> SigningKeys | None:
+        """The keys as stored: sealed."""
+        ...
 
     async def list_page(
         self,
@@ -158,11 +196,63 @@ class SubscriptionRepository(Protocol):
         """Disable an active subscription; False when it was not active."""
         ...
 
-    async def rotate_keys(self, subscription_id: str, keys: SigningKeys, now: datetime) -> None: ...
+    async def rotate_keys(
+        self,
+        subscription_id: str,
+        keys: SigningKeys,
+        now: datetime,
+        public_key: str | None = None,
+    ) -> None:
+        """Store sealed `keys` (and, for Ed25519, the new public key; None: unchanged)."""
+        ...
+
+    async def sealed_key_heads(self) -> set[str]:
+        """The distinct beginnings (SEALED_HEAD_LENGTH characters) of every stored secret and
+        previous secret: which encryption keys the rows need."""
+        ...
+
+    async def sealed_secrets_page(self, after_id: str, limit: int) -> list[SealedSecrets]:
+        """Up to `limit` subscriptions' stored secrets, by id, after `after_id`."""
+        ...
+
+    async def replace_sealed(self, current: SealedSecrets, resealed: SealedSecrets) -> bool:
+        """Store the same secrets sealed again (re-encryption; nothing else changes), unless
+        they are no longer `current` (rotated meanwhile): then False."""
+        ...
 
     async def delete(self, subscription_id: str) -> None: ...
 
     async def failure_window_start(self, subscription_id: str) -> datetime | None: ...
+
+
+class PortalSessionRepository(Protocol):
+    """Portal links and the sessions they open (SPEC §10), by the hashes of their tokens."""
+
+    async def add_link(
+        self, link_hash: str, tenant_id: str, now: datetime, expires_at: datetime
+    ) -> None: ...
+
+    async def use_link(
+        self, link_hash: str, session_hash: str, now: datetime
+    ) -> PortalGrant | None:
+        """Mark an unused, unexpired link used and bind it to the session, in one statement
+        (two concurrent uses of one link cannot both succeed): what it grants, or None when
+        it is unknown, used or expired."""
+        ...
+
+    async def link_state(self, link_hash: str) -> PortalLinkState | None: ...
+
+    async def session(self, session_hash: str, now: datetime) -> PortalGrant | None:
+        """What a live session grants, or None (unknown or expired)."""
+        ...
+
+    async def end_session(self, session_hash: str, now: datetime) -> None:
+        """The session expires now."""
+        ...
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete links and sessions expired by `now`; how many."""
+        ...
 
 
 class RegistryRepository(Protocol):

@@ -11,6 +11,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as _deliveries_pb2
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as _events_pb2
 import builtins as _builtins
 import sys
@@ -86,6 +87,30 @@ PAYLOAD_MODE_THIN: PayloadMode.ValueType  # 2
 """Only the envelope and data.id; the consumer fetches the entity itself."""
 Global___PayloadMode: _TypeAlias = PayloadMode  # noqa: Y015
 
+class _SigningAlgorithm:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SigningAlgorithmEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SigningAlgorithm.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNING_ALGORITHM_UNSPECIFIED: _SigningAlgorithm.ValueType  # 0
+    """Same as SIGNING_ALGORITHM_HMAC_SHA256."""
+    SIGNING_ALGORITHM_HMAC_SHA256: _SigningAlgorithm.ValueType  # 1
+    """"v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature."""
+    SIGNING_ALGORITHM_ED25519: _SigningAlgorithm.ValueType  # 2
+    """"v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature."""
+
+class SigningAlgorithm(_SigningAlgorithm, metaclass=_SigningAlgorithmEnumTypeWrapper):
+    """SigningAlgorithm is how deliveries are signed (webhook-signature)."""
+
+SIGNING_ALGORITHM_UNSPECIFIED: SigningAlgorithm.ValueType  # 0
+"""Same as SIGNING_ALGORITHM_HMAC_SHA256."""
+SIGNING_ALGORITHM_HMAC_SHA256: SigningAlgorithm.ValueType  # 1
+""""v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature."""
+SIGNING_ALGORITHM_ED25519: SigningAlgorithm.ValueType  # 2
+""""v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature."""
+Global___SigningAlgorithm: _TypeAlias = SigningAlgorithm  # noqa: Y015
+
 @_typing.final
 class Subscription(_message.Message):
     """Subscription is a tenant's endpoint and the event patterns it receives. It never carries the secret."""
@@ -94,6 +119,26 @@ class Subscription(_message.Message):
 
     @_typing.final
     class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class HeadersEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
         KEY_FIELD_NUMBER: _builtins.int
@@ -125,6 +170,11 @@ class Subscription(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DISABLED_AT_FIELD_NUMBER: _builtins.int
     PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     url: _builtins.str
@@ -132,6 +182,16 @@ class Subscription(_message.Message):
     status: Global___SubscriptionStatus.ValueType
     disabled_reason: Global___DisabledReason.ValueType
     payload_mode: Global___PayloadMode.ValueType
+    filter: _builtins.str
+    """A CEL expression over the projected event (type, entity_id, data, previous); events it
+    does not match create no delivery (they stay in the feed). Empty: every event that
+    matches event_patterns.
+    """
+    signing_algorithm: Global___SigningAlgorithm.ValueType
+    public_key: _builtins.str
+    """SIGNING_ALGORITHM_ED25519 only: "whpk_" + base64 of the 32-byte public key receivers verify
+    with. The private key never leaves the service.
+    """
     @_builtins.property
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Exact types, "entity.*" or "*"."""
@@ -147,6 +207,16 @@ class Subscription(_message.Message):
     @_builtins.property
     def previous_secret_expires_at(self) -> _timestamp_pb2.Timestamp:
         """While set and in the future, deliveries are also signed with the previous secret."""
+
+    @_builtins.property
+    def health(self) -> Global___SubscriptionHealth:
+        """How the endpoint has been doing, as of the response."""
+
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Up to 10 extra request headers sent with every delivery; signature, webhook-*,
+        Content-Type, Host, Content-Length and hop-by-hop headers are refused.
+        """
 
     def __init__(
         self,
@@ -164,14 +234,57 @@ class Subscription(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         disabled_at: _timestamp_pb2.Timestamp | None = ...,
         previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        health: Global___SubscriptionHealth | None = ...,
+        filter: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
+        public_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "health", b"health", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "id", b"id", "metadata", b"metadata", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "health", b"health", "id", b"id", "metadata", b"metadata", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class SubscriptionHealth(_message.Message):
+    """SubscriptionHealth: the attempts auto-disable looks at (SPEC §4), and the latest attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAILURE_WINDOW_FIELD_NUMBER: _builtins.int
+    ATTEMPT_COUNT_FIELD_NUMBER: _builtins.int
+    FAILED_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_ATTEMPT_FIELD_NUMBER: _builtins.int
+    attempt_count: _builtins.int
+    failed_count: _builtins.int
+    @_builtins.property
+    def failure_window(self) -> _duration_pb2.Duration:
+        """The failure_window setting; the counts cover it, or the time since the subscription was
+        last activated when that is shorter.
+        """
+
+    @_builtins.property
+    def last_attempt(self) -> _deliveries_pb2.DeliveryAttempt:
+        """Unset before the first attempt."""
+
+    def __init__(
+        self,
+        *,
+        failure_window: _duration_pb2.Duration | None = ...,
+        attempt_count: _builtins.int = ...,
+        failed_count: _builtins.int = ...,
+        last_attempt: _deliveries_pb2.DeliveryAttempt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["failure_window", b"failure_window", "last_attempt", b"last_attempt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_count", b"attempt_count", "failed_count", b"failed_count", "failure_window", b"failure_window", "last_attempt", b"last_attempt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionHealth: _TypeAlias = SubscriptionHealth  # noqa: Y015
 
 @_typing.final
 class CreateSubscriptionRequest(_message.Message):
@@ -197,6 +310,26 @@ class CreateSubscriptionRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_ID_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     EVENT_PATTERNS_FIELD_NUMBER: _builtins.int
@@ -204,6 +337,9 @@ class CreateSubscriptionRequest(_message.Message):
     PAYLOAD_MODE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """May be empty for a tenant token (its own tenant)."""
     url: _builtins.str
@@ -211,11 +347,21 @@ class CreateSubscriptionRequest(_message.Message):
     payload_mode: Global___PayloadMode.ValueType
     """Defaults to PAYLOAD_MODE_FULL."""
     secret: _builtins.str
-    """"whsec_" + base64 of 24 to 64 bytes; generated when empty."""
+    """"whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519."""
+    filter: _builtins.str
+    """A CEL expression over the projected event; see Subscription.filter."""
+    signing_algorithm: Global___SigningAlgorithm.ValueType
+    """Defaults to SIGNING_ALGORITHM_HMAC_SHA256. With SIGNING_ALGORITHM_ED25519 the service
+    generates the key pair and returns no secret: the subscription carries the public key.
+    """
     @_builtins.property
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Extra request headers sent with every delivery; see Subscription.headers."""
+
     def __init__(
         self,
         *,
@@ -226,10 +372,13 @@ class CreateSubscriptionRequest(_message.Message):
         payload_mode: Global___PayloadMode.ValueType = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         secret: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "metadata", b"metadata", "payload_mode", b"payload_mode", "secret", b"secret", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "metadata", b"metadata", "payload_mode", b"payload_mode", "secret", b"secret", "signing_algorithm", b"signing_algorithm", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -367,7 +516,7 @@ class UpdateSubscriptionRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Updatable: url, event_patterns, description, payload_mode, metadata."""
+        """Updatable: url, event_patterns, description, payload_mode, metadata, filter, headers."""
 
     def __init__(
         self,
@@ -535,7 +684,7 @@ class RotateSubscriptionSecretRequest(_message.Message):
     tenant_id: _builtins.str
     id: _builtins.str
     secret: _builtins.str
-    """The new secret; generated when empty."""
+    """The new secret; generated when empty. Ed25519 subscriptions get a new key pair (leave empty)."""
     @_builtins.property
     def grace_period(self) -> _duration_pb2.Duration:
         """How long the old secret keeps signing; defaults to 24 hours. Zero ends it at once."""
@@ -563,6 +712,7 @@ class RotateSubscriptionSecretResponse(_message.Message):
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
+    """Empty for Ed25519 subscriptions: subscription.public_key is the new public key."""
     @_builtins.property
     def subscription(self) -> Global___Subscription: ...
     def __init__(

@@ -7,6 +7,8 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DeliveryAttempt } from "./deliveries_pb.js";
+import { file_webhooks_v1_deliveries } from "./deliveries_pb.js";
 import type { Event } from "./events_pb.js";
 import { file_webhooks_v1_events } from "./events_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file webhooks/v1/subscriptions.proto.
  */
 export const file_webhooks_v1_subscriptions: GenFile = /*@__PURE__*/
-  fileDesc("Ch93ZWJob29rcy92MS9zdWJzY3JpcHRpb25zLnByb3RvEgt3ZWJob29rcy52MSK7BAoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRILCgN1cmwYAyABKAkSFgoOZXZlbnRfcGF0dGVybnMYBCADKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLwoGc3RhdHVzGAYgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzEjQKD2Rpc2FibGVkX3JlYXNvbhgHIAEoDjIbLndlYmhvb2tzLnYxLkRpc2FibGVkUmVhc29uEi4KDHBheWxvYWRfbW9kZRgIIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEjkKCG1ldGFkYXRhGAkgAygLMicud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGlzYWJsZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEioQIKGUNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgsKA3VybBgCIAEoCRIWCg5ldmVudF9wYXR0ZXJucxgDIAMoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIuCgxwYXlsb2FkX21vZGUYBSABKA4yGC53ZWJob29rcy52MS5QYXlsb2FkTW9kZRJGCghtZXRhZGF0YRgGIAMoCzI0LndlYmhvb2tzLnYxLkNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QuTWV0YWRhdGFFbnRyeRIOCgZzZWNyZXQYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIl0KGkNyZWF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIOCgZzZWNyZXQYAiABKAkiNwoWR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiSgoXR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIoUBChhMaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi8KBnN0YXR1cxgEIAEoDjIfLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvblN0YXR1cyJmChlMaXN0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlEjAKDXN1YnNjcmlwdGlvbnMYASADKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn0KGVVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJNChpVcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24iOgoZRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiHAoaRGVsZXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiPAobQWN0aXZhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJPChxBY3RpdmF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiI7ChpEaXNhYmxlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiTgobRGlzYWJsZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiKBAQofUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkSDgoGc2VjcmV0GAMgASgJEi8KDGdyYWNlX3BlcmlvZBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJjCiBSb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SDgoGc2VjcmV0GAIgASgJIjUKFFNlbmRUZXN0RXZlbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJPChVTZW5kVGVzdEV2ZW50UmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi53ZWJob29rcy52MS5FdmVudBITCgtkZWxpdmVyeV9pZBgCIAEoCSp7ChJTdWJzY3JpcHRpb25TdGF0dXMSIwofU1VCU0NSSVBUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGlNVQlNDUklQVElPTl9TVEFUVVNfQUNUSVZFEAESIAocU1VCU0NSSVBUSU9OX1NUQVRVU19ESVNBQkxFRBACKpIBCg5EaXNhYmxlZFJlYXNvbhIfChtESVNBQkxFRF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZESVNBQkxFRF9SRUFTT05fTUFOVUFMEAESIAocRElTQUJMRURfUkVBU09OX0ZBSUxVUkVfUkFURRACEiEKHURJU0FCTEVEX1JFQVNPTl9FTkRQT0lOVF9HT05FEAMqWQoLUGF5bG9hZE1vZGUSHAoYUEFZTE9BRF9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRUEFZTE9BRF9NT0RFX0ZVTEwQARIVChFQQVlMT0FEX01PREVfVEhJThACMpYLChNTdWJzY3JpcHRpb25TZXJ2aWNlEpABChJDcmVhdGVTdWJzY3JpcHRpb24SJi53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gicud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zEokBCg9HZXRTdWJzY3JpcHRpb24SIy53ZWJob29rcy52MS5HZXRTdWJzY3JpcHRpb25SZXF1ZXN0GiQud2ViaG9va3MudjEuR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0SigEKEUxpc3RTdWJzY3JpcHRpb25zEiUud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0GiYud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZSImgtPkkwIgEh4vYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMSrQEKElVwZGF0ZVN1YnNjcmlwdGlvbhImLndlYmhvb2tzLnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QaJy53ZWJob29rcy52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZSJGgtPkkwJAOgxzdWJzY3JpcHRpb24yMC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97c3Vic2NyaXB0aW9uLmlkfRKSAQoSRGVsZXRlU3Vic2NyaXB0aW9uEiYud2ViaG9va3MudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBonLndlYmhvb2tzLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIiuC0+STAiUqIy9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9EqQBChRBY3RpdmF0ZVN1YnNjcmlwdGlvbhIoLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVxdWVzdBopLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiN4LT5JMCMToBKiIsL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vYWN0aXZhdGUSoAEKE0Rpc2FibGVTdWJzY3JpcHRpb24SJy53ZWJob29rcy52MS5EaXNhYmxlU3Vic2NyaXB0aW9uUmVxdWVzdBooLndlYmhvb2tzLnYxLkRpc2FibGVTdWJzY3JpcHRpb25SZXNwb25zZSI2gtPkkwIwOgEqIisvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS9kaXNhYmxlErUBChhSb3RhdGVTdWJzY3JpcHRpb25TZWNyZXQSLC53ZWJob29rcy52MS5Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXF1ZXN0Gi0ud2ViaG9va3MudjEuUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVzcG9uc2UiPILT5JMCNjoBKiIxL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vcm90YXRlLXNlY3JldBKLAQoNU2VuZFRlc3RFdmVudBIhLndlYmhvb2tzLnYxLlNlbmRUZXN0RXZlbnRSZXF1ZXN0GiIud2ViaG9va3MudjEuU2VuZFRlc3RFdmVudFJlc3BvbnNlIjOC0+STAi06ASoiKC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L3Rlc3RiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_webhooks_v1_events]);
+  fileDesc("Ch93ZWJob29rcy92MS9zdWJzY3JpcHRpb25zLnByb3RvEgt3ZWJob29rcy52MSKzBgoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRILCgN1cmwYAyABKAkSFgoOZXZlbnRfcGF0dGVybnMYBCADKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLwoGc3RhdHVzGAYgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzEjQKD2Rpc2FibGVkX3JlYXNvbhgHIAEoDjIbLndlYmhvb2tzLnYxLkRpc2FibGVkUmVhc29uEi4KDHBheWxvYWRfbW9kZRgIIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEjkKCG1ldGFkYXRhGAkgAygLMicud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGlzYWJsZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZoZWFsdGgYDiABKAsyHy53ZWJob29rcy52MS5TdWJzY3JpcHRpb25IZWFsdGgSDgoGZmlsdGVyGBYgASgJEjcKB2hlYWRlcnMYFyADKAsyJi53ZWJob29rcy52MS5TdWJzY3JpcHRpb24uSGVhZGVyc0VudHJ5EjgKEXNpZ25pbmdfYWxnb3JpdGhtGB4gASgOMh0ud2ViaG9va3MudjEuU2lnbmluZ0FsZ29yaXRobRISCgpwdWJsaWNfa2V5GB8gASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKoAQoSU3Vic2NyaXB0aW9uSGVhbHRoEjEKDmZhaWx1cmVfd2luZG93GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWF0dGVtcHRfY291bnQYAiABKAUSFAoMZmFpbGVkX2NvdW50GAMgASgFEjIKDGxhc3RfYXR0ZW1wdBgEIAEoCzIcLndlYmhvb2tzLnYxLkRlbGl2ZXJ5QXR0ZW1wdCLhAwoZQ3JlYXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCwoDdXJsGAIgASgJEhYKDmV2ZW50X3BhdHRlcm5zGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi4KDHBheWxvYWRfbW9kZRgFIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEkYKCG1ldGFkYXRhGAYgAygLMjQud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Eg4KBnNlY3JldBgHIAEoCRIOCgZmaWx0ZXIYFiABKAkSRAoHaGVhZGVycxgXIAMoCzIzLndlYmhvb2tzLnYxLkNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QuSGVhZGVyc0VudHJ5EjgKEXNpZ25pbmdfYWxnb3JpdGhtGB4gASgOMh0ud2ViaG9va3MudjEuU2lnbmluZ0FsZ29yaXRobRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoaQ3JlYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEg4KBnNlY3JldBgCIAEoCSI3ChZHZXRTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJKChdHZXRTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24ihQEKGExpc3RTdWJzY3JpcHRpb25zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSLwoGc3RhdHVzGAQgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzImYKGUxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2USMAoNc3Vic2NyaXB0aW9ucxgBIAMoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifQoZVXBkYXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIk0KGlVwZGF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiI6ChlEZWxldGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSIcChpEZWxldGVTdWJzY3JpcHRpb25SZXNwb25zZSI8ChtBY3RpdmF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIk8KHEFjdGl2YXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIjsKGkRpc2FibGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJOChtEaXNhYmxlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIoEBCh9Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoMZ3JhY2VfcGVyaW9kGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImMKIFJvdGF0ZVN1YnNjcmlwdGlvblNlY3JldFJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIOCgZzZWNyZXQYAiABKAkiNQoUU2VuZFRlc3RFdmVudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIk8KFVNlbmRUZXN0RXZlbnRSZXNwb25zZRIhCgVldmVudBgBIAEoCzISLndlYmhvb2tzLnYxLkV2ZW50EhMKC2RlbGl2ZXJ5X2lkGAIgASgJKnsKElN1YnNjcmlwdGlvblN0YXR1cxIjCh9TVUJTQ1JJUFRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaU1VCU0NSSVBUSU9OX1NUQVRVU19BQ1RJVkUQARIgChxTVUJTQ1JJUFRJT05fU1RBVFVTX0RJU0FCTEVEEAIqkgEKDkRpc2FibGVkUmVhc29uEh8KG0RJU0FCTEVEX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFkRJU0FCTEVEX1JFQVNPTl9NQU5VQUwQARIgChxESVNBQkxFRF9SRUFTT05fRkFJTFVSRV9SQVRFEAISIQodRElTQUJMRURfUkVBU09OX0VORFBPSU5UX0dPTkUQAypZCgtQYXlsb2FkTW9kZRIcChhQQVlMT0FEX01PREVfVU5TUEVDSUZJRUQQABIVChFQQVlMT0FEX01PREVfRlVMTBABEhUKEVBBWUxPQURfTU9ERV9USElOEAIqdwoQU2lnbmluZ0FsZ29yaXRobRIhCh1TSUdOSU5HX0FMR09SSVRITV9VTlNQRUNJRklFRBAAEiEKHVNJR05JTkdfQUxHT1JJVEhNX0hNQUNfU0hBMjU2EAESHQoZU0lHTklOR19BTEdPUklUSE1fRUQyNTUxORACMpYLChNTdWJzY3JpcHRpb25TZXJ2aWNlEpABChJDcmVhdGVTdWJzY3JpcHRpb24SJi53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gicud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zEokBCg9HZXRTdWJzY3JpcHRpb24SIy53ZWJob29rcy52MS5HZXRTdWJzY3JpcHRpb25SZXF1ZXN0GiQud2ViaG9va3MudjEuR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0SigEKEUxpc3RTdWJzY3JpcHRpb25zEiUud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0GiYud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZSImgtPkkwIgEh4vYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMSrQEKElVwZGF0ZVN1YnNjcmlwdGlvbhImLndlYmhvb2tzLnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QaJy53ZWJob29rcy52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZSJGgtPkkwJAOgxzdWJzY3JpcHRpb24yMC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97c3Vic2NyaXB0aW9uLmlkfRKSAQoSRGVsZXRlU3Vic2NyaXB0aW9uEiYud2ViaG9va3MudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBonLndlYmhvb2tzLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIiuC0+STAiUqIy9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9EqQBChRBY3RpdmF0ZVN1YnNjcmlwdGlvbhIoLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVxdWVzdBopLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiN4LT5JMCMToBKiIsL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vYWN0aXZhdGUSoAEKE0Rpc2FibGVTdWJzY3JpcHRpb24SJy53ZWJob29rcy52MS5EaXNhYmxlU3Vic2NyaXB0aW9uUmVxdWVzdBooLndlYmhvb2tzLnYxLkRpc2FibGVTdWJzY3JpcHRpb25SZXNwb25zZSI2gtPkkwIwOgEqIisvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS9kaXNhYmxlErUBChhSb3RhdGVTdWJzY3JpcHRpb25TZWNyZXQSLC53ZWJob29rcy52MS5Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXF1ZXN0Gi0ud2ViaG9va3MudjEuUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVzcG9uc2UiPILT5JMCNjoBKiIxL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vcm90YXRlLXNlY3JldBKLAQoNU2VuZFRlc3RFdmVudBIhLndlYmhvb2tzLnYxLlNlbmRUZXN0RXZlbnRSZXF1ZXN0GiIud2ViaG9va3MudjEuU2VuZFRlc3RFdmVudFJlc3BvbnNlIjOC0+STAi06ASoiKC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L3Rlc3RiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_webhooks_v1_deliveries, file_webhooks_v1_events]);
 
 /**
  * Subscription is a tenant's endpoint and the event patterns it receives. It never carries the secret.
@@ -91,6 +93,43 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
    * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 13;
    */
   previousSecretExpiresAt?: Timestamp | undefined;
+
+  /**
+   * How the endpoint has been doing, as of the response.
+   *
+   * @generated from field: webhooks.v1.SubscriptionHealth health = 14;
+   */
+  health?: SubscriptionHealth | undefined;
+
+  /**
+   * A CEL expression over the projected event (type, entity_id, data, previous); events it
+   * does not match create no delivery (they stay in the feed). Empty: every event that
+   * matches event_patterns.
+   *
+   * @generated from field: string filter = 22;
+   */
+  filter: string;
+
+  /**
+   * Up to 10 extra request headers sent with every delivery; signature, webhook-*,
+   * Content-Type, Host, Content-Length and hop-by-hop headers are refused.
+   *
+   * @generated from field: map<string, string> headers = 23;
+   */
+  headers: { [key: string]: string };
+
+  /**
+   * @generated from field: webhooks.v1.SigningAlgorithm signing_algorithm = 30;
+   */
+  signingAlgorithm: SigningAlgorithm;
+
+  /**
+   * SIGNING_ALGORITHM_ED25519 only: "whpk_" + base64 of the 32-byte public key receivers verify
+   * with. The private key never leaves the service.
+   *
+   * @generated from field: string public_key = 31;
+   */
+  publicKey: string;
 };
 
 /**
@@ -99,6 +138,45 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
  */
 export const SubscriptionSchema: GenMessage<Subscription> = /*@__PURE__*/
   messageDesc(file_webhooks_v1_subscriptions, 0);
+
+/**
+ * SubscriptionHealth: the attempts auto-disable looks at (SPEC §4), and the latest attempt.
+ *
+ * @generated from message webhooks.v1.SubscriptionHealth
+ */
+export type SubscriptionHealth = Message<"webhooks.v1.SubscriptionHealth"> & {
+  /**
+   * The failure_window setting; the counts cover it, or the time since the subscription was
+   * last activated when that is shorter.
+   *
+   * @generated from field: google.protobuf.Duration failure_window = 1;
+   */
+  failureWindow?: Duration | undefined;
+
+  /**
+   * @generated from field: int32 attempt_count = 2;
+   */
+  attemptCount: number;
+
+  /**
+   * @generated from field: int32 failed_count = 3;
+   */
+  failedCount: number;
+
+  /**
+   * Unset before the first attempt.
+   *
+   * @generated from field: webhooks.v1.DeliveryAttempt last_attempt = 4;
+   */
+  lastAttempt?: DeliveryAttempt | undefined;
+};
+
+/**
+ * Describes the message webhooks.v1.SubscriptionHealth.
+ * Use `create(SubscriptionHealthSchema)` to create a new message.
+ */
+export const SubscriptionHealthSchema: GenMessage<SubscriptionHealth> = /*@__PURE__*/
+  messageDesc(file_webhooks_v1_subscriptions, 1);
 
 /**
  * @generated from message webhooks.v1.CreateSubscriptionRequest
@@ -139,11 +217,33 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
   metadata: { [key: string]: string };
 
   /**
-   * "whsec_" + base64 of 24 to 64 bytes; generated when empty.
+   * "whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519.
    *
    * @generated from field: string secret = 7;
    */
   secret: string;
+
+  /**
+   * A CEL expression over the projected event; see Subscription.filter.
+   *
+   * @generated from field: string filter = 22;
+   */
+  filter: string;
+
+  /**
+   * Extra request headers sent with every delivery; see Subscription.headers.
+   *
+   * @generated from field: map<string, string> headers = 23;
+   */
+  headers: { [key: string]: string };
+
+  /**
+   * Defaults to SIGNING_ALGORITHM_HMAC_SHA256. With SIGNING_ALGORITHM_ED25519 the service
+   * generates the key pair and returns no secret: the subscription carries the public key.
+   *
+   * @generated from field: webhooks.v1.SigningAlgorithm signing_algorithm = 30;
+   */
+  signingAlgorithm: SigningAlgorithm;
 };
 
 /**
@@ -151,7 +251,7 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
  * Use `create(CreateSubscriptionRequestSchema)` to create a new message.
  */
 export const CreateSubscriptionRequestSchema: GenMessage<CreateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 1);
+  messageDesc(file_webhooks_v1_subscriptions, 2);
 
 /**
  * @generated from message webhooks.v1.CreateSubscriptionResponse
@@ -175,7 +275,7 @@ export type CreateSubscriptionResponse = Message<"webhooks.v1.CreateSubscription
  * Use `create(CreateSubscriptionResponseSchema)` to create a new message.
  */
 export const CreateSubscriptionResponseSchema: GenMessage<CreateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 2);
+  messageDesc(file_webhooks_v1_subscriptions, 3);
 
 /**
  * @generated from message webhooks.v1.GetSubscriptionRequest
@@ -197,7 +297,7 @@ export type GetSubscriptionRequest = Message<"webhooks.v1.GetSubscriptionRequest
  * Use `create(GetSubscriptionRequestSchema)` to create a new message.
  */
 export const GetSubscriptionRequestSchema: GenMessage<GetSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 3);
+  messageDesc(file_webhooks_v1_subscriptions, 4);
 
 /**
  * @generated from message webhooks.v1.GetSubscriptionResponse
@@ -214,7 +314,7 @@ export type GetSubscriptionResponse = Message<"webhooks.v1.GetSubscriptionRespon
  * Use `create(GetSubscriptionResponseSchema)` to create a new message.
  */
 export const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 4);
+  messageDesc(file_webhooks_v1_subscriptions, 5);
 
 /**
  * @generated from message webhooks.v1.ListSubscriptionsRequest
@@ -250,7 +350,7 @@ export type ListSubscriptionsRequest = Message<"webhooks.v1.ListSubscriptionsReq
  * Use `create(ListSubscriptionsRequestSchema)` to create a new message.
  */
 export const ListSubscriptionsRequestSchema: GenMessage<ListSubscriptionsRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 5);
+  messageDesc(file_webhooks_v1_subscriptions, 6);
 
 /**
  * @generated from message webhooks.v1.ListSubscriptionsResponse
@@ -274,7 +374,7 @@ export type ListSubscriptionsResponse = Message<"webhooks.v1.ListSubscriptionsRe
  * Use `create(ListSubscriptionsResponseSchema)` to create a new message.
  */
 export const ListSubscriptionsResponseSchema: GenMessage<ListSubscriptionsResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 6);
+  messageDesc(file_webhooks_v1_subscriptions, 7);
 
 /**
  * @generated from message webhooks.v1.UpdateSubscriptionRequest
@@ -288,7 +388,7 @@ export type UpdateSubscriptionRequest = Message<"webhooks.v1.UpdateSubscriptionR
   subscription?: Subscription | undefined;
 
   /**
-   * Updatable: url, event_patterns, description, payload_mode, metadata.
+   * Updatable: url, event_patterns, description, payload_mode, metadata, filter, headers.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -300,7 +400,7 @@ export type UpdateSubscriptionRequest = Message<"webhooks.v1.UpdateSubscriptionR
  * Use `create(UpdateSubscriptionRequestSchema)` to create a new message.
  */
 export const UpdateSubscriptionRequestSchema: GenMessage<UpdateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 7);
+  messageDesc(file_webhooks_v1_subscriptions, 8);
 
 /**
  * @generated from message webhooks.v1.UpdateSubscriptionResponse
@@ -317,7 +417,7 @@ export type UpdateSubscriptionResponse = Message<"webhooks.v1.UpdateSubscription
  * Use `create(UpdateSubscriptionResponseSchema)` to create a new message.
  */
 export const UpdateSubscriptionResponseSchema: GenMessage<UpdateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 8);
+  messageDesc(file_webhooks_v1_subscriptions, 9);
 
 /**
  * @generated from message webhooks.v1.DeleteSubscriptionRequest
@@ -339,7 +439,7 @@ export type DeleteSubscriptionRequest = Message<"webhooks.v1.DeleteSubscriptionR
  * Use `create(DeleteSubscriptionRequestSchema)` to create a new message.
  */
 export const DeleteSubscriptionRequestSchema: GenMessage<DeleteSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 9);
+  messageDesc(file_webhooks_v1_subscriptions, 10);
 
 /**
  * @generated from message webhooks.v1.DeleteSubscriptionResponse
@@ -352,7 +452,7 @@ export type DeleteSubscriptionResponse = Message<"webhooks.v1.DeleteSubscription
  * Use `create(DeleteSubscriptionResponseSchema)` to create a new message.
  */
 export const DeleteSubscriptionResponseSchema: GenMessage<DeleteSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 10);
+  messageDesc(file_webhooks_v1_subscriptions, 11);
 
 /**
  * @generated from message webhooks.v1.ActivateSubscriptionRequest
@@ -374,7 +474,7 @@ export type ActivateSubscriptionRequest = Message<"webhooks.v1.ActivateSubscript
  * Use `create(ActivateSubscriptionRequestSchema)` to create a new message.
  */
 export const ActivateSubscriptionRequestSchema: GenMessage<ActivateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 11);
+  messageDesc(file_webhooks_v1_subscriptions, 12);
 
 /**
  * @generated from message webhooks.v1.ActivateSubscriptionResponse
@@ -391,7 +491,7 @@ export type ActivateSubscriptionResponse = Message<"webhooks.v1.ActivateSubscrip
  * Use `create(ActivateSubscriptionResponseSchema)` to create a new message.
  */
 export const ActivateSubscriptionResponseSchema: GenMessage<ActivateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 12);
+  messageDesc(file_webhooks_v1_subscriptions, 13);
 
 /**
  * @generated from message webhooks.v1.DisableSubscriptionRequest
@@ -413,7 +513,7 @@ export type DisableSubscriptionRequest = Message<"webhooks.v1.DisableSubscriptio
  * Use `create(DisableSubscriptionRequestSchema)` to create a new message.
  */
 export const DisableSubscriptionRequestSchema: GenMessage<DisableSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 13);
+  messageDesc(file_webhooks_v1_subscriptions, 14);
 
 /**
  * @generated from message webhooks.v1.DisableSubscriptionResponse
@@ -430,7 +530,7 @@ export type DisableSubscriptionResponse = Message<"webhooks.v1.DisableSubscripti
  * Use `create(DisableSubscriptionResponseSchema)` to create a new message.
  */
 export const DisableSubscriptionResponseSchema: GenMessage<DisableSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 14);
+  messageDesc(file_webhooks_v1_subscriptions, 15);
 
 /**
  * @generated from message webhooks.v1.RotateSubscriptionSecretRequest
@@ -447,7 +547,7 @@ export type RotateSubscriptionSecretRequest = Message<"webhooks.v1.RotateSubscri
   id: string;
 
   /**
-   * The new secret; generated when empty.
+   * The new secret; generated when empty. Ed25519 subscriptions get a new key pair (leave empty).
    *
    * @generated from field: string secret = 3;
    */
@@ -466,7 +566,7 @@ export type RotateSubscriptionSecretRequest = Message<"webhooks.v1.RotateSubscri
  * Use `create(RotateSubscriptionSecretRequestSchema)` to create a new message.
  */
 export const RotateSubscriptionSecretRequestSchema: GenMessage<RotateSubscriptionSecretRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 15);
+  messageDesc(file_webhooks_v1_subscriptions, 16);
 
 /**
  * @generated from message webhooks.v1.RotateSubscriptionSecretResponse
@@ -478,6 +578,8 @@ export type RotateSubscriptionSecretResponse = Message<"webhooks.v1.RotateSubscr
   subscription?: Subscription | undefined;
 
   /**
+   * Empty for Ed25519 subscriptions: subscription.public_key is the new public key.
+   *
    * @generated from field: string secret = 2;
    */
   secret: string;
@@ -488,7 +590,7 @@ export type RotateSubscriptionSecretResponse = Message<"webhooks.v1.RotateSubscr
  * Use `create(RotateSubscriptionSecretResponseSchema)` to create a new message.
  */
 export const RotateSubscriptionSecretResponseSchema: GenMessage<RotateSubscriptionSecretResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 16);
+  messageDesc(file_webhooks_v1_subscriptions, 17);
 
 /**
  * @generated from message webhooks.v1.SendTestEventRequest
@@ -510,7 +612,7 @@ export type SendTestEventRequest = Message<"webhooks.v1.SendTestEventRequest"> &
  * Use `create(SendTestEventRequestSchema)` to create a new message.
  */
 export const SendTestEventRequestSchema: GenMessage<SendTestEventRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 17);
+  messageDesc(file_webhooks_v1_subscriptions, 18);
 
 /**
  * @generated from message webhooks.v1.SendTestEventResponse
@@ -532,7 +634,7 @@ export type SendTestEventResponse = Message<"webhooks.v1.SendTestEventResponse">
  * Use `create(SendTestEventResponseSchema)` to create a new message.
  */
 export const SendTestEventResponseSchema: GenMessage<SendTestEventResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 18);
+  messageDesc(file_webhooks_v1_subscriptions, 19);
 
 /**
  * @generated from enum webhooks.v1.SubscriptionStatus
@@ -626,6 +728,40 @@ export enum PayloadMode {
  */
 export const PayloadModeSchema: GenEnum<PayloadMode> = /*@__PURE__*/
   enumDesc(file_webhooks_v1_subscriptions, 2);
+
+/**
+ * SigningAlgorithm is how deliveries are signed (webhook-signature).
+ *
+ * @generated from enum webhooks.v1.SigningAlgorithm
+ */
+export enum SigningAlgorithm {
+  /**
+   * Same as SIGNING_ALGORITHM_HMAC_SHA256.
+   *
+   * @generated from enum value: SIGNING_ALGORITHM_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * "v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature.
+   *
+   * @generated from enum value: SIGNING_ALGORITHM_HMAC_SHA256 = 1;
+   */
+  HMAC_SHA256 = 1,
+
+  /**
+   * "v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature.
+   *
+   * @generated from enum value: SIGNING_ALGORITHM_ED25519 = 2;
+   */
+  ED25519 = 2,
+}
+
+/**
+ * Describes the enum webhooks.v1.SigningAlgorithm.
+ */
+export const SigningAlgorithmSchema: GenEnum<SigningAlgorithm> = /*@__PURE__*/
+  enumDesc(file_webhooks_v1_subscriptions, 3);
 
 /**
  * SubscriptionService manages a tenant's webhook endpoints.
