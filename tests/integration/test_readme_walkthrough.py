@@ -96,6 +96,9 @@ async def test_the_local_development_walkthrough_ends_in_a_verified_delivery(
         "--dev",
         "--listen",
         "127.0.0.1:0",
+        # Not the default 127.0.0.1:8080, which another server on this machine may hold.
+        "--http-listen",
+        "127.0.0.1:0",
         env=clean_env(),
         cwd=tmp_path,
     )
