@@ -130,7 +130,7 @@ def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
         "log_level": "WARNING",
         "log_format": "text",
         "poll_interval": "200ms",
-        "secret_keys": SECRET_KEY,
+        "secret_key": SECRET_KEY,
         **settings,
     }
     for name, value in values.items():

@@ -160,7 +160,7 @@ class App:
         settings = self.settings
         database_url = settings.database.database_url
         try:
-            self.box = resolve_box(settings.secrets.secret_keys, database_url)
+            self.box = resolve_box(settings.secrets.secret_key, database_url)
         except SecretKeyError as error:
             raise StartupError(str(error)) from None
         if self.roles.migrate:

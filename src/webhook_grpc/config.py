@@ -216,7 +216,7 @@ def _tokens(name: str, value: object) -> tuple[TokenConfig, ...]:
     return tuple(tokens)
 
 
-def _secret_keys(name: str, value: object) -> tuple[str, ...]:
+def _secret_key(name: str, value: object) -> tuple[str, ...]:
     """Encryption keys, the sealing one first: a list, or one string of comma-separated keys."""
     items: object = value
     if isinstance(value, str):
@@ -276,7 +276,7 @@ class DatabaseSettings:
 class SecretSettings:
     """The keys subscription secrets are encrypted with at rest."""
 
-    secret_keys: tuple[str, ...] = field(repr=False)
+    secret_key: tuple[str, ...] = field(repr=False)
     database_url: str
 
 
@@ -459,11 +459,11 @@ class Settings:
         default=timedelta(hours=1),
         metadata=_meta(_duration("s"), "how often the purge runs; bare numbers are seconds"),
     )
-    secret_keys: tuple[str, ...] = field(
+    secret_key: tuple[str, ...] = field(
         default=(),
         repr=False,
         metadata=_meta(
-            _secret_keys,
+            _secret_key,
             "keys (base64 of 32 bytes) encrypting subscription secrets at rest; the first "
             "encrypts, all decrypt; none: a generated key file beside a SQLite database",
             shown="none",

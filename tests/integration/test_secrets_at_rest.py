@@ -30,7 +30,7 @@ from webhook_grpc.app import StartupError
 from webhook_grpc.encryption import generate_key
 from webhook_grpc.storage.ports import SealedSecrets
 
-TEST_KEY = TEST_SETTINGS["secret_keys"][0]
+TEST_KEY = TEST_SETTINGS["secret_key"][0]
 
 
 async def _stored_private_key(server: RunningServer, subscription_id: str) -> str:
@@ -122,13 +122,14 @@ async def test_no_secret_in_database_dump_logs_or_metrics_and_deliveries_verify(
     assert b"whenc:v1:" in stored
 
 
-async def _reencrypt(database_url: str, keys: str) -> subprocess.CompletedProcess[str]:
-    """`webhook-grpc secrets re-encrypt` in a process of its own."""
-    env = {**os.environ, "WEBHOOK_GRPC_SECRET_KEYS": keys}
-    command = [sys.executable, "-m", "webhook_grpc", "secrets", "re-encrypt"]
+async def _reencrypt(
+    database_url: str, keys: str, *command: str
+) -> subprocess.CompletedProcess[str]:
+    """`webhook-grpc <command>` (re-encryption) in a process of its own."""
+    env = {**os.environ, "WEBHOOK_GRPC_SECRET_KEY": keys}
     return await asyncio.to_thread(
         subprocess.run,
-        [*command, "--database-url", database_url],
+        [sys.executable, "-m", "webhook_grpc", *command, "--database-url", database_url],
         env=env,
         capture_output=True,
         text=True,
@@ -148,14 +149,15 @@ async def test_encryption_key_rotation_with_re_encrypt(
     await server.stop()
 
     # The new key first (it seals), the old one still opens; then re-encrypt everything.
-    first = await _reencrypt(database_url, f"{new_key},{old_key}")
+    # SPEC §12's name, then the same action under `secrets`.
+    first = await _reencrypt(database_url, f"{new_key},{old_key}", "rotate-secret-key")
     assert first.returncode == 0, first.stderr
     assert "re-encrypted 2 subscription(s)" in first.stdout
-    again = await _reencrypt(database_url, f"{new_key},{old_key}")
+    again = await _reencrypt(database_url, f"{new_key},{old_key}", "secrets", "re-encrypt")
     assert "re-encrypted 0 subscription(s)" in again.stdout and "2 already were" in again.stdout
 
     # The old key removed: the rows still open and sign.
-    server = await start_server(database_url, secret_keys=[new_key])
+    server = await start_server(database_url, secret_key=[new_key])
     try:
         await publish(server)
         await receiver.wait_count(1, "/hook")
@@ -175,22 +177,22 @@ async def test_a_wrong_key_stops_start_up_with_one_clear_line(
     await subscribe(server, receiver.url())
     await server.stop()
     with pytest.raises(StartupError) as stopped:
-        await start_server(database_url, secret_keys=[generate_key()])
+        await start_server(database_url, secret_key=[generate_key()])
     message = str(stopped.value)
     assert "\n" not in message
     assert message.startswith("wrong secret key: subscription secrets are encrypted with key id")
 
 
 async def test_postgresql_without_keys_refuses_to_start(postgres_url: str) -> None:
-    with pytest.raises(StartupError, match="secret_keys is not set: on PostgreSQL"):
-        await start_server(postgres_url, secret_keys=[])
+    with pytest.raises(StartupError, match="secret_key is not set: on PostgreSQL"):
+        await start_server(postgres_url, secret_key=[])
 
 
 async def test_sqlite_without_keys_generates_a_private_key_file_and_says_so(
     tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     database = tmp_path / "dev.db"
-    server = await start_server(f"sqlite:///{database}", secret_keys=[])
+    server = await start_server(f"sqlite:///{database}", secret_key=[])
     try:
         created = await subscribe(server, receiver.url())
         await publish(server)
@@ -204,7 +206,7 @@ async def test_sqlite_without_keys_generates_a_private_key_file_and_says_so(
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert any("GENERATED a development encryption key" in r.getMessage() for r in caplog.records)
     # The next start reads the same file: the secrets still open.
-    server = await start_server(f"sqlite:///{database}", secret_keys=[])
+    server = await start_server(f"sqlite:///{database}", secret_key=[])
     await server.stop()
     assert os.stat(key_file).st_size > 0
 

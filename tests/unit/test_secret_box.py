@@ -50,7 +50,7 @@ def test_the_first_key_seals_and_every_key_opens() -> None:
 
 def test_a_wrong_key_or_another_row_does_not_open() -> None:
     sealed = box(KEY_A).seal("whsec_x", "sub_1")
-    with pytest.raises(SealedSecretError, match="no configured secret_keys entry matches"):
+    with pytest.raises(SealedSecretError, match="no configured secret_key entry matches"):
         box(KEY_B).open(sealed, "sub_1")
     with pytest.raises(SealedSecretError, match="moved from another subscription"):
         box(KEY_A).open(sealed, "sub_2")
@@ -72,16 +72,16 @@ def test_box_repr_shows_key_ids_only() -> None:
 @pytest.mark.parametrize("value", ["not base64!", "c2hvcnQ=", generate_key() + "AAAA"])
 def test_bad_configured_keys_are_refused_without_echoing_them(value: str) -> None:
     with pytest.raises(ConfigError) as refused:
-        load_settings(None, env={"WEBHOOK_GRPC_SECRET_KEYS": f"{KEY_A},{value}"})
+        load_settings(None, env={"WEBHOOK_GRPC_SECRET_KEY": f"{KEY_A},{value}"})
     assert "item 1" in str(refused.value)
     assert value not in str(refused.value) and KEY_A not in str(refused.value)
 
 
 def test_keys_from_toml_list_and_never_in_the_settings_repr(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text(f'secret_keys = ["{KEY_A}", "{KEY_B}"]\n')
+    config.write_text(f'secret_key = ["{KEY_A}", "{KEY_B}"]\n')
     settings = load_settings(config, env={})
-    assert settings.secret_keys == (KEY_A, KEY_B)
+    assert settings.secret_key == (KEY_A, KEY_B)
     assert KEY_A not in repr(settings) and KEY_A not in repr(settings.secrets)
 
 

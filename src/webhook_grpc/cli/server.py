@@ -103,7 +103,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         lock = process_lock.acquire(settings.database.database_url, "migrate")
         try:
             # 0005_secrets_at_rest encrypts plain-text secrets with the first key.
-            box = resolve_box(settings.secrets.secret_keys, settings.database.database_url)
+            box = resolve_box(settings.secrets.secret_key, settings.database.database_url)
             migrate.upgrade(settings.database.database_url, "head", box)
         finally:
             lock.release()

@@ -81,7 +81,7 @@ class SecretBox:
         if cipher is None:
             raise SealedSecretError(
                 f"subscription {subscription_id}: its secret is encrypted with key id {kid}, "
-                "which no configured secret_keys entry matches"
+                "which no configured secret_key entry matches"
             )
         try:
             raw = base64.urlsafe_b64decode(sealed[SEALED_HEAD_LENGTH + 1 :])

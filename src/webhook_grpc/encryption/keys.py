@@ -1,4 +1,4 @@
-"""Where the encryption keys come from: the `secret_keys` setting (first seals, all open), or,
+"""Where the encryption keys come from: the `secret_key` setting (first seals, all open), or,
 on a SQLite development setup with none configured, a key file generated beside the database."""
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ def resolve_box(configured: Sequence[str], database_url: str) -> SecretBox:
     if database is None:
         if database_url.startswith("sqlite"):
             log.warning(
-                "secret_keys is not set: in-memory database, secrets sealed with a key "
+                "secret_key is not set: in-memory database, secrets sealed with a key "
                 "that lives only as long as this process"
             )
             return SecretBox([secrets.token_bytes(KEY_BYTES)])
         raise SecretKeyError(
-            "secret_keys is not set: on PostgreSQL subscription secrets must be encrypted with "
+            "secret_key is not set: on PostgreSQL subscription secrets must be encrypted with "
             "a configured key (create one with `webhook-grpc secrets generate-key`, set it in "
-            "secret_keys or WEBHOOK_GRPC_SECRET_KEYS)"
+            "secret_key or WEBHOOK_GRPC_SECRET_KEY)"
         )
     return SecretBox([_development_key(Path(f"{database}{KEY_FILE_SUFFIX}"))])
 
@@ -66,9 +66,9 @@ def _development_key(path: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         log.warning(
-            "secret_keys is not set: subscription secrets are encrypted with the development key "
+            "secret_key is not set: subscription secrets are encrypted with the development key "
             "file %s; anyone who can read it and the database can sign as this service. "
-            "Configure secret_keys for production (README: Secrets at rest)",
+            "Configure secret_key for production (README: Secrets at rest)",
             path,
         )
         try:
@@ -78,9 +78,9 @@ def _development_key(path: Path) -> bytes:
     with os.fdopen(fd, "w") as file:
         file.write(generate_key() + "\n")
     log.warning(
-        "secret_keys is not set: GENERATED a development encryption key in %s (mode 0600). "
+        "secret_key is not set: GENERATED a development encryption key in %s (mode 0600). "
         "Keep it with the database: without it the subscription secrets cannot be used. "
-        "Configure secret_keys for production (README: Secrets at rest)",
+        "Configure secret_key for production (README: Secrets at rest)",
         path,
     )
     return parse_key(path.read_text())

@@ -1,5 +1,5 @@
 """Re-encryption after a key rotation: every stored secret sealed again with the first key, so
-the old key can then be removed from secret_keys."""
+the old key can then be removed from secret_key."""
 
 from __future__ import annotations
 

@@ -17,13 +17,13 @@ async def check_keys_open_secrets(storage: Storage, box: SecretBox) -> None:
     if None in key_ids:
         raise SecretKeyError(
             "the database holds plain-text subscription secrets: run `webhook-grpc migrate` "
-            "(it encrypts them with the first of secret_keys)"
+            "(it encrypts them with the first of secret_key)"
         )
     unknown = sorted(kid for kid in key_ids if kid is not None and kid not in box.key_ids)
     if unknown:
         raise SecretKeyError(
             f"wrong secret key: subscription secrets are encrypted with key id(s) "
-            f"{', '.join(unknown)}, but the configured secret_keys have id(s) "
+            f"{', '.join(unknown)}, but the configured secret_key have id(s) "
             f"{', '.join(box.key_ids)}; configure the key they were encrypted with "
-            "(keep the old key in secret_keys until `webhook-grpc secrets re-encrypt` has run)"
+            "(keep the old key in secret_key until `webhook-grpc secrets re-encrypt` has run)"
         )

@@ -39,7 +39,7 @@ def _box() -> SecretBox:
     if not isinstance(box, SecretBox):
         raise RuntimeError(
             "migration 0005_secrets_at_rest needs the secret keys: run it with "
-            "`webhook-grpc migrate` (it reads secret_keys), not with bare alembic"
+            "`webhook-grpc migrate` (it reads secret_key), not with bare alembic"
         )
     return box
 
