@@ -33,6 +33,10 @@ PAYLOAD_MODE = {
     models.PayloadMode.FULL: subscriptions_pb2.PAYLOAD_MODE_FULL,
     models.PayloadMode.THIN: subscriptions_pb2.PAYLOAD_MODE_THIN,
 }
+ORDERING = {
+    models.Ordering.UNORDERED: subscriptions_pb2.ORDERING_UNORDERED,
+    models.Ordering.FIFO: subscriptions_pb2.ORDERING_FIFO,
+}
 DELIVERY_STATUS = {
     models.DeliveryStatus.PENDING: deliveries_pb2.DELIVERY_STATUS_PENDING,
     models.DeliveryStatus.SUCCEEDED: deliveries_pb2.DELIVERY_STATUS_SUCCEEDED,
@@ -170,6 +174,8 @@ def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
         updated_at=timestamp(value.updated_at),
         disabled_at=timestamp(value.disabled_at),
         previous_secret_expires_at=timestamp(value.previous_secret_expires_at),
+        ordering=ORDERING[value.ordering],
+        rate_limit_per_second=value.rate_limit_per_second,
     )
 
 

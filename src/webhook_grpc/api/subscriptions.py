@@ -9,6 +9,7 @@ from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2_grpc
 from webhook_grpc.domain.access import Role
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.models import (
+    Ordering,
     PayloadMode,
     SubscriptionChanges,
     SubscriptionDraft,
@@ -21,7 +22,17 @@ from . import convert
 from .auth import Authenticator, required_tenant, scoped_tenant
 from .errors import unary
 
-UPDATABLE = frozenset({"url", "event_patterns", "description", "payload_mode", "metadata"})
+UPDATABLE = frozenset(
+    {
+        "url",
+        "event_patterns",
+        "description",
+        "payload_mode",
+        "metadata",
+        "ordering",
+        "rate_limit_per_second",
+    }
+)
 
 
 class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
@@ -51,6 +62,9 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             or PayloadMode.FULL,
             metadata=dict(request.metadata),
             secret=request.secret,
+            ordering=convert.enum_from_proto(convert.ORDERING, request.ordering, "ordering")
+            or Ordering.UNORDERED,
+            rate_limit_per_second=request.rate_limit_per_second,
         )
         created, secret = await self._service.create(draft)
         return pb.CreateSubscriptionResponse(
@@ -110,6 +124,15 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
                 else None
             ),
             metadata=dict(given.metadata) if "metadata" in paths else None,
+            ordering=(
+                convert.enum_from_proto(convert.ORDERING, given.ordering, "subscription.ordering")
+                or Ordering.UNORDERED
+                if "ordering" in paths
+                else None
+            ),
+            rate_limit_per_second=(
+                given.rate_limit_per_second if "rate_limit_per_second" in paths else None
+            ),
         )
         updated = await self._service.update(given.id, tenant, changes)
         return pb.UpdateSubscriptionResponse(subscription=convert.subscription(updated))

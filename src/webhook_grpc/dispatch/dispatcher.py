@@ -108,6 +108,10 @@ class Dispatcher:
         self._look_ahead = False
         self._leased_at = clock()
         recorder.on_retry_scheduled(self.wake_at)
+        # A FIFO subscription's next delivery can be leased once its head's attempt is
+        # committed: the lease loop is woken then rather than by the poll.
+        self._ordered_unrecorded = False
+        recorder.on_committed(self._after_commit)
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -190,6 +194,11 @@ class Dispatcher:
         delay = (due - self._clock()).total_seconds()
         self._timer_due = due
         self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._due)
+
+    def _after_commit(self, _count: int) -> None:
+        if self._ordered_unrecorded:
+            self._ordered_unrecorded = False
+            self._wake.set()
 
     def _due(self) -> None:
         self._timer = self._timer_due = None
@@ -302,6 +311,11 @@ class Dispatcher:
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
+        if delivery.not_before is not None:
+            # The slot the subscription's rate limit reserved for it (SPEC §11).
+            wait = (delivery.not_before - self._clock()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
         attempted_at, outcome = await self._send(delivery, batch)
         attempt_number = delivery.attempt_count + 1
         if outcome.succeeded:
@@ -316,6 +330,7 @@ class Dispatcher:
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
         _observe(delivery, outcome, status)
+        self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
         self._recorder.submit(
             AttemptRecord(
                 delivery_id=delivery.id,

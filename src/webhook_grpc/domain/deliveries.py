@@ -17,6 +17,10 @@ class LeasedDelivery:
     subscription_id: str
     attempt_count: int
     lease_token: str
+    not_before: datetime | None = None
+    """The slot the subscription's rate limit reserved for this attempt: not to start earlier."""
+    ordered: bool = False
+    """Of a FIFO subscription: the next one waits until this attempt is recorded."""
 
 
 @dataclass(frozen=True)

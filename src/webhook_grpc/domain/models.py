@@ -28,6 +28,13 @@ class PayloadMode(enum.StrEnum):
     THIN = "thin"
 
 
+class Ordering(enum.StrEnum):
+    """Whether deliveries to a subscription may overtake each other (SPEC §11)."""
+
+    UNORDERED = "unordered"
+    FIFO = "fifo"
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -59,6 +66,9 @@ class Subscription:
     updated_at: datetime
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None
+    ordering: Ordering = Ordering.UNORDERED
+    rate_limit_per_second: int = 0
+    """Attempts per second over every dispatcher process together; 0 means no limit."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class SubscriptionDraft:
     payload_mode: PayloadMode
     metadata: dict[str, str]
     secret: str
+    ordering: Ordering = Ordering.UNORDERED
+    rate_limit_per_second: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,8 @@ class SubscriptionChanges:
     description: str | None = None
     payload_mode: PayloadMode | None = None
     metadata: dict[str, str] | None = None
+    ordering: Ordering | None = None
+    rate_limit_per_second: int | None = None
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class SubscriptionService:
                     metadata=dict(draft.metadata),
                     secret=secret,
                     created_at=now,
+                    ordering=draft.ordering,
+                    rate_limit_per_second=draft.rate_limit_per_second,
                 )
             )
             created = await unit.subscriptions.get(subscription_id, None)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.models import (
     DisabledReason,
+    Ordering,
     PayloadMode,
     Subscription,
     SubscriptionChanges,
@@ -46,6 +47,8 @@ def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
         updated_at=m["updated_at"],
         disabled_at=m["disabled_at"],
         previous_secret_expires_at=m["previous_secret_expires_at"],
+        ordering=Ordering(m["ordering"]),
+        rate_limit_per_second=m["rate_limit_per_second"],
     )
 
 
@@ -156,6 +159,8 @@ class CoreSubscriptions(ABC):
                 created_at=s.created_at,
                 updated_at=s.created_at,
                 disabled_at=None,
+                ordering=s.ordering.value,
+                rate_limit_per_second=s.rate_limit_per_second,
             )
         )
 
@@ -209,6 +214,10 @@ class CoreSubscriptions(ABC):
             values["metadata"] = dict(changes.metadata)
         if changes.payload_mode is not None:
             values["payload_mode"] = changes.payload_mode.value
+        if changes.ordering is not None:
+            values["ordering"] = changes.ordering.value
+        if changes.rate_limit_per_second is not None:
+            values["rate_limit_per_second"] = changes.rate_limit_per_second
         await self._update(subscription_id, values)
 
     async def activate(self, subscription_id: str, now: datetime) -> None:

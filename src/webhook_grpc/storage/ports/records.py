@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from webhook_grpc.domain.deliveries import LeasedDelivery
-from webhook_grpc.domain.models import PayloadMode, StoredEvent
+from webhook_grpc.domain.models import Ordering, PayloadMode, StoredEvent
 from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 
@@ -58,6 +58,8 @@ class NewSubscription:
     metadata: dict[str, str]
     secret: str
     created_at: datetime
+    ordering: Ordering = Ordering.UNORDERED
+    rate_limit_per_second: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,10 @@ class LeasedWork:
     """By event id; an event purged since is missing."""
     targets: dict[str, DeliveryTarget]
     """By subscription id; a subscription deleted since is missing."""
+
+    def merged(self, other: LeasedWork) -> LeasedWork:
+        return LeasedWork(
+            self.deliveries + other.deliveries,
+            self.events | other.events,
+            self.targets | other.targets,
+        )
