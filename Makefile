@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test test-python test-typescript lint proto generate generate-typescript \
-	check-generated check-install breaking bench clean
+.PHONY: install run dev test test-python test-typescript lint proto openapi generate \
+	generate-typescript check-generated check-install dist breaking bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,13 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP)
 
-## run: start the service on SQLite (./webhook-grpc.db) at 127.0.0.1:50051
+## run: start the service on SQLite (./webhook-grpc.db): gRPC at 127.0.0.1:50051, REST at 127.0.0.1:8080
 run: $(STAMP)
 	$(BIN)/webhook-grpc serve $(ARGS)
+
+## dev: the development profile (serve --dev): http:// and loopback endpoints allowed, never in production
+dev: $(STAMP)
+	$(BIN)/webhook-grpc serve --dev $(ARGS)
 
 ## test: the whole test suite (PostgreSQL tests skip when it is unreachable, unless CI=true)
 test: test-python test-typescript
@@ -40,10 +44,15 @@ lint: $(STAMP) $(NODE_STAMP)
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
-## generate: regenerate all generated code (server, Python client, TypeScript client)
-generate: proto generate-typescript
+## openapi: regenerate the REST API's OpenAPI document from the protos (committed; CI fails when stale)
+openapi: proto
+	$(BIN)/python scripts/gen_openapi.py
 
-GENERATED := src/webhook_grpc/_gen clients/python/src/webhook_grpc_client/_gen clients/typescript/src/gen
+## generate: regenerate all generated code (server, Python client, TypeScript client, OpenAPI)
+generate: proto openapi generate-typescript
+
+GENERATED := src/webhook_grpc/_gen clients/python/src/webhook_grpc_client/_gen \
+	clients/typescript/src/gen src/webhook_grpc/api/rest/openapi.json
 
 check-generated: generate
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
@@ -51,8 +60,16 @@ check-generated: generate
 		echo "Generated code is stale: run 'make generate' and commit the result."; exit 1; \
 	fi
 
-## check-install: install the server and the Python client into fresh venvs and smoke-test them
-check-install:
+## dist: the server's and the Python client's wheels and sdists, and the TypeScript client's npm
+## tarball, in dist/ (what would be published)
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --outdir dist clients/python
+	cd clients/typescript && npm pack --silent --pack-destination ../../dist
+
+## check-install: install each artifact of dist/ into a fresh environment and smoke-test it
+check-install: dist
 	PYTHON=$(PYTHON) bash scripts/check_install.sh
 
 ## bench: the benchmark suite on PostgreSQL, under 10 minutes (BENCH_ARGS="--only delivery")

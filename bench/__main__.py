@@ -27,6 +27,7 @@ TARGETS = {
     "feed_tail_p99_ms": ("<=", 50),
     "isolation_ratio": ("<=", 1.5),
     "dispatcher_rss_mb": ("<=", 300),
+    "rest_publish_ratio": (">=", 0.8),
 }
 
 

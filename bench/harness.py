@@ -118,6 +118,8 @@ class Cluster:
     processes: list[Process] = field(default_factory=list)
     receiver_port: int = 0
     target: str = ""
+    http: str = ""
+    """The server's REST base URL."""
 
     def start_receiver(self) -> None:
         self.receiver_port = free_port()
@@ -143,7 +145,11 @@ class Cluster:
     def start_server(self, **settings: Any) -> None:
         port = free_port()
         self.target = f"127.0.0.1:{port}"
-        env = _service_env(self.database_url, listen=self.target, **settings)
+        http_listen = f"127.0.0.1:{free_port()}"
+        self.http = f"http://{http_listen}"
+        env = _service_env(
+            self.database_url, listen=self.target, http_listen=http_listen, **settings
+        )
         popen = subprocess.Popen([sys.executable, "-m", "webhook_grpc", "serve"], env=env)
         self.processes.append(Process(popen, "server"))
         _wait_health(self.target)

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import psycopg
+from google.protobuf import json_format
 from psycopg.types.json import Json
 
 from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2
@@ -356,6 +357,78 @@ async def dispatcher_rss(cluster: Cluster) -> dict[str, float]:
     return {"dispatcher_rss_mb": peak}
 
 
+async def rest(cluster: Cluster) -> dict[str, float]:
+    """REST against gRPC in the same run: PublishEvent at the same concurrency, and paging
+    through the feed with ListEvents (1000 a page)."""
+    stubs = Stubs(cluster.target)
+    counter = iter(range(10**9))
+    url = f"{cluster.http}/api/v1/webhooks"
+    connector = aiohttp.TCPConnector(limit=0)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await stubs.subscribe(cluster.receiver_url("rest"), ["product.*"])
+
+            async def grpc_call() -> None:
+                await stubs.events.PublishEvent(event_request(next(counter)))
+
+            async def rest_call() -> None:
+                body = json_format.MessageToJson(event_request(next(counter)), indent=None)
+                async with session.post(
+                    f"{url}/events", data=body, headers={"Content-Type": "application/json"}
+                ) as response:
+                    assert response.status == 201, await response.text()
+
+            await _closed_loop(16, 2.0, grpc_call)  # warm-up
+            await _closed_loop(16, 2.0, rest_call)
+            # Alternating rounds, so that the load of a shared machine falls on both alike.
+            rounds, grpc_done, rest_done = 5, 0, 0
+            for _ in range(rounds):
+                grpc_done += await _closed_loop(16, DURATION / rounds, grpc_call)
+                rest_done += await _closed_loop(16, DURATION / rounds, rest_call)
+            grpc_eps, rest_eps = grpc_done / DURATION, rest_done / DURATION
+
+            truncate(cluster.database_url)
+            total = 50_000
+            await stubs.publish_backlog(total)
+            analyze(cluster.database_url)
+
+            async def grpc_page(after: str) -> tuple[int, str, bool]:
+                page = await stubs.feed.ListEvents(
+                    feed_pb2.ListEventsRequest(
+                        tenant_id="bench", after_cursor=after, page_size=1000
+                    )
+                )
+                return len(page.events), page.next_cursor, page.has_more
+
+            async def rest_page(after: str) -> tuple[int, str, bool]:
+                query = {"tenant_id": "bench", "after_cursor": after, "page_size": "1000"}
+                async with session.get(f"{url}/events", params=query) as response:
+                    page = await response.json()
+                return len(page["events"]), page["next_cursor"], page["has_more"]
+
+            grpc_list = await _page_rate(grpc_page)
+            rest_list = await _page_rate(rest_page)
+    finally:
+        await stubs.close()
+    return {
+        "rest_publish_eps": rest_eps,
+        "grpc_publish_eps": grpc_eps,
+        "rest_publish_ratio": rest_eps / grpc_eps,
+        "rest_list_events_eps": rest_list,
+        "grpc_list_events_eps": grpc_list,
+    }
+
+
+async def _page_rate(page: Any) -> float:
+    """Events per second reading the whole feed from the start, a page at a time."""
+    begin = time.perf_counter()
+    seen, cursor, more = 0, "", True
+    while more:
+        count, cursor, more = await page(cursor)
+        seen += count
+    return seen / (time.perf_counter() - begin)
+
+
 SCENARIOS = {
     "publish_unary": publish_unary,
     "publish_batch": publish_batch,
@@ -366,4 +439,5 @@ SCENARIOS = {
     "isolation": isolation,
     "scaleout": scaleout,
     "dispatcher_rss": dispatcher_rss,
+    "rest": rest,
 }

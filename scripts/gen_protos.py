@@ -78,7 +78,11 @@ def _install(generated: Path, target: Target) -> None:
 
 
 def main() -> int:
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    # proto/google holds vendored googleapis imports; their Python code comes from the
+    # googleapis-common-protos package, so only our own files are generated.
+    protos = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "webhooks").rglob("*.proto")
+    )
     with tempfile.TemporaryDirectory(prefix="webhook-grpc-protos-") as scratch:
         generated = Path(scratch)
         _protoc(protos, generated)

@@ -33,6 +33,9 @@ from webhook_grpc.api.decoding import RequestDecodingGuard
 from webhook_grpc.api.deliveries import DeliveryServicer
 from webhook_grpc.api.events import EventServicer
 from webhook_grpc.api.feed import FeedServicer
+from webhook_grpc.api.listen_address import check_bindable
+from webhook_grpc.api.rest import openapi
+from webhook_grpc.api.rest.server import OPENAPI_PATH, RestServer
 from webhook_grpc.api.subscriptions import SubscriptionServicer
 from webhook_grpc.config import ServerSettings, Settings
 from webhook_grpc.dispatch.dispatcher import Dispatcher
@@ -40,6 +43,7 @@ from webhook_grpc.dispatch.recorder import AttemptRecorder
 from webhook_grpc.dispatch.transport import HttpTransport
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
+from webhook_grpc.domain.errors import StorageUnavailable
 from webhook_grpc.metrics import MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
@@ -62,6 +66,21 @@ SERVICE_NAMES = (
     feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name,
     deliveries_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
 )
+PROTO_FILES = (
+    events_pb2.DESCRIPTOR,
+    subscriptions_pb2.DESCRIPTOR,
+    feed_pb2.DESCRIPTOR,
+    deliveries_pb2.DESCRIPTOR,
+)
+# /readyz answers 503 when the database does not answer within this long.
+READINESS_TIMEOUT = 2.0
+# The gRPC server's default receive limit; REST takes the same, or more when max_payload_bytes
+# needs it (an event's data and previous, each up to max_payload_bytes, plus its envelope).
+GRPC_RECEIVE_LIMIT = 4 * 1024 * 1024
+
+
+def rest_body_limit(max_payload_bytes: int) -> int:
+    return max(GRPC_RECEIVE_LIMIT, 2 * max_payload_bytes + 64 * 1024)
 
 
 class StartupError(Exception):
@@ -94,7 +113,9 @@ class App:
     transport: HttpTransport | None = field(init=False, default=None)
     recorder: AttemptRecorder | None = field(init=False, default=None)
     metrics: MetricsServer | None = field(init=False, default=None)
+    http_port: int = 0
     _server: grpc.aio.Server | None = field(init=False, default=None)
+    rest: RestServer | None = field(init=False, default=None)
     _lock: process_lock.ProcessLock | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
@@ -103,6 +124,11 @@ class App:
         logs.guard_secrets()
         if self.roles.api:
             _check_open_mode(settings.server)
+            _check_listen(settings.server.listen, "")
+            if settings.server.http_listen:
+                _check_listen(settings.server.http_listen, " (http_listen)")
+        if settings.server.metrics_listen:
+            _check_listen(settings.server.metrics_listen, " (metrics_listen)")
         try:
             self._lock = process_lock.acquire(
                 settings.database.database_url, "serve" if self.roles.api else "dispatcher"
@@ -112,7 +138,8 @@ class App:
         try:
             await self._start()
         except BaseException:
-            self._release_lock()
+            # Close what did start (an open HTTP client session would be reported at exit).
+            await self.stop(grace=0)
             raise
 
     async def _start(self) -> None:
@@ -150,7 +177,14 @@ class App:
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
             self.metrics = MetricsServer(settings.server.metrics_listen, self.storage, self.clock)
-            self.metrics.start()
+            try:
+                self.metrics.start()
+            except OSError as error:
+                self.metrics = None
+                raise StartupError(
+                    f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
+                    f"{error.strerror or error}"
+                ) from None
             self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
         self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
@@ -169,24 +203,21 @@ class App:
             interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
         )
         probe = ProbeService(self.storage, self.publisher)
-        events_pb2_grpc.add_EventServiceServicer_to_server(
-            EventServicer(auth, self.publisher, registry), server
+        # One servicer per service, shared by the gRPC server and the REST listener.
+        events = EventServicer(auth, self.publisher, registry)
+        subscriptions = SubscriptionServicer(
+            auth,
+            SubscriptionService(self.storage, settings.subscriptions, guard, self.clock),
+            probe,
         )
-        subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(
-            SubscriptionServicer(
-                auth,
-                SubscriptionService(self.storage, settings.subscriptions, guard, self.clock),
-                probe,
-            ),
-            server,
+        feed = FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier))
+        deliveries = DeliveryServicer(
+            auth, DeliveryService(self.storage, self.notifier, self.clock)
         )
-        feed_pb2_grpc.add_FeedServiceServicer_to_server(
-            FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier)),
-            server,
-        )
-        deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryServicer(auth, DeliveryService(self.storage, self.notifier, self.clock)), server
-        )
+        events_pb2_grpc.add_EventServiceServicer_to_server(events, server)
+        subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(subscriptions, server)
+        feed_pb2_grpc.add_FeedServiceServicer_to_server(feed, server)
+        deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(deliveries, server)
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         for name in (*SERVICE_NAMES, ""):
@@ -194,7 +225,10 @@ class App:
         reflection.enable(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
         )
-        self.port = server.add_insecure_port(listen)
+        try:
+            self.port = server.add_insecure_port(listen)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
             raise StartupError(f"cannot listen on {listen}")
         await server.start()
@@ -208,9 +242,41 @@ class App:
                 host,
                 self.port,
             )
+        if settings.server.http_listen:
+            self.rest = RestServer(
+                PROTO_FILES,
+                dict(zip(SERVICE_NAMES, (events, subscriptions, feed, deliveries), strict=True)),
+                max_body_bytes=rest_body_limit(settings.publishing.max_payload_bytes),
+                ready=self._database_ready,
+                openapi=openapi.document(),
+            )
+            try:
+                self.http_port = await self.rest.start(settings.server.http_listen)
+            except OSError as error:
+                await server.stop(None)
+                self._server = None
+                raise StartupError(
+                    f"cannot listen on {settings.server.http_listen} (http_listen): {error}"
+                ) from None
+            log.info(
+                "REST/JSON API on http://%s:%d/api/v1 (OpenAPI at %s)",
+                settings.server.http_listen.rpartition(":")[0],
+                self.http_port,
+                OPENAPI_PATH,
+            )
+
+    async def _database_ready(self) -> bool:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT):
+                await self.storage.ping()
+        except (StorageUnavailable, TimeoutError):
+            return False
+        return True
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting calls, finish in-flight work (bounded by `grace`), release the rest."""
+        if self.rest is not None:
+            await self.rest.stop()
         if self._server is not None:
             await self._server.stop(grace)
         if self.dispatcher is not None:
@@ -227,8 +293,11 @@ class App:
                 await task
         if self.metrics is not None:
             self.metrics.stop()
-        await self.notifier.stop()
-        await self.storage.dispose()
+        # Absent only when start failed before creating them.
+        if hasattr(self, "notifier"):
+            await self.notifier.stop()
+        if hasattr(self, "storage"):
+            await self.storage.dispose()
         self._release_lock()
 
     def _release_lock(self) -> None:
@@ -237,18 +306,33 @@ class App:
             self._lock = None
 
 
+def _check_listen(address: str, setting: str) -> None:
+    """Before anything starts: an address in use is one line, not a traceback after migrating."""
+    try:
+        check_bindable(address)
+    except OSError as error:
+        raise StartupError(
+            f"cannot listen on {address}{setting}: {error.strerror or error}"
+        ) from None
+
+
 def _check_open_mode(settings: ServerSettings) -> None:
     if settings.tokens:
         return
-    host = settings.listen.rpartition(":")[0].strip("[]")
+    for name, listen in (("listen", settings.listen), ("http_listen", settings.http_listen)):
+        if listen and not _is_loopback(listen):
+            raise StartupError(
+                f"no tokens are configured, so the API would be open to anyone: refusing to "
+                f"listen on {listen} ({name}). Listen on 127.0.0.1 or configure [[tokens]] "
+                "(see README)."
+            )
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
     if host == "localhost":
-        return
+        return True
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback:
-        raise StartupError(
-            f"no tokens are configured, so the API would be open to anyone: refusing to listen "
-            f"on {settings.listen}. Listen on 127.0.0.1 or configure [[tokens]] (see README)."
-        )
+        return False

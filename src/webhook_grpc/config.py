@@ -32,7 +32,7 @@ CONFIG_FILE_ENV: Final = "WEBHOOK_GRPC_CONFIG"
 """Path of the TOML file when `load_settings` is given none (the CLI's `--config` wins)."""
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOG_FORMATS: Final = ("json", "text")
+LOG_FORMATS: Final = ("auto", "console", "json", "text")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -240,6 +240,7 @@ class ServerSettings:
     """The gRPC server and the process around it (app.py, the CLI)."""
 
     listen: str
+    http_listen: str
     tokens: tuple[TokenConfig, ...]
     metrics_listen: str
     serve_dispatcher: bool
@@ -353,6 +354,10 @@ class Settings:
         metadata=_meta(_str, "sqlite:///… or postgresql+psycopg://…"),
     )
     listen: str = field(default="127.0.0.1:50051", metadata=_meta(_str, "gRPC address, host:port"))
+    http_listen: str = field(
+        default="127.0.0.1:8080",
+        metadata=_meta(_str, "REST/JSON address host:port (same API as gRPC); empty: off"),
+    )
     allow_http_targets: bool = field(
         default=False, metadata=_meta(_bool, "allow plain http:// endpoint URLs (development)")
     )
@@ -431,7 +436,12 @@ class Settings:
         default="INFO", metadata=_meta(_upper, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
     )
     log_format: str = field(
-        default="json", metadata=_meta(_lower, "json (one object per line) or text")
+        default="auto",
+        metadata=_meta(
+            _lower,
+            "auto (console on a terminal, json otherwise), console (text lines with key=value "
+            "fields; text is the same) or json (one object per line)",
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -476,6 +486,8 @@ class Settings:
                 f"got {format_duration(self.lease_duration)}",
             )
         _check_address("listen", self.listen)
+        if self.http_listen:
+            _check_address("http_listen", self.http_listen)
         if self.metrics_listen:
             _check_address("metrics_listen", self.metrics_listen)
         if not _DATABASE_URL.match(self.database_url):

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -175,17 +176,66 @@ async def test_bad_input_is_refused_clearly(cli: Cli) -> None:
     assert usage.code == 2 and "--pattern" in usage.stderr
 
 
-async def test_an_unreachable_server_is_reported() -> None:
+async def test_an_unreachable_server_is_reported_alike_by_every_command() -> None:
     target = f"127.0.0.1:{free_port()}"
     for args in (
         ["publish", "product.created", "p1", "--tenant", "acme"],
         ["subscriptions", "list", "--tenant", "acme"],
         ["feed", "tail", "--tenant", "acme"],
+        ["listen", "--tenant", "acme", "--forward-to", "http://127.0.0.1:9/x"],
     ):
         result = await run(*args, "--target", target)
-        assert result.code == 1, result
-        assert f"cannot reach {target}" in result.stderr
+        assert result.code == 3, result
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"webhook-grpc {args[0]}: cannot reach {target}: "), line
+        assert line.endswith("see --target or $WEBHOOK_GRPC_TARGET)"), line
         assert result.stdout == ""
+
+
+async def test_checks_that_need_no_server_are_made_before_any_call() -> None:
+    nowhere = ["--target", f"127.0.0.1:{free_port()}"]
+    for args in (
+        ["listen", "--forward-to", "http://127.0.0.1:9/x"],
+        ["feed", "tail"],
+        ["subscriptions", "list"],
+    ):
+        result = await run(*args, *nowhere, timeout=10)
+        assert result.code == 2, result
+        assert result.stderr.startswith(f"webhook-grpc {args[0]}: --tenant is required"), result
+        assert "whsec_" not in result.stderr and "forwarding" not in result.stderr
+        assert result.stdout == ""
+
+
+async def test_target_and_token_from_the_environment_flags_win(
+    make_server: ServerFactory,
+) -> None:
+    secured = await make_server(
+        tokens=[{"role": "tenant", "tenant": "acme", "sha256": token_hash("acme-token")}]
+    )
+    nowhere = f"127.0.0.1:{free_port()}"
+    from_env = await run(
+        "subscriptions",
+        "list",
+        "--json",
+        env=clean_env(WEBHOOK_GRPC_TARGET=secured.target, WEBHOOK_GRPC_TOKEN="acme-token"),
+    )
+    assert from_env.code == 0 and from_env.json() == {"subscriptions": []}, from_env.stderr
+    flags_win = await run(
+        "subscriptions",
+        "list",
+        "--target",
+        secured.target,
+        "--token",
+        "acme-token",
+        env=clean_env(WEBHOOK_GRPC_TARGET=nowhere, WEBHOOK_GRPC_TOKEN="wrong"),
+    )
+    assert flags_win.code == 0, flags_win.stderr
+    env_target_used = await run("subscriptions", "list", env=clean_env(WEBHOOK_GRPC_TARGET=nowhere))
+    assert env_target_used.code == 2  # no tenant: refused before calling
+    unreachable = await run(
+        "subscriptions", "list", "--tenant", "acme", env=clean_env(WEBHOOK_GRPC_TARGET=nowhere)
+    )
+    assert unreachable.code == 3 and f"cannot reach {nowhere}" in unreachable.stderr
 
 
 # subscriptions
@@ -263,7 +313,7 @@ async def test_token_from_flag_or_environment(make_server: ServerFactory) -> Non
         tokens=[{"role": "tenant", "tenant": "acme", "sha256": token_hash("acme-token")}]
     )
     target = ["--target", secured.target]
-    anonymous = await run("subscriptions", "list", *target)
+    anonymous = await run("subscriptions", "list", "--tenant", "acme", *target)
     assert anonymous.code == 1 and "unauthenticated" in anonymous.stderr
     assert "WEBHOOK_GRPC_TOKEN" in anonymous.stderr
     # A tenant token may leave --tenant out: it means its own tenant.
@@ -277,6 +327,18 @@ async def test_token_from_flag_or_environment(make_server: ServerFactory) -> Non
         "subscriptions", "list", "--tenant", "globex", "--token", "acme-token", *target
     )
     assert other.code == 1 and "permission denied" in other.stderr
+    # listen asks before it prints its banner and the secret it signs with.
+    listen = await run(
+        "listen",
+        "--forward-to",
+        "http://127.0.0.1:9/x",
+        "--tenant",
+        "globex",
+        *target,
+        env=clean_env(WEBHOOK_GRPC_TOKEN="acme-token"),
+    )
+    assert listen.code == 1 and "permission denied" in listen.stderr, listen
+    assert "forwarding" not in listen.stderr and "whsec_" not in listen.stderr
 
 
 # feed tail
@@ -315,7 +377,7 @@ async def test_feed_tail_prints_the_backlog_and_follows(cli: Cli, server: Runnin
     try:
         lines = await read_lines(human, 2)
         assert [line.split()[1] for line in lines] == [events[2]["id"], live["id"]]
-        assert lines[0].split()[2:4] == ["product.created", "p2"]
+        assert lines[0].split()[2:5] == ["product.created", "p2", events[2]["cursor"]]
     finally:
         await stop(human)
 
@@ -383,6 +445,23 @@ async def test_listen_forwards_signed_deliveries_like_the_dispatcher(
     Webhook(SECRET).verify(dev.body, dict(dev.headers))
 
 
+async def test_listen_reports_an_endpoint_that_refuses_connections(
+    cli: Cli, server: RunningServer
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    event = await publish(cli, "p1")
+    target = ["--tenant", "acme", "--target", server.target]
+    url = f"http://{closed}/hooks"
+    listen = await spawn("listen", "--forward-to", url, "--from-start", *target)
+    try:
+        (line,) = await read_lines(listen, 1)
+    finally:
+        await stop(listen)
+    assert line.startswith(f"failed  {event['id']}  product.created"), line
+    assert line.endswith(f"cannot connect to {closed}: Connection refused"), line
+    assert "ssl" not in line
+
+
 async def test_listen_refuses_bad_options(cli: Cli) -> None:
     bad_secret = await cli(
         "listen", "--forward-to", "http://127.0.0.1:9/x", "--secret", "nope", "--tenant", "acme"
@@ -446,6 +525,7 @@ async def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) ->
     config = tmp_path / "webhook-grpc.toml"
     config.write_text(
         f"database_url = {json.dumps(f'sqlite:///{database}')}\nlog_format = 'text'\n"
+        "http_listen = '127.0.0.1:0'\n"
     )
     port = free_port()
     first = await spawn("serve", "--config", str(config), "--listen", f"127.0.0.1:{port}")
@@ -491,8 +571,35 @@ async def test_an_invalid_setting_stops_start_up_naming_it(tmp_path: Path) -> No
     )
     result = await run("serve", env=env)
     assert result.code == 2
-    assert "delivery_timeout" in result.stderr
+    [line] = result.stderr.splitlines()
+    assert "delivery_timeout" in line
     assert not (tmp_path / "never.db").exists()
+
+
+async def test_fatal_start_errors_are_one_line_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        database = f"sqlite:///{tmp_path / 'a.db'}"
+        in_use = await run("serve", env=settings_env(database, listen=f"127.0.0.1:{port}"))
+        metrics_in_use = await run(
+            "serve",
+            env=settings_env(database, listen="127.0.0.1:0", metrics_listen=f"127.0.0.1:{port}"),
+        )
+    assert in_use.code == 2
+    [line] = in_use.stderr.splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line, line
+    assert metrics_in_use.code == 2
+    [line] = metrics_in_use.stderr.splitlines()
+    assert f"127.0.0.1:{port} (metrics_listen): Address already in use" in line, line
+
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
+    for command in ("serve", "dispatcher", "migrate"):
+        unreachable = await run(command, env=settings_env(nowhere, listen="127.0.0.1:0"))
+        assert unreachable.code == 3, unreachable.stderr
+        [line] = unreachable.stderr.splitlines()
+        assert "cannot use the database: connection failed" in line, line
 
 
 async def test_help_lists_every_command() -> None:

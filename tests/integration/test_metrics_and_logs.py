@@ -112,27 +112,51 @@ async def test_a_timeout_moves_the_latency_histogram_and_the_failure_counter(
 
 TOKEN = "tok-admin-5c1e7d0b9a2f4e68"
 CONFIDENTIAL = "cost-7919.1357"
-TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) \S+: ")
+CONSOLE_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|ERROR)\s+\S+: ")
+# The HTTP/2 connection preface, an empty SETTINGS frame, and GOAWAY with PROTOCOL_ERROR: what
+# a client that gives up on a connection sends (the TypeScript client does on close). gRPC's C
+# core logs it at INFO, straight to stderr ("I1129 … chttp2_transport.cc … Got goaway").
+GOAWAY = (
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    + b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"
+    + b"\x00\x00\x00\x00\x00\x00\x00\x02"
+)
 
 
-@pytest.mark.parametrize("log_format", ["json", "text"])
+async def send_goaway(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(GOAWAY)
+    await writer.drain()
+    await reader.readexactly(9)  # the server's SETTINGS frame header: it has read ours
+    writer.close()
+    await writer.wait_closed()
+
+
+@pytest.mark.parametrize("log_format", ["json", "console", None])
 async def test_serve_logs_in_its_format_and_never_a_secret(
-    tmp_path: Path, receiver: Receiver, log_format: str
+    tmp_path: Path, receiver: Receiver, log_format: str | None
 ) -> None:
     config = tmp_path / "webhook-grpc.toml"
     config.write_text(f'[[tokens]]\nrole = "admin"\nsha256 = "{token_hash(TOKEN)}"\n')
     env = settings_env(
         f"sqlite:///{tmp_path / 'serve.db'}",
         listen="127.0.0.1:0",
-        log_format=log_format,
         log_level="DEBUG",
         config=str(config),
     )
+    # The operator's environment decides nothing here: the defaults must keep stderr clean.
+    for name in ("GRPC_VERBOSITY", "GRPC_TRACE", "WEBHOOK_GRPC_LOG_FORMAT"):
+        env.pop(name, None)
+    if log_format is not None:  # None: the default, auto, which is JSON on a pipe
+        env["WEBHOOK_GRPC_LOG_FORMAT"] = log_format
     receiver.on("/gone", statuses=[410])
     service = await LoggingProcess.start("serve", env)
     auth = (("authorization", f"Bearer {TOKEN}"),)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{await service.port()}") as channel:
+        port = await service.port()
+        await send_goaway(port)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             created = await subscriptions_pb2_grpc.SubscriptionServiceStub(
                 channel
             ).CreateSubscription(
@@ -166,16 +190,25 @@ async def test_serve_logs_in_its_format_and_never_a_secret(
     everything = "\n".join(lines)
     for secret in (TOKEN, created.secret, created.secret.removeprefix("whsec_"), CONFIDENTIAL):
         assert secret not in everything
-    if log_format == "text":
-        assert all(TEXT_LINE.match(line) or line.startswith(" ") for line in lines), everything
-        assert "delivery attempt" in everything and "disabled automatically" in everything
+    assert "Loaded running loop" not in everything and "Using selector" not in everything
+    if log_format == "console":
+        assert all(CONSOLE_LINE.match(line) for line in lines), everything
+        [attempt_line] = [line for line in lines if ": delivery attempt failed " in line]
+        assert " WARNING " in attempt_line
+        for field in (f"delivery_id={delivery.id}", "status_code=410", 'error="HTTP 410"'):
+            assert field in attempt_line, attempt_line
+        [disabled_line] = [line for line in lines if "disabled automatically" in line]
+        assert f"subscription_id={created.subscription.id}" in disabled_line
+        assert any(line.startswith(tuple("0123456789")) for line in lines)
         return
 
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     for entry in entries:
         assert isinstance(entry, dict) and {"time", "level", "logger", "message"} <= set(entry)
-    [attempt] = [e for e in entries if e["message"] == "delivery attempt"]
-    assert attempt["level"] == "debug"
+    assert any(e["logger"].startswith("alembic") for e in entries)  # libraries' lines too
+    [attempt] = [e for e in entries if e["message"] == "delivery attempt failed"]
+    assert attempt["level"] == "warning"
+    assert attempt["error"] == "HTTP 410"
     assert attempt["delivery_id"] == delivery.id
     assert attempt["event_id"] == published.event.id
     assert attempt["subscription_id"] == created.subscription.id

@@ -77,7 +77,7 @@ async def test_logs_are_json_with_ids_and_never_a_secret(
     await wait_delivery(server, delivery.id)
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in caplog.records]
-    attempts = [json.loads(line) for line in lines if '"delivery attempt"' in line]
+    attempts = [json.loads(line) for line in lines if '"delivery attempt failed"' in line]
     assert attempts and attempts[0]["delivery_id"] == delivery.id
     assert attempts[0]["subscription_id"] == created.subscription.id
     disabled = [json.loads(line) for line in lines if "disabled automatically" in line]

@@ -93,6 +93,14 @@ async def test_forbidden_literal_addresses_are_refused(url: str) -> None:
     assert "private" in (await refused(guard, url)).description
 
 
+async def test_refusals_name_the_setting_and_the_development_profile() -> None:
+    guard = TargetGuard(allow_http=False, allow_private=False, resolver=no_dns)
+    loopback = (await refused(guard, "https://127.0.0.1:8000/hooks")).description
+    plain_http = (await refused(guard, "http://127.0.0.1:8000/hooks")).description
+    assert "allow_private_targets" in loopback and "--dev" in loopback
+    assert "allow_http_targets" in plain_http and "--dev" in plain_http
+
+
 @pytest.mark.parametrize("host", ["nowhere.example.com", "empty.example.com"])
 async def test_names_that_do_not_resolve_are_refused(host: str) -> None:
     guard = TargetGuard(allow_http=False, allow_private=False, resolver=fake_dns)

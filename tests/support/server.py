@@ -46,6 +46,11 @@ class RunningServer:
     stopped: bool = False
 
     @property
+    def http(self) -> str:
+        """The REST listener's base URL."""
+        return f"http://127.0.0.1:{self.app.http_port}"
+
+    @property
     def events(self) -> events_pb2_grpc.EventServiceStub:
         return events_pb2_grpc.EventServiceStub(self.channel)
 

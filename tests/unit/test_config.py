@@ -59,7 +59,7 @@ def test_defaults_are_the_seed() -> None:
     assert settings.poll_interval == timedelta(seconds=1)
     assert settings.retention_interval == timedelta(hours=1)
     assert settings.log_level == "INFO"
-    assert settings.log_format == "json"
+    assert settings.log_format == "auto"
     assert settings.is_open
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from webhook_grpc import __version__
+from webhook_grpc import __version__, logs
 
-from . import client_commands, listen, server
+logs.quiet_grpc_core()  # before the commands' imports load grpc
+
+from . import client_commands, listen, server  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:

@@ -122,16 +122,27 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         required=True,
         help="event pattern: an exact type, entity.* or * (repeatable)",
     )
-    create.add_argument("--description", default="")
-    create.add_argument("--payload-mode", choices=("full", "thin"), default="full")
+    create.add_argument("--description", default="", help="free text shown in listings")
     create.add_argument(
-        "--metadata", action="append", default=[], metavar="KEY=VALUE", help="(repeatable)"
+        "--payload-mode",
+        choices=("full", "thin"),
+        default="full",
+        help="full: deliveries carry the event's data; thin: only the entity id (default: full)",
+    )
+    create.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label kept with the subscription (repeatable)",
     )
     create.add_argument("--secret", help="whsec_… to use (default: generated)")
     create.set_defaults(run=runner(_create))
 
     listing = actions.add_parser("list", parents=[common], help="list subscriptions")
-    listing.add_argument("--status", choices=("active", "disabled"))
+    listing.add_argument(
+        "--status", choices=("active", "disabled"), help="only subscriptions in this status"
+    )
     listing.set_defaults(run=runner(_list))
 
     for name, help_text in (

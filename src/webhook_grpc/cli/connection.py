@@ -18,14 +18,18 @@ from webhook_grpc_client import WebhooksClient
 from . import event_loop
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+TARGET_ENV = "WEBHOOK_GRPC_TARGET"
 TOKEN_ENV = "WEBHOOK_GRPC_TOKEN"
 CONNECT_TIMEOUT = 5.0
 # How long, after Ctrl-C or the end of a command, closing the channel may take.
 CLOSE_MARGIN = 2.0
 
-# Exit codes: bad input on the command line (like argparse), and a failed call.
-USAGE = 2
+# Exit codes (README "Command line"): the server refused or failed the call; bad input on the
+# command line (like argparse); the server could not be reached. Ctrl-C is 130.
 FAILED = 1
+USAGE = 2
+UNREACHABLE = 3
+INTERRUPTED = 130
 
 Command = Callable[[WebhooksClient, argparse.Namespace], Awaitable[int]]
 
@@ -44,8 +48,8 @@ def options() -> argparse.ArgumentParser:
     group = common.add_argument_group("connection")
     group.add_argument(
         "--target",
-        default=DEFAULT_TARGET,
-        help=f"server address host:port (default {DEFAULT_TARGET})",
+        default=os.environ.get(TARGET_ENV) or DEFAULT_TARGET,
+        help=f"server address host:port (default: ${TARGET_ENV}, else {DEFAULT_TARGET})",
     )
     group.add_argument(
         "--token",
@@ -73,7 +77,7 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
             print(f"webhook-grpc {args.command}: {error}", file=sys.stderr)
             return error.code
         except (event_loop.Interrupted, KeyboardInterrupt):
-            return 130
+            return INTERRUPTED
         except BrokenPipeError:
             # The reader went away (`webhook-grpc feed tail | head`): stop quietly, and keep the
             # interpreter from complaining when it flushes stdout on exit.
@@ -83,12 +87,36 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def require_tenant(args: argparse.Namespace) -> None:
+    """Checked before any call: with no tenant token there is no tenant but --tenant."""
+    if not args.tenant and not args.token:
+        raise CommandError(f"--tenant is required (or a tenant token: --token or ${TOKEN_ENV})")
+
+
 async def _connected(command: Command, args: argparse.Namespace) -> int:
+    require_tenant(args)
     async with WebhooksClient(args.target, args.token) as client:
         try:
             return await command(client, args)
         except grpc.aio.AioRpcError as error:
-            raise CommandError(explain(error, client), FAILED) from None
+            if _is_unreachable(error, client):
+                raise unreachable(client.target, _reason(error)) from None
+            raise CommandError(explain(error), FAILED) from None
+
+
+def _is_unreachable(error: grpc.aio.AioRpcError, client: WebhooksClient) -> bool:
+    # The connection itself failed (the server answers UNAVAILABLE on a ready channel when its
+    # database is down).
+    return bool(
+        error.code() == grpc.StatusCode.UNAVAILABLE
+        and client.channel.get_state() != grpc.ChannelConnectivity.READY
+    )
+
+
+def _reason(error: grpc.aio.AioRpcError) -> str:
+    # gRPC's text is "failed to connect to all addresses; last error: UNKNOWN: ipv4:…: Failed to
+    # connect to remote host: Connection refused": the last part says why.
+    return (error.details() or "unavailable").rsplit(": ", 1)[-1]
 
 
 async def ensure_reachable(client: WebhooksClient) -> None:
@@ -96,23 +124,22 @@ async def ensure_reachable(client: WebhooksClient) -> None:
     try:
         await asyncio.wait_for(client.channel.channel_ready(), CONNECT_TIMEOUT)
     except TimeoutError:
-        raise CommandError(
-            f"cannot reach {client.target}: no connection within {CONNECT_TIMEOUT:g}s "
-            "(is `webhook-grpc serve` running there? see --target)",
-            FAILED,
-        ) from None
+        raise unreachable(client.target, f"no connection within {CONNECT_TIMEOUT:g}s") from None
 
 
-def explain(error: grpc.aio.AioRpcError, client: WebhooksClient) -> str:
+def unreachable(target: str, reason: str) -> CommandError:
+    """The one report of a server that cannot be reached, whichever command found out."""
+    return CommandError(
+        f"cannot reach {target}: {reason} (is `webhook-grpc serve` running there? "
+        f"see --target or ${TARGET_ENV})",
+        UNREACHABLE,
+    )
+
+
+def explain(error: grpc.aio.AioRpcError) -> str:
     """One line for a failed call: the field violations of INVALID_ARGUMENT, a hint otherwise."""
     code = error.code()
     details = error.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE and (
-        client.channel.get_state() != grpc.ChannelConnectivity.READY
-    ):
-        # The connection itself failed (the server answers UNAVAILABLE on a ready channel when
-        # its database is down).
-        return f"cannot reach {client.target}: {details}"
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         violations = field_violations(error)
         if violations:

@@ -14,7 +14,7 @@ from datetime import UTC, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from webhook_grpc_client import Event, WebhooksClient
+from webhook_grpc_client import Event, WebhooksClient, v1
 
 from webhook_grpc.api.convert import struct_to_dict
 from webhook_grpc.dispatch.transport import HttpOutcome, HttpTransport
@@ -25,7 +25,7 @@ from webhook_grpc.domain.signing import delivery_headers, generate_secret, valid
 
 from . import output
 from .client_commands import TAIL_RETRY, start_options
-from .connection import CommandError, ensure_reachable, options, runner
+from .connection import CONNECT_TIMEOUT, CommandError, ensure_reachable, options, runner
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -111,10 +111,19 @@ def _report(event: Event, url: str, outcome: HttpOutcome, as_json: bool) -> None
     print(f"{result}  {event.id}  {event.type}  -> {url}  ({millis} ms){problem}", flush=True)
 
 
+async def _may_read_feed(client: WebhooksClient, tenant: str) -> None:
+    """One page of one event: a token or tenant the server refuses fails here, before the banner
+    and the secret are printed (the stream itself would fail only after them)."""
+    stub = v1.feed_pb2_grpc.FeedServiceStub(client.channel)
+    request = v1.feed_pb2.ListEventsRequest(tenant_id=tenant, page_size=1)
+    await stub.ListEvents(request, metadata=client.metadata, timeout=CONNECT_TIMEOUT)
+
+
 async def _listen(client: WebhooksClient, args: argparse.Namespace) -> int:
     secret = _check(args)
     mode = models.PayloadMode.THIN if args.thin else models.PayloadMode.FULL
     await ensure_reachable(client)
+    await _may_read_feed(client, args.tenant)
     shown = "" if args.secret else f" (signing with {secret})"
     print(f"forwarding events to {args.forward_to}{shown}; Ctrl-C to stop", file=sys.stderr)
     from_latest = not (args.after or args.from_start)

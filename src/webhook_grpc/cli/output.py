@@ -105,7 +105,14 @@ def event_fields(event: Event) -> list[tuple[str, str]]:
 
 
 def event_line(event: Event) -> str:
-    """One line of ``feed tail``: when, id, type, entity, data."""
+    """One line of ``feed tail``: when, id, type, entity, cursor (to resume with --after), data."""
     return "  ".join(
-        [timestamp(event.published_at), event.id, event.type, event.entity_id, compact(event.data)]
+        [
+            timestamp(event.published_at),
+            event.id,
+            event.type,
+            event.entity_id,
+            event.cursor,
+            compact(event.data),
+        ]
     )

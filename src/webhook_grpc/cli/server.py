@@ -23,6 +23,13 @@ log = logging.getLogger("webhook_grpc")
 # How long, beyond the grace period, shutdown waits for the rest before it gives up on it.
 SHUTDOWN_MARGIN = 5.0
 
+# `--dev`: what a laptop needs to deliver to a receiver on itself. Never the default.
+DEV_PROFILE: dict[str, object] = {"allow_http_targets": True, "allow_private_targets": True}
+DEV_WARNING = (
+    "DEVELOPMENT PROFILE (--dev): plain http:// and loopback/private endpoint URLs are allowed "
+    "(allow_http_targets, allow_private_targets); never run this in production"
+)
+
 
 def add_commands(commands: Any) -> None:
     """Add the server-side commands to the `webhook-grpc` subparsers."""
@@ -38,7 +45,17 @@ def add_commands(commands: Any) -> None:
 
     serve = with_config("serve", "run the gRPC server with the dispatcher (SQLite by default)")
     serve.add_argument("--listen", help="overrides listen, e.g. 127.0.0.1:50051")
-    with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
+    serve.add_argument(
+        "--http-listen", help="overrides http_listen (REST/JSON), e.g. 127.0.0.1:8080; '' disables"
+    )
+    dispatcher = with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
+    for sub in (serve, dispatcher):
+        sub.add_argument(
+            "--dev",
+            action="store_true",
+            help="development profile: allow http:// and loopback/private endpoints "
+            "(a receiver on this machine); never in production",
+        )
     with_config("migrate", "apply database migrations and exit")
 
 
@@ -48,30 +65,41 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key, value in {
             "database_url": args.database_url,
             "listen": getattr(args, "listen", None),
+            "http_listen": getattr(args, "http_listen", None),
         }.items()
         if value is not None
     }
+    if getattr(args, "dev", False):
+        overrides |= DEV_PROFILE
     return load_settings(args.config, overrides=overrides)
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so that the client commands start without loading the whole service.
-    from webhook_grpc.app import App, Roles, StartupError
-    from webhook_grpc.storage import migrate, process_lock
-
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:
+        # Logging is not configured yet: its format is one of the settings.
         print(f"webhook-grpc: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.server.log_level, settings.server.log_format)
+    if getattr(args, "dev", False):
+        log.warning(DEV_WARNING)
+    try:
+        return _command(args, settings)
+    except Exception as error:
+        message, code = _fatal(error)
+        log.error("%s", message)
+        return code
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here so that the client commands start without loading the whole service.
+    from webhook_grpc.app import App, Roles
+    from webhook_grpc.storage import migrate, process_lock
+
     if args.command == "migrate":
         # Not under a running server's feet on SQLite (PostgreSQL serialises migrations itself).
-        try:
-            lock = process_lock.acquire(settings.database.database_url, "migrate")
-        except process_lock.DatabaseInUse as error:
-            print(f"webhook-grpc: {error}", file=sys.stderr)
-            return 2
+        lock = process_lock.acquire(settings.database.database_url, "migrate")
         try:
             migrate.upgrade(settings.database.database_url)
         finally:
@@ -79,12 +107,24 @@ def run(args: argparse.Namespace) -> int:
         log.info("database is up to date")
         return 0
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
-    try:
-        event_loop.run(_run(App(settings, roles)), margin=SHUTDOWN_MARGIN)
-    except StartupError as error:
-        print(f"webhook-grpc: {error}", file=sys.stderr)
-        return 2
+    event_loop.run(_run(App(settings, roles)), margin=SHUTDOWN_MARGIN)
     return 0
+
+
+def _fatal(error: Exception) -> tuple[str, int]:
+    """One line and the exit code for an error that stops a server command; other errors are
+    bugs and keep their traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from webhook_grpc.app import StartupError
+    from webhook_grpc.storage.process_lock import DatabaseInUse
+
+    if isinstance(error, StartupError | DatabaseInUse):
+        return str(error), 2
+    if isinstance(error, OperationalError):
+        reason = str(error.orig or error).strip().splitlines()[0]
+        return f"cannot use the database: {reason}", 3
+    raise error
 
 
 async def _run(app: App) -> None:

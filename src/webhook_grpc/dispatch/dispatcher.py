@@ -381,9 +381,13 @@ def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliverySta
     metrics.ATTEMPT_LATENCY.observe(outcome.latency.total_seconds())
     if status is not DeliveryStatus.PENDING:
         metrics.DELIVERIES_FINISHED.labels(status.value).inc()
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(
-            "delivery attempt",
+    # A failed attempt is what an operator looks for (WARNING, with its error); a successful one
+    # is routine (DEBUG).
+    level = logging.DEBUG if outcome.error is None else logging.WARNING
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "delivery attempt" if outcome.error is None else "delivery attempt failed",
             extra={
                 "delivery_id": delivery.id,
                 "event_id": delivery.event_id,
@@ -391,6 +395,7 @@ def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliverySta
                 "attempt": delivery.attempt_count + 1,
                 "result": result,
                 "status_code": outcome.status_code,
+                "error": outcome.error_message or None,
                 "latency_ms": round(outcome.latency.total_seconds() * 1000, 2),
                 "delivery_status": status.value,
             },

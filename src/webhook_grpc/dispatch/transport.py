@@ -5,6 +5,7 @@ AsyncClient managed about 280 POSTs/s at 32 concurrent requests where aiohttp he
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 from collections.abc import Mapping
@@ -109,9 +110,17 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as error:
             if _caused_by(error, ForbiddenTargetError):
                 return HttpOutcome(None, elapsed(), AttemptError.REFUSED_TARGET, str(error))
-            return HttpOutcome(
-                None, elapsed(), AttemptError.CONNECT, str(error) or type(error).__name__
-            )
+            return HttpOutcome(None, elapsed(), AttemptError.CONNECT, _connect_message(error))
+
+
+def _connect_message(error: BaseException) -> str:
+    # aiohttp's own text names its TLS context even for http:// ("… ssl:default [Connection
+    # refused]"): say where and why only.
+    if isinstance(error, aiohttp.ClientConnectorError):
+        cause = error.os_error
+        reason = os.strerror(cause.errno) if cause.errno else str(cause)
+        return f"cannot connect to {error.host}:{error.port}: {reason}"
+    return str(error) or type(error).__name__
 
 
 def _classify_dns(error: BaseException) -> AttemptError:

@@ -88,7 +88,9 @@ def validate_endpoint_url(url: str, allow_http: bool, field: str = "url") -> End
         raise InvalidArgument(field, f"must be an absolute {schemes} URL")
     if parts.scheme == "http" and not allow_http:
         raise InvalidArgument(
-            field, "plain http:// is not allowed (allow_http_targets is off); use https://"
+            field,
+            "plain http:// is not allowed (allow_http_targets is off; `webhook-grpc serve --dev` "
+            "allows it for development); use https://",
         )
     if parts.scheme not in DEFAULT_PORTS:
         raise InvalidArgument(field, f"scheme {parts.scheme!r} is not allowed; use {schemes}")

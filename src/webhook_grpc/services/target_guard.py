@@ -50,7 +50,8 @@ class TargetGuard:
         refused = InvalidArgument(
             field,
             f"host {endpoint.host!r} resolves to a loopback, private, link-local or otherwise "
-            "non-public address, which is not allowed as a webhook target",
+            "non-public address, which is not allowed as a webhook target "
+            "(allow_private_targets is off; `webhook-grpc serve --dev` allows it for development)",
         )
         ip = literal_ip(endpoint.host)
         if ip is not None:

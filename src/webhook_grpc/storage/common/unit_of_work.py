@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..ports import (
@@ -78,6 +79,10 @@ class SqlStorage:
             unit = self._unit(connection)
             yield unit
         unit.committed()
+
+    async def ping(self) -> None:
+        async with unavailable_on_failure(), self.engine.connect() as connection:
+            await connection.execute(sqlalchemy.text("SELECT 1"))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlUnitOfWork]:

@@ -22,41 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18webhooks/v1/events.proto\x12\x0bwebhooks.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\tFieldRule\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x33\n\x0e\x63lassification\x18\x02 \x01(\x0e\x32\x1b.webhooks.v1.Classification\"\xd8\x01\n\tEventType\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06\x65ntity\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12&\n\x06\x66ields\x18\x04 \x03(\x0b\x32\x16.webhooks.v1.FieldRule\x12\x10\n\x08\x62uilt_in\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x02\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x11\n\tentity_id\x18\x04 \x01(\t\x12%\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08previous\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cpublished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\t \x01(\t\"\xe5\x01\n\x13PublishEventRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tentity_id\x18\x03 \x01(\t\x12%\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08previous\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"L\n\x14PublishEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.webhooks.v1.Event\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"H\n\x14PublishEventsRequest\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .webhooks.v1.PublishEventRequest\";\n\x15PublishEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.webhooks.v1.Event\"e\n\x18RegisterEventTypeRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.webhooks.v1.FieldRule\"G\n\x19RegisterEventTypeResponse\x12*\n\nevent_type\x18\x01 \x01(\x0b\x32\x16.webhooks.v1.EventType\"\'\n\x15ListEventTypesRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\"E\n\x16ListEventTypesResponse\x12+\n\x0b\x65vent_types\x18\x01 \x03(\x0b\x32\x16.webhooks.v1.EventType*\xa8\x01\n\x0e\x43lassification\x12\x1e\n\x1a\x43LASSIFICATION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LASSIFICATION_PUBLIC\x10\x01\x12\x1b\n\x17\x43LASSIFICATION_INTERNAL\x10\x02\x12\x1f\n\x1b\x43LASSIFICATION_CONFIDENTIAL\x10\x03\x12\x1d\n\x19\x43LASSIFICATION_RESTRICTED\x10\x04\x32\xfa\x02\n\x0c\x45ventService\x12S\n\x0cPublishEvent\x12 .webhooks.v1.PublishEventRequest\x1a!.webhooks.v1.PublishEventResponse\x12V\n\rPublishEvents\x12!.webhooks.v1.PublishEventsRequest\x1a\".webhooks.v1.PublishEventsResponse\x12\x62\n\x11RegisterEventType\x12%.webhooks.v1.RegisterEventTypeRequest\x1a&.webhooks.v1.RegisterEventTypeResponse\x12Y\n\x0eListEventTypes\x12\".webhooks.v1.ListEventTypesRequest\x1a#.webhooks.v1.ListEventTypesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18webhooks/v1/events.proto\x12\x0bwebhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\tFieldRule\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x33\n\x0e\x63lassification\x18\x02 \x01(\x0e\x32\x1b.webhooks.v1.Classification\"\xd8\x01\n\tEventType\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06\x65ntity\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12&\n\x06\x66ields\x18\x04 \x03(\x0b\x32\x16.webhooks.v1.FieldRule\x12\x10\n\x08\x62uilt_in\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x02\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x11\n\tentity_id\x18\x04 \x01(\t\x12%\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08previous\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cpublished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\t \x01(\t\"\xe5\x01\n\x13PublishEventRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tentity_id\x18\x03 \x01(\t\x12%\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08previous\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"L\n\x14PublishEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.webhooks.v1.Event\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"H\n\x14PublishEventsRequest\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .webhooks.v1.PublishEventRequest\";\n\x15PublishEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.webhooks.v1.Event\"e\n\x18RegisterEventTypeRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.webhooks.v1.FieldRule\"G\n\x19RegisterEventTypeResponse\x12*\n\nevent_type\x18\x01 \x01(\x0b\x32\x16.webhooks.v1.EventType\"\'\n\x15ListEventTypesRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\"E\n\x16ListEventTypesResponse\x12+\n\x0b\x65vent_types\x18\x01 \x03(\x0b\x32\x16.webhooks.v1.EventType*\xa8\x01\n\x0e\x43lassification\x12\x1e\n\x1a\x43LASSIFICATION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LASSIFICATION_PUBLIC\x10\x01\x12\x1b\n\x17\x43LASSIFICATION_INTERNAL\x10\x02\x12\x1f\n\x1b\x43LASSIFICATION_CONFIDENTIAL\x10\x03\x12\x1d\n\x19\x43LASSIFICATION_RESTRICTED\x10\x04\x32\x99\x04\n\x0c\x45ventService\x12w\n\x0cPublishEvent\x12 .webhooks.v1.PublishEventRequest\x1a!.webhooks.v1.PublishEventResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/webhooks/events:\x01*\x12\x80\x01\n\rPublishEvents\x12!.webhooks.v1.PublishEventsRequest\x1a\".webhooks.v1.PublishEventsResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/webhooks/events:batch:\x01*\x12\x8b\x01\n\x11RegisterEventType\x12%.webhooks.v1.RegisterEventTypeRequest\x1a&.webhooks.v1.RegisterEventTypeResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/webhooks/event-types:\x01*\x12\x7f\n\x0eListEventTypes\x12\".webhooks.v1.ListEventTypesRequest\x1a#.webhooks.v1.ListEventTypesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/webhooks/event-typesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'webhooks.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLASSIFICATION']._serialized_start=1408
-  _globals['_CLASSIFICATION']._serialized_end=1576
-  _globals['_FIELDRULE']._serialized_start=104
-  _globals['_FIELDRULE']._serialized_end=182
-  _globals['_EVENTTYPE']._serialized_start=185
-  _globals['_EVENTTYPE']._serialized_end=401
-  _globals['_EVENT']._serialized_start=404
-  _globals['_EVENT']._serialized_end=672
-  _globals['_PUBLISHEVENTREQUEST']._serialized_start=675
-  _globals['_PUBLISHEVENTREQUEST']._serialized_end=904
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=906
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=982
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=984
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=1056
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=1058
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=1117
-  _globals['_REGISTEREVENTTYPEREQUEST']._serialized_start=1119
-  _globals['_REGISTEREVENTTYPEREQUEST']._serialized_end=1220
-  _globals['_REGISTEREVENTTYPERESPONSE']._serialized_start=1222
-  _globals['_REGISTEREVENTTYPERESPONSE']._serialized_end=1293
-  _globals['_LISTEVENTTYPESREQUEST']._serialized_start=1295
-  _globals['_LISTEVENTTYPESREQUEST']._serialized_end=1334
-  _globals['_LISTEVENTTYPESRESPONSE']._serialized_start=1336
-  _globals['_LISTEVENTTYPESRESPONSE']._serialized_end=1405
-  _globals['_EVENTSERVICE']._serialized_start=1579
-  _globals['_EVENTSERVICE']._serialized_end=1957
+  _globals['_EVENTSERVICE'].methods_by_name['PublishEvent']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['PublishEvent']._serialized_options = b'\202\323\344\223\002\034\"\027/api/v1/webhooks/events:\001*'
+  _globals['_EVENTSERVICE'].methods_by_name['PublishEvents']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['PublishEvents']._serialized_options = b'\202\323\344\223\002\"\"\035/api/v1/webhooks/events:batch:\001*'
+  _globals['_EVENTSERVICE'].methods_by_name['RegisterEventType']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['RegisterEventType']._serialized_options = b'\202\323\344\223\002!\"\034/api/v1/webhooks/event-types:\001*'
+  _globals['_EVENTSERVICE'].methods_by_name['ListEventTypes']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['ListEventTypes']._serialized_options = b'\202\323\344\223\002\036\022\034/api/v1/webhooks/event-types'
+  _globals['_CLASSIFICATION']._serialized_start=1438
+  _globals['_CLASSIFICATION']._serialized_end=1606
+  _globals['_FIELDRULE']._serialized_start=134
+  _globals['_FIELDRULE']._serialized_end=212
+  _globals['_EVENTTYPE']._serialized_start=215
+  _globals['_EVENTTYPE']._serialized_end=431
+  _globals['_EVENT']._serialized_start=434
+  _globals['_EVENT']._serialized_end=702
+  _globals['_PUBLISHEVENTREQUEST']._serialized_start=705
+  _globals['_PUBLISHEVENTREQUEST']._serialized_end=934
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=936
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=1012
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=1014
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=1086
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=1088
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=1147
+  _globals['_REGISTEREVENTTYPEREQUEST']._serialized_start=1149
+  _globals['_REGISTEREVENTTYPEREQUEST']._serialized_end=1250
+  _globals['_REGISTEREVENTTYPERESPONSE']._serialized_start=1252
+  _globals['_REGISTEREVENTTYPERESPONSE']._serialized_end=1323
+  _globals['_LISTEVENTTYPESREQUEST']._serialized_start=1325
+  _globals['_LISTEVENTTYPESREQUEST']._serialized_end=1364
+  _globals['_LISTEVENTTYPESRESPONSE']._serialized_start=1366
+  _globals['_LISTEVENTTYPESRESPONSE']._serialized_end=1435
+  _globals['_EVENTSERVICE']._serialized_start=1609
+  _globals['_EVENTSERVICE']._serialized_end=2146
 # @@protoc_insertion_point(module_scope)

@@ -22,27 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as webhooks_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16webhooks/v1/feed.proto\x12\x0bwebhooks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18webhooks/v1/events.proto\"z\n\x11ListEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x11\n\tentity_id\x18\x05 \x01(\t\"_\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.webhooks.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"~\n\x13StreamEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_latest\x18\x03 \x01(\x08\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x11\n\tentity_id\x18\x05 \x01(\t\"H\n\tHeartbeat\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12+\n\x07sent_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x14StreamEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.webhooks.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.webhooks.v1.Heartbeat2\xb3\x01\n\x0b\x46\x65\x65\x64Service\x12M\n\nListEvents\x12\x1e.webhooks.v1.ListEventsRequest\x1a\x1f.webhooks.v1.ListEventsResponse\x12U\n\x0cStreamEvents\x12 .webhooks.v1.StreamEventsRequest\x1a!.webhooks.v1.StreamEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16webhooks/v1/feed.proto\x12\x0bwebhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18webhooks/v1/events.proto\"z\n\x11ListEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x11\n\tentity_id\x18\x05 \x01(\t\"_\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.webhooks.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"~\n\x13StreamEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_latest\x18\x03 \x01(\x08\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x11\n\tentity_id\x18\x05 \x01(\t\"H\n\tHeartbeat\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12+\n\x07sent_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x14StreamEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.webhooks.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.webhooks.v1.Heartbeat2\xfc\x01\n\x0b\x46\x65\x65\x64Service\x12n\n\nListEvents\x12\x1e.webhooks.v1.ListEventsRequest\x1a\x1f.webhooks.v1.ListEventsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/webhooks/events\x12}\n\x0cStreamEvents\x12 .webhooks.v1.StreamEventsRequest\x1a!.webhooks.v1.StreamEventsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/webhooks/events/stream0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'webhooks.v1.feed_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTEVENTSREQUEST']._serialized_start=98
-  _globals['_LISTEVENTSREQUEST']._serialized_end=220
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=222
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=317
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=319
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=445
-  _globals['_HEARTBEAT']._serialized_start=447
-  _globals['_HEARTBEAT']._serialized_end=519
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=521
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=638
-  _globals['_FEEDSERVICE']._serialized_start=641
-  _globals['_FEEDSERVICE']._serialized_end=820
+  _globals['_FEEDSERVICE'].methods_by_name['ListEvents']._loaded_options = None
+  _globals['_FEEDSERVICE'].methods_by_name['ListEvents']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/webhooks/events'
+  _globals['_FEEDSERVICE'].methods_by_name['StreamEvents']._loaded_options = None
+  _globals['_FEEDSERVICE'].methods_by_name['StreamEvents']._serialized_options = b'\202\323\344\223\002 \022\036/api/v1/webhooks/events/stream'
+  _globals['_LISTEVENTSREQUEST']._serialized_start=128
+  _globals['_LISTEVENTSREQUEST']._serialized_end=250
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=252
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=347
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=349
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=475
+  _globals['_HEARTBEAT']._serialized_start=477
+  _globals['_HEARTBEAT']._serialized_end=549
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=551
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=668
+  _globals['_FEEDSERVICE']._serialized_start=671
+  _globals['_FEEDSERVICE']._serialized_end=923
 # @@protoc_insertion_point(module_scope)

@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as webhooks_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwebhooks/v1/subscriptions.proto\x12\x0bwebhooks.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18webhooks/v1/events.proto\"\x83\x05\n\x0cSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\x12\x34\n\x0f\x64isabled_reason\x18\x07 \x01(\x0e\x32\x1b.webhooks.v1.DisabledReason\x12.\n\x0cpayload_mode\x18\x08 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x39\n\x08metadata\x18\t \x03(\x0b\x32\'.webhooks.v1.Subscription.MetadataEntry\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64isabled_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_secret_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x08ordering\x18\x14 \x01(\x0e\x32\x15.webhooks.v1.Ordering\x12\x1d\n\x15rate_limit_per_second\x18\x15 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe9\x02\n\x19\x43reateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12.\n\x0cpayload_mode\x18\x05 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x46\n\x08metadata\x18\x06 \x03(\x0b\x32\x34.webhooks.v1.CreateSubscriptionRequest.MetadataEntry\x12\x0e\n\x06secret\x18\x07 \x01(\t\x12\'\n\x08ordering\x18\x14 \x01(\x0e\x32\x15.webhooks.v1.Ordering\x12\x1d\n\x15rate_limit_per_second\x18\x15 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x1a\x43reateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"7\n\x16GetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"J\n\x17GetSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x85\x01\n\x18ListSubscriptionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\"f\n\x19ListSubscriptionsResponse\x12\x30\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x19.webhooks.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x19UpdateSubscriptionRequest\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"M\n\x1aUpdateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\":\n\x19\x44\x65leteSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65leteSubscriptionResponse\"<\n\x1b\x41\x63tivateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x1c\x41\x63tivateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\";\n\x1a\x44isableSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"N\n\x1b\x44isableSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x81\x01\n\x1fRotateSubscriptionSecretRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12/\n\x0cgrace_period\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"c\n RotateSubscriptionSecretResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"5\n\x14SendTestEventRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x15SendTestEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.webhooks.v1.Event\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t*{\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x02*\x92\x01\n\x0e\x44isabledReason\x12\x1f\n\x1b\x44ISABLED_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44ISABLED_REASON_MANUAL\x10\x01\x12 \n\x1c\x44ISABLED_REASON_FAILURE_RATE\x10\x02\x12!\n\x1d\x44ISABLED_REASON_ENDPOINT_GONE\x10\x03*Y\n\x0bPayloadMode\x12\x1c\n\x18PAYLOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11PAYLOAD_MODE_FULL\x10\x01\x12\x15\n\x11PAYLOAD_MODE_THIN\x10\x02*O\n\x08Ordering\x12\x18\n\x14ORDERING_UNSPECIFIED\x10\x00\x12\x16\n\x12ORDERING_UNORDERED\x10\x01\x12\x11\n\rORDERING_FIFO\x10\x02\x32\xb4\x07\n\x13SubscriptionService\x12\x65\n\x12\x43reateSubscription\x12&.webhooks.v1.CreateSubscriptionRequest\x1a\'.webhooks.v1.CreateSubscriptionResponse\x12\\\n\x0fGetSubscription\x12#.webhooks.v1.GetSubscriptionRequest\x1a$.webhooks.v1.GetSubscriptionResponse\x12\x62\n\x11ListSubscriptions\x12%.webhooks.v1.ListSubscriptionsRequest\x1a&.webhooks.v1.ListSubscriptionsResponse\x12\x65\n\x12UpdateSubscription\x12&.webhooks.v1.UpdateSubscriptionRequest\x1a\'.webhooks.v1.UpdateSubscriptionResponse\x12\x65\n\x12\x44\x65leteSubscription\x12&.webhooks.v1.DeleteSubscriptionRequest\x1a\'.webhooks.v1.DeleteSubscriptionResponse\x12k\n\x14\x41\x63tivateSubscription\x12(.webhooks.v1.ActivateSubscriptionRequest\x1a).webhooks.v1.ActivateSubscriptionResponse\x12h\n\x13\x44isableSubscription\x12\'.webhooks.v1.DisableSubscriptionRequest\x1a(.webhooks.v1.DisableSubscriptionResponse\x12w\n\x18RotateSubscriptionSecret\x12,.webhooks.v1.RotateSubscriptionSecretRequest\x1a-.webhooks.v1.RotateSubscriptionSecretResponse\x12V\n\rSendTestEvent\x12!.webhooks.v1.SendTestEventRequest\x1a\".webhooks.v1.SendTestEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwebhooks/v1/subscriptions.proto\x12\x0bwebhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18webhooks/v1/events.proto\"\x83\x05\n\x0cSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\x12\x34\n\x0f\x64isabled_reason\x18\x07 \x01(\x0e\x32\x1b.webhooks.v1.DisabledReason\x12.\n\x0cpayload_mode\x18\x08 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x39\n\x08metadata\x18\t \x03(\x0b\x32\'.webhooks.v1.Subscription.MetadataEntry\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64isabled_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_secret_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x08ordering\x18\x14 \x01(\x0e\x32\x15.webhooks.v1.Ordering\x12\x1d\n\x15rate_limit_per_second\x18\x15 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe9\x02\n\x19\x43reateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x16\n\x0e\x65vent_patterns\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12.\n\x0cpayload_mode\x18\x05 \x01(\x0e\x32\x18.webhooks.v1.PayloadMode\x12\x46\n\x08metadata\x18\x06 \x03(\x0b\x32\x34.webhooks.v1.CreateSubscriptionRequest.MetadataEntry\x12\x0e\n\x06secret\x18\x07 \x01(\t\x12\'\n\x08ordering\x18\x14 \x01(\x0e\x32\x15.webhooks.v1.Ordering\x12\x1d\n\x15rate_limit_per_second\x18\x15 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x1a\x43reateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"7\n\x16GetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"J\n\x17GetSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x85\x01\n\x18ListSubscriptionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.webhooks.v1.SubscriptionStatus\"f\n\x19ListSubscriptionsResponse\x12\x30\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x19.webhooks.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x19UpdateSubscriptionRequest\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"M\n\x1aUpdateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\":\n\x19\x44\x65leteSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65leteSubscriptionResponse\"<\n\x1b\x41\x63tivateSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x1c\x41\x63tivateSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\";\n\x1a\x44isableSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"N\n\x1b\x44isableSubscriptionResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\"\x81\x01\n\x1fRotateSubscriptionSecretRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12/\n\x0cgrace_period\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"c\n RotateSubscriptionSecretResponse\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.webhooks.v1.Subscription\x12\x0e\n\x06secret\x18\x02 \x01(\t\"5\n\x14SendTestEventRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"O\n\x15SendTestEventResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.webhooks.v1.Event\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t*{\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_DISABLED\x10\x02*\x92\x01\n\x0e\x44isabledReason\x12\x1f\n\x1b\x44ISABLED_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44ISABLED_REASON_MANUAL\x10\x01\x12 \n\x1c\x44ISABLED_REASON_FAILURE_RATE\x10\x02\x12!\n\x1d\x44ISABLED_REASON_ENDPOINT_GONE\x10\x03*Y\n\x0bPayloadMode\x12\x1c\n\x18PAYLOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11PAYLOAD_MODE_FULL\x10\x01\x12\x15\n\x11PAYLOAD_MODE_THIN\x10\x02*O\n\x08Ordering\x12\x18\n\x14ORDERING_UNSPECIFIED\x10\x00\x12\x16\n\x12ORDERING_UNORDERED\x10\x01\x12\x11\n\rORDERING_FIFO\x10\x02\x32\x96\x0b\n\x13SubscriptionService\x12\x90\x01\n\x12\x43reateSubscription\x12&.webhooks.v1.CreateSubscriptionRequest\x1a\'.webhooks.v1.CreateSubscriptionResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/webhooks/subscriptions:\x01*\x12\x89\x01\n\x0fGetSubscription\x12#.webhooks.v1.GetSubscriptionRequest\x1a$.webhooks.v1.GetSubscriptionResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/webhooks/subscriptions/{id}\x12\x8a\x01\n\x11ListSubscriptions\x12%.webhooks.v1.ListSubscriptionsRequest\x1a&.webhooks.v1.ListSubscriptionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/webhooks/subscriptions\x12\xad\x01\n\x12UpdateSubscription\x12&.webhooks.v1.UpdateSubscriptionRequest\x1a\'.webhooks.v1.UpdateSubscriptionResponse\"F\x82\xd3\xe4\x93\x02@20/api/v1/webhooks/subscriptions/{subscription.id}:\x0csubscription\x12\x92\x01\n\x12\x44\x65leteSubscription\x12&.webhooks.v1.DeleteSubscriptionRequest\x1a\'.webhooks.v1.DeleteSubscriptionResponse\"+\x82\xd3\xe4\x93\x02%*#/api/v1/webhooks/subscriptions/{id}\x12\xa4\x01\n\x14\x41\x63tivateSubscription\x12(.webhooks.v1.ActivateSubscriptionRequest\x1a).webhooks.v1.ActivateSubscriptionResponse\"7\x82\xd3\xe4\x93\x02\x31\",/api/v1/webhooks/subscriptions/{id}/activate:\x01*\x12\xa0\x01\n\x13\x44isableSubscription\x12\'.webhooks.v1.DisableSubscriptionRequest\x1a(.webhooks.v1.DisableSubscriptionResponse\"6\x82\xd3\xe4\x93\x02\x30\"+/api/v1/webhooks/subscriptions/{id}/disable:\x01*\x12\xb5\x01\n\x18RotateSubscriptionSecret\x12,.webhooks.v1.RotateSubscriptionSecretRequest\x1a-.webhooks.v1.RotateSubscriptionSecretResponse\"<\x82\xd3\xe4\x93\x02\x36\"1/api/v1/webhooks/subscriptions/{id}/rotate-secret:\x01*\x12\x8b\x01\n\rSendTestEvent\x12!.webhooks.v1.SendTestEventRequest\x1a\".webhooks.v1.SendTestEventResponse\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/webhooks/subscriptions/{id}/test:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,56 +40,74 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=2600
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=2723
-  _globals['_DISABLEDREASON']._serialized_start=2726
-  _globals['_DISABLEDREASON']._serialized_end=2872
-  _globals['_PAYLOADMODE']._serialized_start=2874
-  _globals['_PAYLOADMODE']._serialized_end=2963
-  _globals['_ORDERING']._serialized_start=2965
-  _globals['_ORDERING']._serialized_end=3044
-  _globals['_SUBSCRIPTION']._serialized_start=174
-  _globals['_SUBSCRIPTION']._serialized_end=817
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_start=770
-  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_end=817
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=820
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=1181
-  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_start=770
-  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_end=817
-  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_start=1183
-  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_end=1276
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1278
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1333
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1335
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1409
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=1412
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1545
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1547
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1649
-  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_start=1651
-  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_end=1776
-  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_start=1778
-  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_end=1855
-  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_start=1857
-  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_end=1915
-  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_start=1917
-  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_end=1945
-  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_start=1947
-  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_end=2007
-  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_start=2009
-  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_end=2088
-  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_start=2090
-  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_end=2149
-  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_start=2151
-  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_end=2229
-  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_start=2232
-  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_end=2361
-  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_start=2363
-  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_end=2462
-  _globals['_SENDTESTEVENTREQUEST']._serialized_start=2464
-  _globals['_SENDTESTEVENTREQUEST']._serialized_end=2517
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=2519
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=2598
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=3047
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=3995
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['CreateSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['CreateSubscription']._serialized_options = b'\202\323\344\223\002#\"\036/api/v1/webhooks/subscriptions:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['GetSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['GetSubscription']._serialized_options = b'\202\323\344\223\002%\022#/api/v1/webhooks/subscriptions/{id}'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ListSubscriptions']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ListSubscriptions']._serialized_options = b'\202\323\344\223\002 \022\036/api/v1/webhooks/subscriptions'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['UpdateSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['UpdateSubscription']._serialized_options = b'\202\323\344\223\002@20/api/v1/webhooks/subscriptions/{subscription.id}:\014subscription'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DeleteSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DeleteSubscription']._serialized_options = b'\202\323\344\223\002%*#/api/v1/webhooks/subscriptions/{id}'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ActivateSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ActivateSubscription']._serialized_options = b'\202\323\344\223\0021\",/api/v1/webhooks/subscriptions/{id}/activate:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DisableSubscription']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['DisableSubscription']._serialized_options = b'\202\323\344\223\0020\"+/api/v1/webhooks/subscriptions/{id}/disable:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['RotateSubscriptionSecret']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['RotateSubscriptionSecret']._serialized_options = b'\202\323\344\223\0026\"1/api/v1/webhooks/subscriptions/{id}/rotate-secret:\001*'
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['SendTestEvent']._loaded_options = None
+  _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['SendTestEvent']._serialized_options = b'\202\323\344\223\002-\"(/api/v1/webhooks/subscriptions/{id}/test:\001*'
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=2630
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=2753
+  _globals['_DISABLEDREASON']._serialized_start=2756
+  _globals['_DISABLEDREASON']._serialized_end=2902
+  _globals['_PAYLOADMODE']._serialized_start=2904
+  _globals['_PAYLOADMODE']._serialized_end=2993
+  _globals['_ORDERING']._serialized_start=2995
+  _globals['_ORDERING']._serialized_end=3074
+  _globals['_SUBSCRIPTION']._serialized_start=204
+  _globals['_SUBSCRIPTION']._serialized_end=847
+  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_start=800
+  _globals['_SUBSCRIPTION_METADATAENTRY']._serialized_end=847
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=850
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=1211
+  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_start=800
+  _globals['_CREATESUBSCRIPTIONREQUEST_METADATAENTRY']._serialized_end=847
+  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_start=1213
+  _globals['_CREATESUBSCRIPTIONRESPONSE']._serialized_end=1306
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1308
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1363
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1365
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1439
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=1442
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1575
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1577
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1679
+  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_start=1681
+  _globals['_UPDATESUBSCRIPTIONREQUEST']._serialized_end=1806
+  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_start=1808
+  _globals['_UPDATESUBSCRIPTIONRESPONSE']._serialized_end=1885
+  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_start=1887
+  _globals['_DELETESUBSCRIPTIONREQUEST']._serialized_end=1945
+  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_start=1947
+  _globals['_DELETESUBSCRIPTIONRESPONSE']._serialized_end=1975
+  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_start=1977
+  _globals['_ACTIVATESUBSCRIPTIONREQUEST']._serialized_end=2037
+  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_start=2039
+  _globals['_ACTIVATESUBSCRIPTIONRESPONSE']._serialized_end=2118
+  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_start=2120
+  _globals['_DISABLESUBSCRIPTIONREQUEST']._serialized_end=2179
+  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_start=2181
+  _globals['_DISABLESUBSCRIPTIONRESPONSE']._serialized_end=2259
+  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_start=2262
+  _globals['_ROTATESUBSCRIPTIONSECRETREQUEST']._serialized_end=2391
+  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_start=2393
+  _globals['_ROTATESUBSCRIPTIONSECRETRESPONSE']._serialized_end=2492
+  _globals['_SENDTESTEVENTREQUEST']._serialized_start=2494
+  _globals['_SENDTESTEVENTREQUEST']._serialized_end=2547
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=2549
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=2628
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=3077
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=4507
 # @@protoc_insertion_point(module_scope)

@@ -22,41 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwebhooks/v1/deliveries.proto\x12\x0bwebhooks.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\x0f\x44\x65liveryAttempt\x12\x16\n\x0e\x61ttempt_number\x18\x01 \x01(\x05\x12\x30\n\x0c\x61ttempted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05\x65rror\x18\x05 \x01(\x0e\x32\x19.webhooks.v1.AttemptError\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x15\n\rresponse_body\x18\x07 \x01(\t\"\xf1\x02\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12+\n\x06status\x18\x06 \x01(\x0e\x32\x1b.webhooks.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x07 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\x1c.webhooks.v1.DeliveryAttempt\"\xa9\x01\n\x15ListDeliveriesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.webhooks.v1.DeliveryStatus\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\\\n\x16ListDeliveriesResponse\x12)\n\ndeliveries\x18\x01 \x03(\x0b\x32\x15.webhooks.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x12GetDeliveryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\">\n\x13GetDeliveryResponse\x12\'\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x15.webhooks.v1.Delivery\"5\n\x14RetryDeliveryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"@\n\x15RetryDeliveryResponse\x12\'\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x15.webhooks.v1.Delivery\"w\n\x1eRecoverFailedDeliveriesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x1fRecoverFailedDeliveriesResponse\x12\x17\n\x0frecovered_count\x18\x01 \x01(\x05*\xa8\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_STATUS_CANCELLED\x10\x04*\xd2\x01\n\x0c\x41ttemptError\x12\x1d\n\x19\x41TTEMPT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41TTEMPT_ERROR_TIMEOUT\x10\x01\x12\x19\n\x15\x41TTEMPT_ERROR_CONNECT\x10\x02\x12\x15\n\x11\x41TTEMPT_ERROR_DNS\x10\x03\x12\x15\n\x11\x41TTEMPT_ERROR_TLS\x10\x04\x12\x1d\n\x19\x41TTEMPT_ERROR_HTTP_STATUS\x10\x05\x12 \n\x1c\x41TTEMPT_ERROR_REFUSED_TARGET\x10\x06\x32\x8c\x03\n\x0f\x44\x65liveryService\x12Y\n\x0eListDeliveries\x12\".webhooks.v1.ListDeliveriesRequest\x1a#.webhooks.v1.ListDeliveriesResponse\x12P\n\x0bGetDelivery\x12\x1f.webhooks.v1.GetDeliveryRequest\x1a .webhooks.v1.GetDeliveryResponse\x12V\n\rRetryDelivery\x12!.webhooks.v1.RetryDeliveryRequest\x1a\".webhooks.v1.RetryDeliveryResponse\x12t\n\x17RecoverFailedDeliveries\x12+.webhooks.v1.RecoverFailedDeliveriesRequest\x1a,.webhooks.v1.RecoverFailedDeliveriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwebhooks/v1/deliveries.proto\x12\x0bwebhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\x0f\x44\x65liveryAttempt\x12\x16\n\x0e\x61ttempt_number\x18\x01 \x01(\x05\x12\x30\n\x0c\x61ttempted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05\x65rror\x18\x05 \x01(\x0e\x32\x19.webhooks.v1.AttemptError\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x15\n\rresponse_body\x18\x07 \x01(\t\"\xf1\x02\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12+\n\x06status\x18\x06 \x01(\x0e\x32\x1b.webhooks.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x07 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\x1c.webhooks.v1.DeliveryAttempt\"\xa9\x01\n\x15ListDeliveriesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.webhooks.v1.DeliveryStatus\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\\\n\x16ListDeliveriesResponse\x12)\n\ndeliveries\x18\x01 \x03(\x0b\x32\x15.webhooks.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x12GetDeliveryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\">\n\x13GetDeliveryResponse\x12\'\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x15.webhooks.v1.Delivery\"5\n\x14RetryDeliveryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"@\n\x15RetryDeliveryResponse\x12\'\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x15.webhooks.v1.Delivery\"w\n\x1eRecoverFailedDeliveriesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x1fRecoverFailedDeliveriesResponse\x12\x17\n\x0frecovered_count\x18\x01 \x01(\x05*\xa8\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_STATUS_CANCELLED\x10\x04*\xd2\x01\n\x0c\x41ttemptError\x12\x1d\n\x19\x41TTEMPT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41TTEMPT_ERROR_TIMEOUT\x10\x01\x12\x19\n\x15\x41TTEMPT_ERROR_CONNECT\x10\x02\x12\x15\n\x11\x41TTEMPT_ERROR_DNS\x10\x03\x12\x15\n\x11\x41TTEMPT_ERROR_TLS\x10\x04\x12\x1d\n\x19\x41TTEMPT_ERROR_HTTP_STATUS\x10\x05\x12 \n\x1c\x41TTEMPT_ERROR_REFUSED_TARGET\x10\x06\x32\xc0\x04\n\x0f\x44\x65liveryService\x12~\n\x0eListDeliveries\x12\".webhooks.v1.ListDeliveriesRequest\x1a#.webhooks.v1.ListDeliveriesResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/webhooks/deliveries\x12z\n\x0bGetDelivery\x12\x1f.webhooks.v1.GetDeliveryRequest\x1a .webhooks.v1.GetDeliveryResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/webhooks/deliveries/{id}\x12\x89\x01\n\rRetryDelivery\x12!.webhooks.v1.RetryDeliveryRequest\x1a\".webhooks.v1.RetryDeliveryResponse\"1\x82\xd3\xe4\x93\x02+\"&/api/v1/webhooks/deliveries/{id}/retry:\x01*\x12\xa4\x01\n\x17RecoverFailedDeliveries\x12+.webhooks.v1.RecoverFailedDeliveriesRequest\x1a,.webhooks.v1.RecoverFailedDeliveriesResponse\".\x82\xd3\xe4\x93\x02(\"#/api/v1/webhooks/deliveries:recover:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'webhooks.v1.deliveries_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATUS']._serialized_start=1415
-  _globals['_DELIVERYSTATUS']._serialized_end=1583
-  _globals['_ATTEMPTERROR']._serialized_start=1586
-  _globals['_ATTEMPTERROR']._serialized_end=1796
-  _globals['_DELIVERYATTEMPT']._serialized_start=111
-  _globals['_DELIVERYATTEMPT']._serialized_end=355
-  _globals['_DELIVERY']._serialized_start=358
-  _globals['_DELIVERY']._serialized_end=727
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=730
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=899
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=901
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=993
-  _globals['_GETDELIVERYREQUEST']._serialized_start=995
-  _globals['_GETDELIVERYREQUEST']._serialized_end=1046
-  _globals['_GETDELIVERYRESPONSE']._serialized_start=1048
-  _globals['_GETDELIVERYRESPONSE']._serialized_end=1110
-  _globals['_RETRYDELIVERYREQUEST']._serialized_start=1112
-  _globals['_RETRYDELIVERYREQUEST']._serialized_end=1165
-  _globals['_RETRYDELIVERYRESPONSE']._serialized_start=1167
-  _globals['_RETRYDELIVERYRESPONSE']._serialized_end=1231
-  _globals['_RECOVERFAILEDDELIVERIESREQUEST']._serialized_start=1233
-  _globals['_RECOVERFAILEDDELIVERIESREQUEST']._serialized_end=1352
-  _globals['_RECOVERFAILEDDELIVERIESRESPONSE']._serialized_start=1354
-  _globals['_RECOVERFAILEDDELIVERIESRESPONSE']._serialized_end=1412
-  _globals['_DELIVERYSERVICE']._serialized_start=1799
-  _globals['_DELIVERYSERVICE']._serialized_end=2195
+  _globals['_DELIVERYSERVICE'].methods_by_name['ListDeliveries']._loaded_options = None
+  _globals['_DELIVERYSERVICE'].methods_by_name['ListDeliveries']._serialized_options = b'\202\323\344\223\002\035\022\033/api/v1/webhooks/deliveries'
+  _globals['_DELIVERYSERVICE'].methods_by_name['GetDelivery']._loaded_options = None
+  _globals['_DELIVERYSERVICE'].methods_by_name['GetDelivery']._serialized_options = b'\202\323\344\223\002\"\022 /api/v1/webhooks/deliveries/{id}'
+  _globals['_DELIVERYSERVICE'].methods_by_name['RetryDelivery']._loaded_options = None
+  _globals['_DELIVERYSERVICE'].methods_by_name['RetryDelivery']._serialized_options = b'\202\323\344\223\002+\"&/api/v1/webhooks/deliveries/{id}/retry:\001*'
+  _globals['_DELIVERYSERVICE'].methods_by_name['RecoverFailedDeliveries']._loaded_options = None
+  _globals['_DELIVERYSERVICE'].methods_by_name['RecoverFailedDeliveries']._serialized_options = b'\202\323\344\223\002(\"#/api/v1/webhooks/deliveries:recover:\001*'
+  _globals['_DELIVERYSTATUS']._serialized_start=1445
+  _globals['_DELIVERYSTATUS']._serialized_end=1613
+  _globals['_ATTEMPTERROR']._serialized_start=1616
+  _globals['_ATTEMPTERROR']._serialized_end=1826
+  _globals['_DELIVERYATTEMPT']._serialized_start=141
+  _globals['_DELIVERYATTEMPT']._serialized_end=385
+  _globals['_DELIVERY']._serialized_start=388
+  _globals['_DELIVERY']._serialized_end=757
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=760
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=929
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=931
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1023
+  _globals['_GETDELIVERYREQUEST']._serialized_start=1025
+  _globals['_GETDELIVERYREQUEST']._serialized_end=1076
+  _globals['_GETDELIVERYRESPONSE']._serialized_start=1078
+  _globals['_GETDELIVERYRESPONSE']._serialized_end=1140
+  _globals['_RETRYDELIVERYREQUEST']._serialized_start=1142
+  _globals['_RETRYDELIVERYREQUEST']._serialized_end=1195
+  _globals['_RETRYDELIVERYRESPONSE']._serialized_start=1197
+  _globals['_RETRYDELIVERYRESPONSE']._serialized_end=1261
+  _globals['_RECOVERFAILEDDELIVERIESREQUEST']._serialized_start=1263
+  _globals['_RECOVERFAILEDDELIVERIESREQUEST']._serialized_end=1382
+  _globals['_RECOVERFAILEDDELIVERIESRESPONSE']._serialized_start=1384
+  _globals['_RECOVERFAILEDDELIVERIESRESPONSE']._serialized_end=1442
+  _globals['_DELIVERYSERVICE']._serialized_start=1829
+  _globals['_DELIVERYSERVICE']._serialized_end=2405
 # @@protoc_insertion_point(module_scope)
