@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from webhook_grpc import metrics
 from webhook_grpc.config import DeliverySettings
@@ -46,6 +46,9 @@ from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Paced subscriptions remembered before those whose pace has passed are forgotten.
+_PACED_KEPT = 1000
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Dispatcher:
         # committed: the lease loop is woken then rather than by the poll.
         self._ordered_unrecorded = False
         recorder.on_committed(self._after_commit)
+        # Rate-limited subscriptions: no attempt starts before this (see `_wait_for_slot`).
+        self._next_start: dict[str, datetime] = {}
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -297,6 +302,7 @@ class Dispatcher:
                 self._capacity.attempt_started(subscription_id)
                 recorded = False
                 try:
+                    await self._wait_for_slot(delivery)
                     await self._attempt(delivery, batch)
                     recorded = True
                 except Exception:
@@ -309,13 +315,26 @@ class Dispatcher:
             if not lane.workers and not lane.waiting:
                 self._lanes.pop(subscription_id, None)
 
+    async def _wait_for_slot(self, delivery: LeasedDelivery) -> None:
+        """Wait for the slot the subscription's rate limit reserved (SPEC §11). Slots that
+        passed while the lease was loading, or while this process was busy, are not made up
+        in a burst: this process starts them at least an interval apart."""
+        if delivery.not_before is None:
+            return
+        subscription_id = delivery.subscription_id
+        while True:
+            start = max(delivery.not_before, self._next_start.get(subscription_id, _EPOCH))
+            wait = (start - self._clock()).total_seconds()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        now = self._clock()
+        if len(self._next_start) > _PACED_KEPT:
+            self._next_start = {s: t for s, t in self._next_start.items() if t > now}
+        self._next_start[subscription_id] = now + delivery.interval
+
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
-        if delivery.not_before is not None:
-            # The slot the subscription's rate limit reserved for it (SPEC §11).
-            wait = (delivery.not_before - self._clock()).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)
         attempted_at, outcome = await self._send(delivery, batch)
         attempt_number = delivery.attempt_count + 1
         if outcome.succeeded:

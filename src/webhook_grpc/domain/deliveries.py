@@ -19,6 +19,8 @@ class LeasedDelivery:
     lease_token: str
     not_before: datetime | None = None
     """The slot the subscription's rate limit reserved for this attempt: not to start earlier."""
+    interval: timedelta = timedelta(0)
+    """The rate limit's interval between slots (zero without a rate limit)."""
     ordered: bool = False
     """Of a FIFO subscription: the next one waits until this attempt is recorded."""
 

@@ -260,6 +260,7 @@ async def _lease(
             rows[i].attempt_count,
             request.lease_token,
             not_before=start,
+            interval=s.limit.interval if s.limit is not None else timedelta(0),
             ordered=s.fifo,
         )
         for i, start in zip(ids, starts, strict=True)
