@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from webhook_grpc import metrics
 from webhook_grpc.config import DeliverySettings
@@ -49,6 +49,8 @@ LEASE_BATCH = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Paced subscriptions remembered before those whose pace has passed are forgotten.
 _PACED_KEPT = 1000
+# How late a rate-limit slot may start, at least (an interval, for slower rates).
+_SLOT_GRACE = timedelta(milliseconds=20)
 
 
 @dataclass
@@ -302,9 +304,11 @@ class Dispatcher:
                 self._capacity.attempt_started(subscription_id)
                 recorded = False
                 try:
-                    await self._wait_for_slot(delivery)
-                    await self._attempt(delivery, batch)
-                    recorded = True
+                    if await self._wait_for_slot(delivery):
+                        await self._attempt(delivery, batch)
+                        recorded = True
+                    else:
+                        await self._release([delivery])
                 except Exception:
                     log.exception("attempt of %s failed unexpectedly", delivery.id)
                 finally:
@@ -315,13 +319,16 @@ class Dispatcher:
             if not lane.workers and not lane.waiting:
                 self._lanes.pop(subscription_id, None)
 
-    async def _wait_for_slot(self, delivery: LeasedDelivery) -> None:
-        """Wait for the slot the subscription's rate limit reserved (SPEC §11). Slots that
-        passed while the lease was loading, or while this process was busy, are not made up
-        in a burst: this process starts them at least an interval apart."""
+    async def _wait_for_slot(self, delivery: LeasedDelivery) -> bool:
+        """Wait for the slot the subscription's rate limit reserved (SPEC §11); False when it
+        was missed, and the delivery is to be handed back for a new slot. Slots that passed
+        while the lease was loading, or while this process was busy, are not made up in a
+        burst: this process starts them at least an interval apart, and one that would start
+        more than an interval late (when other processes' slots may have come) is given up."""
         if delivery.not_before is None:
-            return
+            return True
         subscription_id = delivery.subscription_id
+        late = delivery.not_before + max(delivery.interval, _SLOT_GRACE)
         while True:
             start = max(delivery.not_before, self._next_start.get(subscription_id, _EPOCH))
             wait = (start - self._clock()).total_seconds()
@@ -329,9 +336,12 @@ class Dispatcher:
                 break
             await asyncio.sleep(wait)
         now = self._clock()
+        if now > late:
+            return False
         if len(self._next_start) > _PACED_KEPT:
             self._next_start = {s: t for s, t in self._next_start.items() if t > now}
         self._next_start[subscription_id] = now + delivery.interval
+        return True
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
