@@ -9,6 +9,7 @@ import type { Client } from "@connectrpc/connect";
 import { required, type Caller, type CallOptions } from "./calls.js";
 import type { Event } from "./gen/webhooks/v1/events_pb.js";
 import {
+  Ordering,
   PayloadMode,
   SubscriptionSchema,
   SubscriptionStatus,
@@ -18,12 +19,18 @@ import {
 
 /** How much of the event a delivery carries: the projected entity, or only its id. */
 export type PayloadModeName = "full" | "thin";
+/** `"fifo"`: one delivery at a time in feed order; a failing one holds those behind it. */
+export type OrderingName = "unordered" | "fifo";
 /** A subscription's status, as a filter of {@link Subscriptions.list}. */
 export type SubscriptionStatusName = "active" | "disabled";
 
 const PAYLOAD_MODES: Record<PayloadModeName, PayloadMode> = {
   full: PayloadMode.FULL,
   thin: PayloadMode.THIN,
+};
+const ORDERINGS: Record<OrderingName, Ordering> = {
+  unordered: Ordering.UNORDERED,
+  fifo: Ordering.FIFO,
 };
 const STATUSES: Record<SubscriptionStatusName, SubscriptionStatus> = {
   active: SubscriptionStatus.ACTIVE,
@@ -47,6 +54,10 @@ export interface NewSubscription extends TenantOptions {
   metadata?: Readonly<Record<string, string>>;
   /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. */
   secret?: string;
+  /** Default `"unordered"`. */
+  ordering?: OrderingName;
+  /** Attempts per second to the endpoint over every dispatcher together; 0 (default): none. */
+  rateLimitPerSecond?: number;
 }
 
 /** The fields {@link Subscriptions.update} replaces: only those given. */
@@ -56,6 +67,8 @@ export interface SubscriptionChanges extends TenantOptions {
   description?: string;
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
+  ordering?: OrderingName;
+  rateLimitPerSecond?: number;
 }
 
 /** Options of {@link Subscriptions.rotateSecret}. */
@@ -110,6 +123,8 @@ export class Subscriptions {
             payloadMode: PAYLOAD_MODES[subscription.payloadMode ?? "full"],
             metadata: { ...subscription.metadata },
             secret: subscription.secret ?? "",
+            ordering: ORDERINGS[subscription.ordering ?? "unordered"],
+            rateLimitPerSecond: subscription.rateLimitPerSecond ?? 0,
           },
           options,
         ),
@@ -176,6 +191,14 @@ export class Subscriptions {
     if (changes.metadata !== undefined) {
       subscription.metadata = { ...changes.metadata };
       paths.push("metadata");
+    }
+    if (changes.ordering !== undefined) {
+      subscription.ordering = ORDERINGS[changes.ordering];
+      paths.push("ordering");
+    }
+    if (changes.rateLimitPerSecond !== undefined) {
+      subscription.rateLimitPerSecond = changes.rateLimitPerSecond;
+      paths.push("rate_limit_per_second");
     }
     if (paths.length === 0) {
       throw new TypeError("update needs at least one field to change");

@@ -137,6 +137,18 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a label kept with the subscription (repeatable)",
     )
     create.add_argument("--secret", help="whsec_… to use (default: generated)")
+    create.add_argument(
+        "--fifo",
+        action="store_true",
+        help="deliver one at a time in feed order; a failing delivery holds the ones behind it",
+    )
+    create.add_argument(
+        "--rate-limit",
+        type=int,
+        default=0,
+        metavar="PER_SECOND",
+        help="at most this many attempts a second to the endpoint, over all dispatchers",
+    )
     create.set_defaults(run=runner(_create))
 
     listing = actions.add_parser("list", parents=[common], help="list subscriptions")
@@ -186,6 +198,8 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         payload_mode=args.payload_mode,
         metadata=_metadata(args.metadata),
         secret=args.secret,
+        ordering="fifo" if args.fifo else "unordered",
+        rate_limit_per_second=args.rate_limit,
     )
     if args.json:
         output.emit_json(

@@ -11,14 +11,19 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from webhook_grpc_client._calls import Caller
 from webhook_grpc_client._gen.webhooks.v1 import subscriptions_pb2, subscriptions_pb2_grpc
 
-__all__ = ["PayloadModeName", "StatusName", "Subscriptions"]
+__all__ = ["OrderingName", "PayloadModeName", "StatusName", "Subscriptions"]
 
 PayloadModeName = Literal["full", "thin"]
+OrderingName = Literal["unordered", "fifo"]
 StatusName = Literal["active", "disabled"]
 
 _PAYLOAD_MODES = {
     "full": subscriptions_pb2.PAYLOAD_MODE_FULL,
     "thin": subscriptions_pb2.PAYLOAD_MODE_THIN,
+}
+_ORDERINGS = {
+    "unordered": subscriptions_pb2.ORDERING_UNORDERED,
+    "fifo": subscriptions_pb2.ORDERING_FIFO,
 }
 _STATUSES = {
     "active": subscriptions_pb2.SUBSCRIPTION_STATUS_ACTIVE,
@@ -51,12 +56,16 @@ class Subscriptions:
         payload_mode: PayloadModeName = "full",
         metadata: Mapping[str, str] | None = None,
         secret: str | None = None,
+        ordering: OrderingName = "unordered",
+        rate_limit_per_second: int = 0,
     ) -> subscriptions_pb2.CreateSubscriptionResponse:
         """Register an endpoint for event patterns (exact types, ``"entity.*"`` or ``"*"``).
 
         Returns the response with ``.subscription`` and ``.secret``: keep the secret to verify
         deliveries, it is not shown again. A ``whsec_`` secret may be supplied; one is generated
-        otherwise.
+        otherwise. ``ordering="fifo"`` delivers one at a time in feed order (a failing delivery
+        holds the ones behind it through its retries); ``rate_limit_per_second`` caps attempts
+        to the endpoint over every dispatcher together (0: no limit).
         """
         request = subscriptions_pb2.CreateSubscriptionRequest(
             tenant_id=tenant_id or "",
@@ -66,6 +75,8 @@ class Subscriptions:
             payload_mode=_PAYLOAD_MODES[payload_mode],
             metadata=dict(metadata or {}),
             secret=secret or "",
+            ordering=_ORDERINGS[ordering],
+            rate_limit_per_second=rate_limit_per_second,
         )
         response: subscriptions_pb2.CreateSubscriptionResponse = await self._caller.once(
             self._stub.CreateSubscription, request
@@ -115,6 +126,8 @@ class Subscriptions:
         description: str | None = None,
         payload_mode: PayloadModeName | None = None,
         metadata: Mapping[str, str] | None = None,
+        ordering: OrderingName | None = None,
+        rate_limit_per_second: int | None = None,
     ) -> subscriptions_pb2.Subscription:
         """Replace the fields given (and only those: the update mask names them)."""
         subscription = subscriptions_pb2.Subscription(id=id, tenant_id=tenant_id or "")
@@ -134,6 +147,12 @@ class Subscriptions:
         if metadata is not None:
             subscription.metadata.update(metadata)
             paths.append("metadata")
+        if ordering is not None:
+            subscription.ordering = _ORDERINGS[ordering]
+            paths.append("ordering")
+        if rate_limit_per_second is not None:
+            subscription.rate_limit_per_second = rate_limit_per_second
+            paths.append("rate_limit_per_second")
         if not paths:
             raise ValueError("update needs at least one field to change")
         request = subscriptions_pb2.UpdateSubscriptionRequest(
