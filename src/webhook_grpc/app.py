@@ -249,6 +249,8 @@ class App:
                 max_body_bytes=rest_body_limit(settings.publishing.max_payload_bytes),
                 ready=self._database_ready,
                 openapi=openapi.document(),
+                # What `serve` gives in-flight work on SIGTERM (cli/server.py).
+                shutdown_grace=settings.delivery.delivery_timeout.total_seconds(),
             )
             try:
                 self.http_port = await self.rest.start(settings.server.http_listen)

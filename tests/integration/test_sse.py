@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from tests.support.factories import publish, publish_events
 from tests.support.server import RunningServer
 from tests.support.sse import EventStream
 from tests.support.tokens import ACME_TOKEN, GLOBEX_TOKEN, TOKENS
+from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
 
 STREAM = "/api/v1/webhooks/events/stream"
 
@@ -162,3 +164,39 @@ async def test_refusals_before_the_stream_starts_are_http_statuses(
         async with stream(session, server, token=ACME_TOKEN, params={}) as refused:
             assert refused.response.status == 429
             assert (await refused.response.json())["code"] == 8
+
+
+async def test_sse_and_grpc_streams_share_the_stream_limits(
+    make_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await make_server(max_streams_per_tenant=1)
+    call = server.feed.StreamEvents(pb.StreamEventsRequest(tenant_id="acme"))
+    await publish(server)
+    await asyncio.wait_for(call.read(), 10)  # the gRPC stream holds acme's one slot
+    async with stream(session, server) as refused:
+        assert refused.response.status == 429
+        assert (await refused.response.json())["code"] == 8
+    async with stream(session, server, params={"tenant_id": "globex"}) as other:
+        assert other.response.status == 200
+    call.cancel()
+
+
+async def test_a_client_that_leaves_frees_its_stream_slot_at_once(
+    make_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
+    # The heartbeat, the next write that could notice, is far away: the slot must be freed by
+    # the disconnect itself, as a cancelled gRPC call frees it, or a reconnecting EventSource
+    # would be refused.
+    server = await make_server(max_streams_per_tenant=1, feed_heartbeat="60s")
+    async with stream(session, server) as first:
+        assert first.response.status == 200
+        await first.next()
+        first.response.close()
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        async with stream(session, server) as again:
+            if again.response.status == 200:
+                break
+            assert again.response.status == 429
+        assert asyncio.get_running_loop().time() < deadline, "the slot was never freed"
+        await asyncio.sleep(0.05)

@@ -42,11 +42,13 @@ class RestServer:
         max_body_bytes: int,
         ready: Readiness,
         openapi: bytes,
+        shutdown_grace: float = 1.0,
     ) -> None:
         self.routes = routes_of(files)
         self._servicers = servicers
         self._ready = ready
         self._openapi = openapi
+        self._shutdown_grace = shutdown_grace
         self._closing = asyncio.Event()
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
         resources: dict[str, web.Resource] = {}
@@ -63,8 +65,15 @@ class RestServer:
 
     async def start(self, listen: str) -> int:
         host, _, port = listen.rpartition(":")
-        # Feed streams are ended by stop(); other calls get this long to finish.
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        # Feed streams are ended by stop(); calls in flight get the grace to finish, as over gRPC.
+        # A call whose client disconnects is cancelled, as grpc cancels it: a stream frees its
+        # slot at once, not at its next heartbeat.
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=self._shutdown_grace,
+            handler_cancellation=True,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
         try:
