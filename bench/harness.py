@@ -201,10 +201,16 @@ class Stubs:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def subscribe(self, url: str, patterns: list[str], tenant: str = "bench") -> str:
+    async def subscribe(
+        self,
+        url: str,
+        patterns: list[str],
+        tenant: str = "bench",
+        ordering: subscriptions_pb2.Ordering.ValueType = subscriptions_pb2.ORDERING_UNORDERED,
+    ) -> str:
         response = await self.subscriptions.CreateSubscription(
             subscriptions_pb2.CreateSubscriptionRequest(
-                tenant_id=tenant, url=url, event_patterns=patterns
+                tenant_id=tenant, url=url, event_patterns=patterns, ordering=ordering
             )
         )
         return str(response.subscription.id)

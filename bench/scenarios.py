@@ -14,7 +14,7 @@ import psycopg
 from google.protobuf import json_format
 from psycopg.types.json import Json
 
-from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2
+from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2, subscriptions_pb2
 
 from .harness import Cluster, Stubs, analyze, event_request, percentile, truncate
 
@@ -164,6 +164,29 @@ async def delivery(cluster: Cluster) -> dict[str, float]:
     concurrency = endpoints * 16  # endpoint_concurrency per subscription
     raw = await raw_posts(cluster.receiver_url("raw"), concurrency, DURATION / 2)
     return {"delivery_dps": dps, "delivery_raw_posts_per_s": raw, "delivery_ratio": dps / raw}
+
+
+async def fifo(cluster: Cluster) -> dict[str, float]:
+    """Deliveries per second to one FIFO endpoint answering at once: one attempt at a time,
+    each after the previous one is recorded (SPEC §11), so bounded by the round trips."""
+    events = 2000
+    truncate(cluster.database_url)
+    await _reset_receiver(cluster)
+    stubs = Stubs(cluster.target)
+    try:
+        await stubs.subscribe(
+            cluster.receiver_url("fifo"), ["product.*"], ordering=subscriptions_pb2.ORDERING_FIFO
+        )
+        await stubs.publish_backlog(events)
+    finally:
+        await stubs.close()
+    analyze(cluster.database_url)
+    dispatcher = cluster.start_dispatcher()
+    try:
+        dps = await _drain_rate(cluster, ["fifo"], events, timeout=120)
+    finally:
+        dispatcher.stop()
+    return {"fifo_dps": dps}
 
 
 async def scaleout(cluster: Cluster) -> dict[str, float]:
@@ -438,6 +461,7 @@ SCENARIOS = {
     "feed_tail": feed_tail,
     "isolation": isolation,
     "scaleout": scaleout,
+    "fifo": fifo,
     "dispatcher_rss": dispatcher_rss,
     "rest": rest,
 }

@@ -375,7 +375,8 @@ class Dispatcher:
                 response_body=outcome.response_body,
                 next_status=status,
                 next_attempt_at=next_at,
-            )
+            ),
+            urgent=delivery.ordered,
         )
 
     async def _send(self, delivery: LeasedDelivery, batch: _Batch) -> tuple[datetime, HttpOutcome]:
