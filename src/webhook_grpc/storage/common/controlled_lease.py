@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
+    ColumnElement,
+    Exists,
     Select,
     and_,
     bindparam,
@@ -72,8 +74,8 @@ def controlled_ids() -> Select[tuple[str]]:
 
 
 def with_due_work(request: LeaseRequest) -> Select[tuple[str]]:
-    """Controlled subscriptions with a due delivery whose rate limit grants a slot now and that
-    have room in this process; the caller adds the row lock."""
+    """Controlled subscriptions with a due delivery whose rate limit grants a slot now, that
+    have room in this process and, if FIFO, no delivery leased; the caller adds the row lock."""
     due = exists().where(
         D.c.subscription_id == S.c.id, D.c.status == PENDING, D.c.next_attempt_at <= request.now
     )
@@ -81,6 +83,7 @@ def with_due_work(request: LeaseRequest) -> Select[tuple[str]]:
         CONTROLLED,
         or_(S.c.next_slot_at.is_(None), S.c.next_slot_at <= request.now),
         due,
+        or_(S.c.ordering != FIFO, ~_in_flight(S.c.id, request.now)),
     )
     if request.full:
         query = query.where(S.c.id.not_in(request.full))
@@ -197,18 +200,26 @@ async def _fifo_heads(
         .where(D.c.subscription_id.in_(subscription_ids), D.c.status == PENDING)
         .subquery("ranked")
     )
-    in_flight = exists().where(
-        D.c.subscription_id == ranked.c.subscription_id,
+    rows = await conn.execute(
+        select(ranked.c.subscription_id, ranked.c.id).where(
+            and_(
+                ranked.c.rank == 1,
+                ranked.c.next_attempt_at <= now,
+                ~_in_flight(ranked.c.subscription_id, now),
+            )
+        )
+    )
+    return {row.subscription_id: row.id for row in rows}
+
+
+def _in_flight(subscription_id: ColumnElement[str], now: datetime) -> Exists:
+    """Whether a delivery of the subscription is leased (a lease that has not expired)."""
+    return exists().where(
+        D.c.subscription_id == subscription_id,
         D.c.status == PENDING,
         D.c.lease_token.is_not(None),
         D.c.next_attempt_at > now,
     )
-    rows = await conn.execute(
-        select(ranked.c.subscription_id, ranked.c.id).where(
-            and_(ranked.c.rank == 1, ranked.c.next_attempt_at <= now, ~in_flight)
-        )
-    )
-    return {row.subscription_id: row.id for row in rows}
 
 
 async def _due_ids(

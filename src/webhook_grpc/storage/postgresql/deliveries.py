@@ -125,6 +125,10 @@ _CONTROLLED_DUE = f"""
         WHERE ({_CONTROLLED})
           AND (cs.next_slot_at IS NULL OR cs.next_slot_at <= %(now)s)
           AND cs.id <> ALL(CAST(%(full)s AS text[]))
+          AND NOT (cs.ordering = 'fifo' AND EXISTS (
+              SELECT 1 FROM deliveries AS cf
+              WHERE cf.subscription_id = cs.id AND cf.status = 'pending'
+                AND cf.lease_token IS NOT NULL AND cf.next_attempt_at > %(now)s))
           AND EXISTS (
               SELECT 1 FROM deliveries AS cd
               WHERE cd.subscription_id = cs.id AND cd.status = 'pending'
