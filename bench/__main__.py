@@ -28,6 +28,7 @@ TARGETS = {
     "isolation_ratio": ("<=", 1.5),
     "dispatcher_rss_mb": ("<=", 300),
     "rest_publish_ratio": (">=", 0.8),
+    "filter_overhead_ratio": (">=", 0.9),
 }
 
 

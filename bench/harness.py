@@ -29,6 +29,10 @@ from webhook_grpc._gen.webhooks.v1 import (
     subscriptions_pb2,
     subscriptions_pb2_grpc,
 )
+from webhook_grpc.encryption import generate_key
+
+# Subscription secrets are encrypted at rest; PostgreSQL needs a configured key (one per run).
+SECRET_KEY = generate_key()
 
 ADMIN_URL = os.environ.get(
     "WEBHOOK_GRPC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -101,6 +105,7 @@ def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
         "log_level": "WARNING",
         "log_format": "text",
         "poll_interval": "200ms",
+        "secret_keys": SECRET_KEY,
         **settings,
     }
     for name, value in values.items():
@@ -206,11 +211,20 @@ class Stubs:
         url: str,
         patterns: list[str],
         tenant: str = "bench",
+        filter: str = "",
+        algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
+            subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
+        ),
         ordering: subscriptions_pb2.Ordering.ValueType = subscriptions_pb2.ORDERING_UNORDERED,
     ) -> str:
         response = await self.subscriptions.CreateSubscription(
             subscriptions_pb2.CreateSubscriptionRequest(
-                tenant_id=tenant, url=url, event_patterns=patterns, ordering=ordering
+                tenant_id=tenant,
+                url=url,
+                event_patterns=patterns,
+                filter=filter,
+                signing_algorithm=algorithm,
+                ordering=ordering,
             )
         )
         return str(response.subscription.id)

@@ -17,6 +17,7 @@ from psycopg.types.json import Json
 from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2, subscriptions_pb2
 
 from .harness import Cluster, Stubs, analyze, event_request, percentile, truncate
+from .signing import signing_figures
 
 DURATION = 10.0
 
@@ -137,14 +138,21 @@ async def _drain_rate(cluster: Cluster, names: list[str], total: int, timeout: f
     return seen / max(elapsed, 1e-9)
 
 
-async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
+async def _backlog(
+    cluster: Cluster,
+    endpoints: int,
+    events: int,
+    algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
+        subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
+    ),
+) -> list[str]:
     truncate(cluster.database_url)
     await _reset_receiver(cluster)
     names = [f"d{i}" for i in range(endpoints)]
     stubs = Stubs(cluster.target)
     try:
         for name in names:
-            await stubs.subscribe(cluster.receiver_url(name), ["product.*"])
+            await stubs.subscribe(cluster.receiver_url(name), ["product.*"], algorithm=algorithm)
         await stubs.publish_backlog(events)
     finally:
         await stubs.close()
@@ -152,10 +160,16 @@ async def _backlog(cluster: Cluster, endpoints: int, events: int) -> list[str]:
     return names
 
 
-async def delivery(cluster: Cluster) -> dict[str, float]:
-    """Sustained deliveries: a backlog drained by one dispatcher process, against raw POSTs."""
+async def delivery(
+    cluster: Cluster,
+    algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
+        subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
+    ),
+) -> dict[str, float]:
+    """Sustained deliveries: a backlog drained by one dispatcher process, against raw POSTs.
+    Secrets are encrypted at rest: the dispatcher decrypts them once per lease batch."""
     endpoints, events = 4, 5000
-    names = await _backlog(cluster, endpoints, events)
+    names = await _backlog(cluster, endpoints, events, algorithm)
     dispatcher = cluster.start_dispatcher()
     try:
         dps = await _drain_rate(cluster, names, endpoints * events, timeout=120)
@@ -205,6 +219,52 @@ async def scaleout(cluster: Cluster) -> dict[str, float]:
         "scaleout_1_dps": rates[0],
         "scaleout_2_dps": rates[1],
         "scaleout_ratio": rates[1] / rates[0],
+    }
+
+
+# A simple filter every benchmark event matches (selling_price is "19.90"), so both runs make
+# the same deliveries and differ only by evaluating it.
+SIMPLE_FILTER = 'type == "product.created" && double(data.selling_price) > 10.0'
+
+
+async def _publish_and_deliver(cluster: Cluster, filter: str) -> float:
+    """Deliveries per second from the first publish to the last arrival, with a dispatcher
+    running, to endpoints whose subscriptions all have `filter` (evaluated when publishing)."""
+    endpoints, events = 4, 1000
+    truncate(cluster.database_url)
+    await _reset_receiver(cluster)
+    names = [f"f{i}" for i in range(endpoints)]
+    stubs = Stubs(cluster.target)
+    dispatcher = cluster.start_dispatcher()
+    try:
+        for name in names:
+            await stubs.subscribe(cluster.receiver_url(name), ["product.*"], filter=filter)
+        await _warm_up(cluster, stubs, names[0])
+        # The warm-up event reaches the other endpoints too: wait for it before counting.
+        await _drain_rate(cluster, names[1:], len(names) - 1, timeout=60)
+        await _reset_receiver(cluster)
+        began = time.perf_counter()
+        await stubs.publish_backlog(events)
+        await _drain_rate(cluster, names, endpoints * events, timeout=120)
+        delivered = sum([(await cluster.receiver_stats(n))["unique"] for n in names])
+        return delivered / (time.perf_counter() - began)
+    finally:
+        dispatcher.stop()
+        await stubs.close()
+
+
+async def filters(cluster: Cluster) -> dict[str, float]:
+    """filter_overhead_ratio: publish-to-delivery rate with a simple filter on every
+    subscription / without, in the same run (runs interleaved A B B A against drift)."""
+    without, with_filter = [], []
+    for filter in ("", SIMPLE_FILTER, SIMPLE_FILTER, ""):
+        rate = await _publish_and_deliver(cluster, filter)
+        (with_filter if filter else without).append(rate)
+    plain, filtered = sum(without) / 2, sum(with_filter) / 2
+    return {
+        "filter_dps": filtered,
+        "filter_unfiltered_dps": plain,
+        "filter_overhead_ratio": filtered / plain,
     }
 
 
@@ -452,6 +512,20 @@ async def _page_rate(page: Any) -> float:
     return seen / (time.perf_counter() - begin)
 
 
+async def delivery_ed25519(cluster: Cluster) -> dict[str, float]:
+    """`delivery` with Ed25519 subscriptions (v1a signatures instead of HMAC)."""
+    figures = await delivery(cluster, subscriptions_pb2.SIGNING_ALGORITHM_ED25519)
+    return {
+        "delivery_ed25519_dps": figures["delivery_dps"],
+        "delivery_ed25519_ratio": figures["delivery_ratio"],
+    }
+
+
+async def signing(_cluster: Cluster) -> dict[str, float]:
+    """µs per delivery signature (HMAC, Ed25519) and per secret decryption (in this process)."""
+    return signing_figures()
+
+
 SCENARIOS = {
     "publish_unary": publish_unary,
     "publish_batch": publish_batch,
@@ -464,4 +538,7 @@ SCENARIOS = {
     "fifo": fifo,
     "dispatcher_rss": dispatcher_rss,
     "rest": rest,
+    "delivery_ed25519": delivery_ed25519,
+    "signing": signing,
+    "filters": filters,
 }

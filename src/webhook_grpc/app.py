@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,6 +45,8 @@ from webhook_grpc.dispatch.transport import HttpTransport
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
 from webhook_grpc.domain.errors import StorageUnavailable
+from webhook_grpc.encryption import SecretBox, SecretKeyError, resolve_box
+from webhook_grpc.encryption.startup import check_keys_open_secrets
 from webhook_grpc.metrics import MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
@@ -51,6 +54,7 @@ from webhook_grpc.services.feed import FeedService
 from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.publishing import Publisher
 from webhook_grpc.services.registry import RegistryService
+from webhook_grpc.services.replay import EventReplay
 from webhook_grpc.services.retention import RetentionService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
@@ -104,6 +108,7 @@ class App:
     clock: Clock = system_clock
     port: int = 0
     storage: Storage = field(init=False)
+    box: SecretBox = field(init=False)
     notifier: Wakeups = field(init=False)
     publisher: Publisher = field(init=False)
     retention: RetentionService = field(init=False)
@@ -145,9 +150,18 @@ class App:
     async def _start(self) -> None:
         settings = self.settings
         database_url = settings.database.database_url
+        try:
+            self.box = resolve_box(settings.secrets.secret_keys, database_url)
+        except SecretKeyError as error:
+            raise StartupError(str(error)) from None
         if self.roles.migrate:
-            await asyncio.to_thread(migrate.upgrade, database_url)
+            await asyncio.to_thread(migrate.upgrade, database_url, "head", self.box)
         self.storage = open_storage(database_url)
+        try:
+            await check_keys_open_secrets(self.storage, self.box)
+        except SecretKeyError as error:
+            await self.storage.dispose()
+            raise StartupError(str(error)) from None
         self.notifier = self.storage.wakeups
         registry = RegistryService(self.storage, self.clock)
         await registry.ensure_builtins()
@@ -172,7 +186,13 @@ class App:
             )
             self.recorder.start()
             self.dispatcher = Dispatcher(
-                self.storage, delivery, self.notifier, self.transport, self.recorder, self.clock
+                self.storage,
+                delivery,
+                self.notifier,
+                self.transport,
+                self.recorder,
+                self.box,
+                self.clock,
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
@@ -207,12 +227,19 @@ class App:
         events = EventServicer(auth, self.publisher, registry)
         subscriptions = SubscriptionServicer(
             auth,
-            SubscriptionService(self.storage, settings.subscriptions, guard, self.clock),
+            SubscriptionService(self.storage, settings.subscriptions, guard, self.box, self.clock),
             probe,
         )
         feed = FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier))
         deliveries = DeliveryServicer(
-            auth, DeliveryService(self.storage, self.notifier, self.clock)
+            auth,
+            DeliveryService(self.storage, self.notifier, self.clock),
+            EventReplay(
+                self.storage,
+                self.notifier,
+                timedelta(days=settings.retention.retention_days),
+                self.clock,
+            ),
         )
         events_pb2_grpc.add_EventServiceServicer_to_server(events, server)
         subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(subscriptions, server)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from webhook_grpc.domain.access import TENANT_ID_FORM, Role, is_tenant_id
 from webhook_grpc.domain.durations import format_duration, parse_duration
+from webhook_grpc.encryption.keys import parse_key
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -215,6 +216,24 @@ def _tokens(name: str, value: object) -> tuple[TokenConfig, ...]:
     return tuple(tokens)
 
 
+def _secret_keys(name: str, value: object) -> tuple[str, ...]:
+    """Encryption keys, the sealing one first: a list, or one string of comma-separated keys."""
+    items: object = value
+    if isinstance(value, str):
+        text = value.strip()
+        items = _toml_value(name, text) if text.startswith("[") else text.split(",")
+    if not isinstance(items, list | tuple) or not all(isinstance(k, str) for k in items):
+        raise ConfigError(name, "expected a list of keys (strings)")
+    keys = tuple(key.strip() for key in items if key.strip())
+    for index, key in enumerate(keys):
+        try:
+            parse_key(key)
+        except ValueError as error:
+            # The message never echoes the key.
+            raise ConfigError(name, f"item {index}: {error}") from None
+    return keys
+
+
 def _toml_value(name: str, text: str) -> object:
     """A value written in TOML syntax, e.g. `[0, 1, 5]` in an environment variable."""
     try:
@@ -250,6 +269,14 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
+    database_url: str
+
+
+@dataclass(frozen=True)
+class SecretSettings:
+    """The keys subscription secrets are encrypted with at rest."""
+
+    secret_keys: tuple[str, ...] = field(repr=False)
     database_url: str
 
 
@@ -432,6 +459,16 @@ class Settings:
         default=timedelta(hours=1),
         metadata=_meta(_duration("s"), "how often the purge runs; bare numbers are seconds"),
     )
+    secret_keys: tuple[str, ...] = field(
+        default=(),
+        repr=False,
+        metadata=_meta(
+            _secret_keys,
+            "keys (base64 of 32 bytes) encrypting subscription secrets at rest; the first "
+            "encrypts, all decrypt; none: a generated key file beside a SQLite database",
+            shown="none",
+        ),
+    )
     log_level: str = field(
         default="INFO", metadata=_meta(_upper, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
     )
@@ -516,6 +553,10 @@ class Settings:
     @cached_property
     def database(self) -> DatabaseSettings:
         return self._group(DatabaseSettings)
+
+    @cached_property
+    def secrets(self) -> SecretSettings:
+        return self._group(SecretSettings)
 
     @cached_property
     def delivery(self) -> DeliverySettings:

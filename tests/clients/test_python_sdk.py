@@ -233,6 +233,29 @@ async def test_subscription_lifecycle(client: WebhooksClient, receiver: Receiver
     assert await subs.list(tenant_id="acme") == []
 
 
+async def test_filter_headers_and_replay(client: WebhooksClient, receiver: Receiver) -> None:
+    kept = await client.publish("acme", "product.created", "keep", {"id": "keep"})
+    await client.publish("acme", "product.created", "drop", {"id": "drop"})
+    subs = client.subscriptions
+    created = await subs.create(
+        receiver.url("/hook"),
+        ["product.*"],
+        tenant_id="acme",
+        filter='entity_id == "keep"',
+        headers={"X-Tenant": "a"},
+    )
+    sub = created.subscription
+    assert (sub.filter, dict(sub.headers)) == ('entity_id == "keep"', {"X-Tenant": "a"})
+    replayed = await subs.replay(sub.id, tenant_id="acme", event_patterns=["product.created"])
+    assert (replayed.queued, replayed.has_more) == (1, False)
+    assert (await subs.replay(sub.id, tenant_id="acme")).queued == 0
+    await receiver.wait_count(1, "/hook")
+    [delivery] = receiver.at("/hook")
+    assert delivery.headers["webhook-id"] == kept.id and delivery.headers["X-Tenant"] == "a"
+    updated = await subs.update(sub.id, tenant_id="acme", filter="", headers={"X-Tenant": "b"})
+    assert (updated.filter, dict(updated.headers)) == ("", {"X-Tenant": "b"})
+
+
 async def test_list_pages_through_everything(client: WebhooksClient) -> None:
     for i in range(3):
         await client.subscriptions.create(

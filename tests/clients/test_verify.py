@@ -192,3 +192,20 @@ async def test_a_replayed_real_delivery_is_refused_even_with_its_webhook_headers
     # A clock far behind the sender's is told apart from a replay.
     with refused("timestamp_in_future"):
         verify(delivery.headers, delivery.body, secret, now=sent - timedelta(minutes=10))
+
+
+async def test_an_ed25519_subscription_made_with_the_sdk_verifies_with_its_public_key(
+    client: WebhooksClient, receiver: Receiver
+) -> None:
+    created = await client.subscriptions.create(
+        receiver.url("/ed"), ["*"], tenant_id="acme", signing_algorithm="ed25519"
+    )
+    assert created.secret == ""
+    public_key = created.subscription.public_key
+    await client.publish("acme", "product.created", "p1", {"id": "p1", "name": "Widget"})
+    await receiver.wait_count(1, "/ed")
+    delivery = receiver.at("/ed")[0]
+    assert delivery.headers["webhook-signature"].startswith("v1a,")
+    verify(delivery.headers, delivery.body, public_key)
+    with refused("bad_signature"):
+        verify(delivery.headers, delivery.body.replace(b"Widget", b"Gadget"), public_key)

@@ -64,6 +64,7 @@ MATRIX: dict[str, tuple[grpc.StatusCode, ...]] = {
     "DeliveryService/GetDelivery": (DENIED, OK, MISSING, OK, ANON, ANON),
     "DeliveryService/RetryDelivery": (DENIED, OK, MISSING, OK, ANON, ANON),
     "DeliveryService/RecoverFailedDeliveries": (DENIED, OK, MISSING, OK, ANON, ANON),
+    "DeliveryService/ReplayEvents": (DENIED, OK, MISSING, OK, ANON, ANON),
 }
 
 _names = itertools.count()
@@ -171,6 +172,8 @@ async def build(world: World, rpc: str) -> Any:
             return dpb.RecoverFailedDeliveriesRequest(
                 subscription_id=world.subscription_id, since=since
             )
+        case "DeliveryService/ReplayEvents":
+            return dpb.ReplayEventsRequest(subscription_id=world.subscription_id)
     raise AssertionError(f"no request for {rpc}")
 
 
@@ -261,6 +264,11 @@ async def test_not_found_for_another_tenant_reads_like_a_missing_id(world: World
         (
             server.deliveries.RecoverFailedDeliveries,
             lambda id_: dpb.RecoverFailedDeliveriesRequest(subscription_id=id_, since={}),
+            world.subscription_id,
+        ),
+        (
+            server.deliveries.ReplayEvents,
+            lambda id_: dpb.ReplayEventsRequest(subscription_id=id_),
             world.subscription_id,
         ),
     ]

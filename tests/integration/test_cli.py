@@ -241,6 +241,25 @@ async def test_target_and_token_from_the_environment_flags_win(
 # subscriptions
 
 
+async def test_an_ed25519_subscription_shows_its_public_key_and_no_secret(cli: Cli) -> None:
+    created = await cli(
+        "subscriptions",
+        "create",
+        "https://example.com/ed",
+        "-p",
+        "*",
+        "--signing-algorithm",
+        "ed25519",
+        "--tenant",
+        "acme",
+    )
+    assert created.code == 0, created.stderr
+    fields = dict(line.split(None, 1) for line in created.stdout.splitlines())
+    assert fields["signing_algorithm"] == "ed25519"
+    assert fields["public_key"].startswith("whpk_")
+    assert "secret" not in fields and "shown only now" not in created.stderr
+
+
 async def test_subscription_commands(cli: Cli) -> None:
     common = ["--tenant", "acme"]
     created = await cli(
@@ -320,6 +339,47 @@ async def test_subscription_commands(cli: Cli) -> None:
     assert gone.code == 1 and "not found" in gone.stderr
     empty = await cli("subscriptions", "list", *common)
     assert empty.code == 0 and empty.stdout == "" and "no subscriptions" in empty.stderr
+
+
+async def test_filter_headers_and_replay(
+    cli: Cli, server: RunningServer, receiver: Receiver
+) -> None:
+    common = ["--tenant", "acme"]
+    for entity_id in ("keep", "drop"):
+        published = await cli("publish", "product.created", entity_id, "--data", "{}", *common)
+        assert published.code == 0, published.stderr
+    created = await cli(
+        "subscriptions",
+        "create",
+        receiver.url("/controls"),
+        "-p",
+        "product.*",
+        "--filter",
+        'entity_id == "keep"',
+        "--header",
+        "X-Tenant: a",
+        "--json",
+        *common,
+    )
+    assert created.code == 0, created.stderr
+    subscription = created.json()["subscription"]
+    assert subscription["filter"] == 'entity_id == "keep"'
+    assert subscription["headers"] == {"X-Tenant": "a"}
+    replayed = await cli("subscriptions", "replay", subscription["id"], "--since", "2h", *common)
+    assert (replayed.code, replayed.stdout.strip()) == (0, "queued 1"), replayed.stderr
+    again = await cli("subscriptions", "replay", subscription["id"], "--json", *common)
+    assert again.json() == {"queued": 0}
+    await receiver.wait_count(1, "/controls")
+    assert receiver.at("/controls")[0].headers["X-Tenant"] == "a"
+
+    bad_header = await cli(
+        "subscriptions", "create", receiver.url(), "-p", "*", "--header", "Host: x", *common
+    )
+    assert bad_header.code != 0 and 'headers["Host"]' in bad_header.stderr
+    bad_filter = await cli(
+        "subscriptions", "create", receiver.url(), "-p", "*", "--filter", "type ==", *common
+    )
+    assert bad_filter.code != 0 and "line 1, column" in bad_filter.stderr
 
 
 async def test_token_from_flag_or_environment(make_server: ServerFactory) -> None:

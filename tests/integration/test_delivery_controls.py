@@ -1,84 +1,134 @@
-"""Delivery controls end to end (SPEC §11), on SQLite and PostgreSQL: a FIFO subscription
-receives in feed order through failures and retries; a rate-limited one at most its budget
-per second while an unlimited endpoint beside it runs at full speed."""
+"""Subscription filters and custom headers (SPEC §11) end to end: a real server and receiver,
+both backends."""
 
 from __future__ import annotations
 
-import random
+import grpc
+from google.protobuf import field_mask_pb2
 
-from tests.conftest import ServerFactory
-from tests.support.factories import publish_request, subscribe
+from tests.support.factories import deliveries_of, publish, subscribe
 from tests.support.receiver import Receiver
+from tests.support.rpc import invalid_field, rpc_error
 from tests.support.server import RunningServer
-from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 
-# Retries enough that a delivery failing 30 % of the time never finally fails.
-PATIENT = {"backoff_schedule": ["50ms"], "max_retry_attempts": 30}
+EXPENSIVE = 'type == "product.price_changed" && double(data.selling_price) > 100.0'
 
 
-def failing_randomly(count: int, rate: float, seed: int) -> list[int]:
-    """Statuses for `count` requests, `rate` of them 500, the same on every run."""
-    rng = random.Random(seed)
-    return [500 if rng.random() < rate else 200 for _ in range(count)] + [200]
+def product(price: str, cost: str = "1.00") -> dict[str, str]:
+    return {"id": "prod_1", "sku": "A-1", "selling_price": price, "cost_price": cost}
 
 
-async def publish_in_feed_order(server: RunningServer, count: int) -> list[str]:
-    """`count` events, in feed order (one request, one transaction)."""
-    ids: list[str] = []
-    for start in range(0, count, 500):
-        response = await server.events.PublishEvents(
-            events_pb2.PublishEventsRequest(
-                events=[
-                    publish_request(entity_id=f"p{i}")
-                    for i in range(start, min(count, start + 500))
-                ]
-            )
+async def test_only_matching_events_create_deliveries(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    created = await subscribe(server, receiver.url(), ["product.*"], filter=EXPENSIVE)
+    assert created.subscription.filter == EXPENSIVE
+    cheap = await publish(server, "product.price_changed", "prod_1", product("19.90"))
+    other_type = await publish(server, "product.created", "prod_1", product("500.00"))
+    expensive = await publish(server, "product.price_changed", "prod_1", product("150.00"))
+    # Deliveries are written with their event, so the ones that exist now are all there are.
+    assert await deliveries_of(server, cheap.id) == []
+    assert await deliveries_of(server, other_type.id) == []
+    assert len(await deliveries_of(server, expensive.id)) == 1
+    await receiver.wait_count(1)
+    assert [r.headers["webhook-id"] for r in receiver.received] == [expensive.id]
+
+
+async def test_a_filter_on_a_confidential_field_never_matches(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    await subscribe(server, receiver.url(), ["product.*"], filter="has(data.cost_price)")
+    await subscribe(
+        server, receiver.url("/cost"), ["product.*"], filter="double(data.cost_price) > 0.0"
+    )
+    event = await publish(server, "product.price_changed", "prod_1", product("150.00", "99.00"))
+    assert await deliveries_of(server, event.id) == []
+
+
+async def test_a_bad_filter_is_invalid_argument_naming_its_position(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    error = await rpc_error(
+        subscribe(server, receiver.url(), filter='type == "a" &&'),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "line 1, column" in (error.details() or "")
+    assert await invalid_field(subscribe(server, receiver.url(), filter="shout(type)")) == (
+        "filter"
+    )
+    created = await subscribe(server, receiver.url())
+    update = spb.UpdateSubscriptionRequest(
+        subscription=spb.Subscription(id=created.subscription.id, filter="type == 1"),
+        update_mask=field_mask_pb2.FieldMask(paths=["filter"]),
+    )
+    assert await invalid_field(server.subscriptions.UpdateSubscription(update)) == (
+        "subscription.filter"
+    )
+
+
+async def test_an_updated_filter_applies_to_the_next_publish(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    created = await subscribe(server, receiver.url(), ["product.*"], filter=EXPENSIVE)
+    before = await publish(server, "product.price_changed", "prod_1", product("19.90"))
+    assert await deliveries_of(server, before.id) == []
+
+    def set_filter(text: str) -> spb.UpdateSubscriptionRequest:
+        return spb.UpdateSubscriptionRequest(
+            subscription=spb.Subscription(id=created.subscription.id, filter=text),
+            update_mask=field_mask_pb2.FieldMask(paths=["filter"]),
         )
-        ids += [e.id for e in response.events]
-    return ids
+
+    updated = await server.subscriptions.UpdateSubscription(set_filter('entity_id == "prod_1"'))
+    assert updated.subscription.filter == 'entity_id == "prod_1"'
+    after = await publish(server, "product.price_changed", "prod_1", product("19.90"))
+    assert len(await deliveries_of(server, after.id)) == 1
+
+    await server.subscriptions.UpdateSubscription(set_filter(""))  # removed: every event
+    unfiltered = await publish(server, "product.price_changed", "prod_2", product("1.00"))
+    assert len(await deliveries_of(server, unfiltered.id)) == 1
+    await receiver.wait_count(2)
 
 
-def first_successes(receiver: Receiver, path: str) -> list[str]:
-    """Event ids in the order of their first successful receipt at `path`."""
-    seen: dict[str, None] = {}
-    for received in receiver.at(path):
-        if received.status == 200:
-            seen.setdefault(received.headers["webhook-id"], None)
-    return list(seen)
-
-
-def max_in_any_second(times: list[float]) -> int:
-    return max(sum(1 for other in times if start <= other < start + 1.0) for start in times)
-
-
-async def wait_successes(receiver: Receiver, path: str, count: int, timeout: float) -> None:
-    await receiver.wait_for(lambda _: len(first_successes(receiver, path)) >= count, timeout)
-
-
-async def test_a_fifo_subscription_receives_in_feed_order_through_random_failures(
-    make_server: ServerFactory, receiver: Receiver
+async def test_custom_headers_reach_the_receiver_and_signatures_win(
+    server: RunningServer, receiver: Receiver
 ) -> None:
-    server = await make_server(**PATIENT, endpoint_concurrency=8)
-    receiver.on("/fifo", statuses=failing_randomly(1000, 0.3, seed=17))
-    await subscribe(server, receiver.url("/fifo"), ["product.*"], ordering=spb.ORDERING_FIFO)
-    ids = await publish_in_feed_order(server, 100)
-    await wait_successes(receiver, "/fifo", len(ids), timeout=60)
-    assert first_successes(receiver, "/fifo") == ids
-    assert any(r.status == 500 for r in receiver.at("/fifo")), "no failure was exercised"
+    headers = {"X-Tenant": "a", "Authorization": "Bearer endpoint-token"}
+    created = await subscribe(server, receiver.url(), headers=headers)
+    assert dict(created.subscription.headers) == headers
+    event = await publish(server)
+    await receiver.wait_count(1)
+    [request] = receiver.received
+    assert request.headers["X-Tenant"] == "a"
+    assert request.headers["Authorization"] == "Bearer endpoint-token"
+    assert request.headers["webhook-id"] == event.id
+
+    update = spb.UpdateSubscriptionRequest(
+        subscription=spb.Subscription(id=created.subscription.id, headers={"X-Tenant": "b"}),
+        update_mask=field_mask_pb2.FieldMask(paths=["headers"]),
+    )
+    updated = await server.subscriptions.UpdateSubscription(update)
+    assert dict(updated.subscription.headers) == {"X-Tenant": "b"}
+    await publish(server)
+    await receiver.wait_count(2)
+    assert receiver.received[1].headers["X-Tenant"] == "b"
+    assert "Authorization" not in receiver.received[1].headers
 
 
-async def test_a_rate_limit_holds_while_an_unlimited_endpoint_runs_at_full_speed(
-    make_server: ServerFactory, receiver: Receiver
+async def test_reserved_headers_are_refused_naming_the_header(
+    server: RunningServer, receiver: Receiver
 ) -> None:
-    server = await make_server()
-    await subscribe(server, receiver.url("/limited"), ["product.*"], rate_limit_per_second=20)
-    await subscribe(server, receiver.url("/fast"), ["product.*"])
-    await publish_in_feed_order(server, 60)
-    await receiver.wait_count(60, "/fast", timeout=30)
-    limited_when_fast_done = len(receiver.at("/limited"))
-    await receiver.wait_count(60, "/limited", timeout=30)
-    times = [r.at for r in receiver.at("/limited")]
-    assert max_in_any_second(times) <= 21  # 20 a second, and one burst
-    assert times[-1] - times[0] >= 2.8  # 60 at 20 a second: about 3 s
-    assert limited_when_fast_done < 40, "the unlimited endpoint was held back"
+    for name in ("webhook-signature", "Content-Type", "Host", "Connection", "X-Webhook-Event"):
+        field = await invalid_field(subscribe(server, receiver.url(), headers={name: "x"}))
+        assert field == f'headers["{name}"]'
+    created = await subscribe(server, receiver.url())
+    update = spb.UpdateSubscriptionRequest(
+        subscription=spb.Subscription(id=created.subscription.id, headers={"Content-Length": "1"}),
+        update_mask=field_mask_pb2.FieldMask(paths=["headers"]),
+    )
+    assert await invalid_field(server.subscriptions.UpdateSubscription(update)) == (
+        'subscription.headers["Content-Length"]'
+    )
+    too_many = {f"X-H{i}": "v" for i in range(11)}
+    assert await invalid_field(subscribe(server, receiver.url(), headers=too_many)) == "headers"

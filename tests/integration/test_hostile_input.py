@@ -520,6 +520,15 @@ async def test_known_hostile_requests_get_the_right_status(make_server: ServerFa
             invalid,
             "since",
         ),
+        (
+            "DeliveryService",
+            "ReplayEvents",
+            dpb.ReplayEventsRequest(
+                tenant_id="acme", subscription_id="sub_x", until={"seconds": -(2**62)}
+            ),
+            invalid,
+            "until",
+        ),
     ]
     wrong = []
     for service, method, request, expected, field_name in cases:

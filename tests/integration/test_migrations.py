@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tests.support.databases import PostgresDatabase
-from webhook_grpc.storage.migrate import upgrade
+from webhook_grpc.domain.signing import generate_secret
+from webhook_grpc.encryption import SecretBox, generate_key, parse_key
+from webhook_grpc.storage.migrate import downgrade, upgrade
 from webhook_grpc.storage.tables import Base
 from webhook_grpc.storage.urls import sync_url
 
@@ -44,3 +51,73 @@ def test_processes_starting_together_on_a_new_database_migrate_it_once(
             engine.dispose()
     finally:
         fresh.drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema at all) on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    request.getfixturevalue("postgres_database")  # skips or fails like the other tests
+    fresh = PostgresDatabase()
+    fresh.create()
+    try:
+        yield fresh.url
+    finally:
+        fresh.drop()
+
+
+def _insert_plain_subscription(database_url: str, secret: str, previous: str) -> None:
+    engine = sa.create_engine(sync_url(database_url))
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO subscriptions (id, tenant_id, url, event_patterns, description,"
+                    " status, payload_mode, metadata, secret, previous_secret,"
+                    " failure_window_start, created_at, updated_at) VALUES ('sub_old', 'acme',"
+                    " 'https://example.test/', '[\"*\"]', '', 'active', 'full', '{}', :secret,"
+                    " :previous, :now, :now, :now)"
+                ),
+                {"secret": secret, "previous": previous, "now": now.replace(tzinfo=None)},
+            )
+    finally:
+        engine.dispose()
+
+
+def _stored(database_url: str) -> tuple[str, str]:
+    engine = sa.create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT secret, previous_secret FROM subscriptions WHERE id = 'sub_old'")
+            ).one()
+    finally:
+        engine.dispose()
+    return row.secret, row.previous_secret
+
+
+VERSIONS = "webhook_grpc.storage.migrations.versions"
+
+
+def test_0005_seals_plain_text_secrets_and_the_downgrade_opens_them(
+    fresh_database_url: str,
+) -> None:
+    url = fresh_database_url
+    secret, previous = generate_secret(), generate_secret()
+    upgrade(url, "0001")
+    _insert_plain_subscription(url, secret, previous)
+    before = importlib.import_module(f"{VERSIONS}.0005_secrets_at_rest").down_revision
+    upgrade(url, before)
+    with pytest.raises(RuntimeError, match="needs the secret keys"):
+        upgrade(url)  # the plain rows cannot be sealed without a key (checked before any DDL)
+    box = SecretBox([parse_key(generate_key())])
+    upgrade(url, "head", box)
+    sealed, sealed_previous = _stored(url)
+    assert sealed.startswith("whenc:v1:") and sealed_previous.startswith("whenc:v1:")
+    assert box.open(sealed, "sub_old") == secret
+    assert box.open(sealed_previous, "sub_old") == previous
+    downgrade(url, "0001", box)
+    assert _stored(url) == (secret, previous)

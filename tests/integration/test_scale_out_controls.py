@@ -15,7 +15,7 @@ from tests.support.server import RunningServer, start_server
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc.app import Roles
 
-from .test_delivery_controls import (
+from .test_fifo_rate_limit import (
     failing_randomly,
     first_successes,
     max_in_any_second,

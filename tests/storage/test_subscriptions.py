@@ -3,16 +3,18 @@ activate, rotate signing keys, delete."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from webhook_grpc.domain.models import (
     DisabledReason,
     PayloadMode,
+    SigningAlgorithm,
     SubscriptionChanges,
     SubscriptionStatus,
 )
 from webhook_grpc.domain.signing import SigningKeys
-from webhook_grpc.storage.ports import Storage
+from webhook_grpc.storage.ports import SealedSecrets, Storage
 
 from .conftest import NOW, later, new_subscription
 
@@ -100,8 +102,10 @@ async def test_rotated_keys_sign_with_both_secrets_until_the_grace_ends(
     storage: Storage,
 ) -> None:
     subscription = new_subscription()
+    hmac = new_subscription()
     async with storage.transaction() as unit:
         await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(hmac)
         keys = await unit.subscriptions.signing_keys(subscription.id)
         assert keys == SigningKeys(subscription.secret, None, None)
         rotated = keys.rotated("whsec_" + "B" * 43, NOW, timedelta(hours=1))
@@ -116,3 +120,63 @@ async def test_rotated_keys_sign_with_both_secrets_until_the_grace_ends(
     assert shown is not None and shown.previous_secret_expires_at == later(3600)
     without_grace = stored.rotated("whsec_" + "C" * 43, NOW, timedelta(0))
     assert without_grace == SigningKeys("whsec_" + "C" * 43, None, None)
+
+
+async def test_signing_algorithm_and_public_key_round_trip(storage: Storage) -> None:
+    subscription = replace(
+        new_subscription(),
+        secret="whenc:v1:0000aaaa:sealed-private-key",
+        signing_algorithm=SigningAlgorithm.ED25519,
+        public_key="whpk_first",
+    )
+    hmac = new_subscription()
+    async with storage.transaction() as unit:
+        await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(hmac)
+        keys = await unit.subscriptions.signing_keys(subscription.id)
+        assert keys is not None
+        rotated = keys.rotated("whenc:v1:0000aaaa:next", NOW, timedelta(hours=1))
+        await unit.subscriptions.rotate_keys(subscription.id, rotated, NOW, public_key="whpk_2")
+    async with storage.read() as unit:
+        shown = await unit.subscriptions.get(subscription.id, None)
+        plain = await unit.subscriptions.get(hmac.id, None)
+    assert shown is not None and plain is not None
+    assert (shown.signing_algorithm, shown.public_key) == (SigningAlgorithm.ED25519, "whpk_2")
+    assert (plain.signing_algorithm, plain.public_key) == (SigningAlgorithm.HMAC_SHA256, "")
+
+
+async def test_sealed_secrets_pages_heads_and_compare_and_swap(storage: Storage) -> None:
+    made = [
+        replace(new_subscription(), secret=f"whenc:v1:{kid}:value{i}")
+        for i, kid in enumerate(["0000aaaa", "0000aaaa", "1111bbbb"])
+    ]
+    async with storage.transaction() as unit:
+        for subscription in made:
+            await unit.subscriptions.insert(subscription)
+        keys = SigningKeys("whenc:v1:2222cccc:new", made[0].secret, later(60))
+        await unit.subscriptions.rotate_keys(made[0].id, keys, NOW)
+    async with storage.read() as unit:
+        heads = await unit.subscriptions.sealed_key_heads()
+        first = await unit.subscriptions.sealed_secrets_page("", 2)
+        rest = await unit.subscriptions.sealed_secrets_page(first[-1].subscription_id, 2)
+    assert heads == {"whenc:v1:0000aaaa", "whenc:v1:1111bbbb", "whenc:v1:2222cccc"}
+    ordered = sorted(s.id for s in made)
+    assert [s.subscription_id for s in first + rest] == ordered
+    row = next(s for s in first + rest if s.subscription_id == made[0].id)
+    assert (row.secret, row.previous_secret) == (keys.secret, made[0].secret)
+
+    resealed = SealedSecrets(row.subscription_id, "whenc:v1:3333dddd:a", "whenc:v1:3333dddd:b")
+    async with storage.transaction() as unit:
+        assert await unit.subscriptions.replace_sealed(row, resealed)
+        # A second swap from the old values finds them changed (a rotation meanwhile).
+        assert not await unit.subscriptions.replace_sealed(row, resealed)
+        other = next(s for s in first + rest if s.subscription_id == made[1].id)
+        assert other.previous_secret is None
+        assert await unit.subscriptions.replace_sealed(
+            other, SealedSecrets(other.subscription_id, "whenc:v1:3333dddd:c", None)
+        )
+    async with storage.read() as unit:
+        stored = await unit.subscriptions.signing_keys(made[0].id)
+        shown = await unit.subscriptions.get(made[0].id, None)
+    assert stored == SigningKeys(resealed.secret, resealed.previous_secret, later(60))
+    assert shown is not None and shown.updated_at == NOW

@@ -10,6 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 
 @dataclass(frozen=True)
 class SigningVector:
@@ -49,3 +52,18 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{msg_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def ed25519_valid(
+    public_key: str, signature: str, msg_id: str, timestamp: int, body: bytes
+) -> bool:
+    """A `v1a,` signature checked with plain `cryptography` Ed25519 against a `whpk_` key."""
+    raw = base64.b64decode(public_key.removeprefix("whpk_"))
+    message = f"{msg_id}.{timestamp}.".encode() + body
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(
+            base64.b64decode(signature.removeprefix("v1a,")), message
+        )
+    except InvalidSignature:
+        return False
+    return True

@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 
 from scripts.config_table import BEGIN, END, render
 from webhook_grpc.domain.builtin_types import BUILTIN_SCHEMAS, BUILTIN_TYPES
 from webhook_grpc.domain.projection import Classification
-from webhook_grpc.domain.signing import delivery_headers, generate_secret
+from webhook_grpc.domain.signing import (
+    delivery_headers,
+    ed25519_public_key,
+    generate_ed25519_private_key,
+    generate_secret,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -94,3 +100,14 @@ def test_the_hand_written_check_refuses_replays() -> None:
     # Stripped of the headers that carry the id and the time, it cannot pass.
     with pytest.raises(KeyError):
         _hand_check({"X-Webhook-Signature": headers["X-Webhook-Signature"]}, body, secret)
+
+
+def test_the_ed25519_check_with_plain_cryptography_works_as_written() -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", _section("Ed25519 subscriptions"), re.S)
+    private_key = generate_ed25519_private_key()
+    body = b'{"id":"evt_1"}'
+    headers = delivery_headers([private_key], "evt_1", "product.created", int(time.time()), body)
+    public_key = ed25519_public_key(private_key)
+    exec(block, {"headers": headers, "body": body, "public_key": public_key})
+    with pytest.raises(InvalidSignature):
+        exec(block, {"headers": headers, "body": body + b" ", "public_key": public_key})

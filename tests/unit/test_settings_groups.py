@@ -16,6 +16,7 @@ GROUPS = (
     "subscriptions",
     "feed",
     "retention",
+    "secrets",
 )
 
 

@@ -27,3 +27,8 @@ def test_the_previous_secret_stops_signing_when_its_grace_period_ends() -> None:
 def test_a_previous_secret_without_an_expiry_never_signs() -> None:
     # Rotation always sets an expiry; a row without one has no grace period to honour.
     assert SigningKeys("current", "previous", None).active(NOW) == ["current"]
+
+
+def test_keys_never_show_in_a_repr() -> None:
+    keys = SigningKeys("whsec_current", "whsec_previous", None)
+    assert "whsec_" not in repr(keys)

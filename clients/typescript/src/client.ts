@@ -146,7 +146,11 @@ export class WebhooksClient {
       feed: createClient(FeedService, transport),
       deliveries: createClient(DeliveryService, transport),
     };
-    this.subscriptions = new Subscriptions(this.services.subscriptions, this.caller);
+    this.subscriptions = new Subscriptions(
+      this.services.subscriptions,
+      this.caller,
+      this.services.deliveries,
+    );
   }
 
   /**

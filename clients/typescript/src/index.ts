@@ -19,6 +19,8 @@ export type {
   NewSubscription,
   OrderingName,
   PayloadModeName,
+  ReplayOptions,
+  SigningAlgorithmName,
   RotateSecretOptions,
   SubscriptionChanges,
   SubscriptionStatusName,

@@ -4,13 +4,15 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, FieldMaskSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { required, type Caller, type CallOptions } from "./calls.js";
+import type { DeliveryService, ReplayEventsResponse } from "./gen/webhooks/v1/deliveries_pb.js";
 import type { Event } from "./gen/webhooks/v1/events_pb.js";
 import {
   Ordering,
   PayloadMode,
+  SigningAlgorithm,
   SubscriptionSchema,
   SubscriptionStatus,
   type SubscriptionService,
@@ -19,6 +21,8 @@ import {
 
 /** How much of the event a delivery carries: the projected entity, or only its id. */
 export type PayloadModeName = "full" | "thin";
+/** How deliveries are signed: a shared `whsec_` secret, or an Ed25519 key pair (`whpk_` public key). */
+export type SigningAlgorithmName = "hmac-sha256" | "ed25519";
 /** `"fifo"`: one delivery at a time in feed order; a failing one holds those behind it. */
 export type OrderingName = "unordered" | "fifo";
 /** A subscription's status, as a filter of {@link Subscriptions.list}. */
@@ -27,6 +31,10 @@ export type SubscriptionStatusName = "active" | "disabled";
 const PAYLOAD_MODES: Record<PayloadModeName, PayloadMode> = {
   full: PayloadMode.FULL,
   thin: PayloadMode.THIN,
+};
+const SIGNING_ALGORITHMS: Record<SigningAlgorithmName, SigningAlgorithm> = {
+  "hmac-sha256": SigningAlgorithm.HMAC_SHA256,
+  ed25519: SigningAlgorithm.ED25519,
 };
 const ORDERINGS: Record<OrderingName, Ordering> = {
   unordered: Ordering.UNORDERED,
@@ -52,8 +60,20 @@ export interface NewSubscription extends TenantOptions {
   /** Default `"full"`. */
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
-  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. */
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. Not for Ed25519. */
   secret?: string;
+  /**
+   * A CEL expression over the event (`type`, `entity_id`, `data`, `previous`); only events it
+   * matches are delivered, e.g. `type == "product.price_changed" && double(data.selling_price) > 100.0`.
+   */
+  filter?: string;
+  /** Up to 10 extra request headers sent with every delivery. */
+  headers?: Readonly<Record<string, string>>;
+  /**
+   * Default `"hmac-sha256"`. With `"ed25519"` the service generates the key pair and returns no
+   * secret: verify deliveries with `subscription.publicKey` (`whpk_…`).
+   */
+  signingAlgorithm?: SigningAlgorithmName;
   /** Default `"unordered"`. */
   ordering?: OrderingName;
   /** Attempts per second to the endpoint over every dispatcher together; 0 (default): none. */
@@ -67,8 +87,22 @@ export interface SubscriptionChanges extends TenantOptions {
   description?: string;
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
+  /** An empty string removes the filter. */
+  filter?: string;
+  /** Replaces every custom header. */
+  headers?: Readonly<Record<string, string>>;
   ordering?: OrderingName;
   rateLimitPerSecond?: number;
+}
+
+/** Options of {@link Subscriptions.replay}: the window of events to replay. */
+export interface ReplayOptions extends TenantOptions {
+  /** Events published at or after this time (default: the oldest retained). */
+  since?: Date;
+  /** Events published before this time (default: up to the latest event). */
+  until?: Date;
+  /** Narrows the subscription's own patterns further. */
+  eventPatterns?: readonly string[];
 }
 
 /** Options of {@link Subscriptions.rotateSecret}. */
@@ -105,6 +139,7 @@ export class Subscriptions {
   constructor(
     private readonly service: Client<typeof SubscriptionService>,
     private readonly caller: Caller,
+    private readonly deliveries?: Client<typeof DeliveryService>,
   ) {}
 
   /**
@@ -123,6 +158,9 @@ export class Subscriptions {
             payloadMode: PAYLOAD_MODES[subscription.payloadMode ?? "full"],
             metadata: { ...subscription.metadata },
             secret: subscription.secret ?? "",
+            filter: subscription.filter ?? "",
+            headers: { ...subscription.headers },
+            signingAlgorithm: SIGNING_ALGORITHMS[subscription.signingAlgorithm ?? "hmac-sha256"],
             ordering: ORDERINGS[subscription.ordering ?? "unordered"],
             rateLimitPerSecond: subscription.rateLimitPerSecond ?? 0,
           },
@@ -191,6 +229,14 @@ export class Subscriptions {
     if (changes.metadata !== undefined) {
       subscription.metadata = { ...changes.metadata };
       paths.push("metadata");
+    }
+    if (changes.filter !== undefined) {
+      subscription.filter = changes.filter;
+      paths.push("filter");
+    }
+    if (changes.headers !== undefined) {
+      subscription.headers = { ...changes.headers };
+      paths.push("headers");
     }
     if (changes.ordering !== undefined) {
       subscription.ordering = ORDERINGS[changes.ordering];
@@ -272,5 +318,32 @@ export class Subscriptions {
       options,
     );
     return { event: required(response.event), deliveryId: response.deliveryId };
+  }
+
+  /**
+   * Queue deliveries of stored events in the window that match the subscription (and
+   * `eventPatterns`) and have no delivery to it yet; `queued` says how many. Repeating it queues
+   * nothing new, so it is retried like reads. When `hasMore`, call again with
+   * `since: timestampDate(response.nextSince)`.
+   */
+  async replay(id: string, options: ReplayOptions = {}): Promise<ReplayEventsResponse> {
+    const deliveries = this.deliveries;
+    if (deliveries === undefined) {
+      throw new TypeError("this Subscriptions was made without a DeliveryService client");
+    }
+    return await this.caller.retrying(
+      (call) =>
+        deliveries.replayEvents(
+          {
+            tenantId: options.tenantId ?? "",
+            subscriptionId: id,
+            eventPatterns: [...(options.eventPatterns ?? [])],
+            ...(options.since === undefined ? {} : { since: timestampFromDate(options.since) }),
+            ...(options.until === undefined ? {} : { until: timestampFromDate(options.until) }),
+          },
+          call,
+        ),
+      options,
+    );
   }
 }

@@ -169,6 +169,34 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
     await assert.rejects(client.subscriptions.update(subscription.id, { tenantId }), TypeError);
   });
 
+  test("subscriptions: filter, custom headers and replay", TIMEOUT, async () => {
+    const tenantId = newTenant("replay");
+    const kept = await client.publish(productCreated(tenantId, 1));
+    await client.publish(productCreated(tenantId, 2));
+    const { subscription } = await client.subscriptions.create({
+      tenantId,
+      url: receiver.url("/replay"),
+      eventPatterns: ["product.*"],
+      filter: 'entity_id == "prod_1"',
+      headers: { "X-Tenant": "a" },
+    });
+    assert.equal(subscription.filter, 'entity_id == "prod_1"');
+    assert.deepEqual(subscription.headers, { "X-Tenant": "a" });
+    const replayed = await client.subscriptions.replay(subscription.id, { tenantId });
+    assert.equal(replayed.queued, 1);
+    assert.equal(replayed.hasMore, false);
+    assert.equal((await client.subscriptions.replay(subscription.id, { tenantId })).queued, 0);
+    const delivery = await receiver.waitFor((d) => d.json.id === kept.id);
+    assert.equal(delivery.headers["x-tenant"], "a");
+    const updated = await client.subscriptions.update(subscription.id, {
+      tenantId,
+      filter: "",
+      headers: { "X-Tenant": "b" },
+    });
+    assert.equal(updated.filter, "");
+    assert.deepEqual(updated.headers, { "X-Tenant": "b" });
+  });
+
   /** A new tenant's subscription to `/${name}`, and the delivery of one product event to it. */
   async function deliverOne(name: string) {
     const tenantId = newTenant(name);
@@ -267,6 +295,31 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
         verify(delivery.headers, delivery.body, secret);
         verify(bodyOnly, delivery.body, secret, { allowBodyOnly: true });
       }
+    },
+  );
+
+  test(
+    "an Ed25519 subscription's deliveries carry v1a and verify with its public key",
+    TIMEOUT,
+    async () => {
+      const tenantId = newTenant("ed25519");
+      const created = await client.subscriptions.create({
+        tenantId,
+        url: receiver.url("/ed25519"),
+        eventPatterns: ["product.*"],
+        signingAlgorithm: "ed25519",
+      });
+      assert.equal(created.secret, "", "the private key never leaves the service");
+      const publicKey = created.subscription.publicKey;
+      assert.match(publicKey, /^whpk_/);
+
+      const event = await client.publish(productCreated(tenantId, 1));
+      const delivery = await receiver.waitFor((d) => d.json.id === event.id);
+      assert.match(String(delivery.headers["webhook-signature"]), /^v1a,/);
+      assert.equal(delivery.headers["x-webhook-signature"], undefined, "HMAC-only header");
+      verify(delivery.headers, delivery.body, publicKey);
+      const tampered = Buffer.from(delivery.body.toString("utf8").replace("SKU-1", "SKU-2"));
+      refuses("bad_signature", () => verify(delivery.headers, tampered, publicKey));
     },
   );
 

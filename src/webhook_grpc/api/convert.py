@@ -33,6 +33,10 @@ PAYLOAD_MODE = {
     models.PayloadMode.FULL: subscriptions_pb2.PAYLOAD_MODE_FULL,
     models.PayloadMode.THIN: subscriptions_pb2.PAYLOAD_MODE_THIN,
 }
+SIGNING_ALGORITHM = {
+    models.SigningAlgorithm.HMAC_SHA256: subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
+    models.SigningAlgorithm.ED25519: subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
+}
 ORDERING = {
     models.Ordering.UNORDERED: subscriptions_pb2.ORDERING_UNORDERED,
     models.Ordering.FIFO: subscriptions_pb2.ORDERING_FIFO,
@@ -174,6 +178,10 @@ def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
         updated_at=timestamp(value.updated_at),
         disabled_at=timestamp(value.disabled_at),
         previous_secret_expires_at=timestamp(value.previous_secret_expires_at),
+        signing_algorithm=SIGNING_ALGORITHM[value.signing_algorithm],
+        public_key=value.public_key,
+        filter=value.filter,
+        headers=value.headers,
         ordering=ORDERING[value.ordering],
         rate_limit_per_second=value.rate_limit_per_second,
     )

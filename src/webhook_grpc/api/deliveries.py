@@ -10,6 +10,7 @@ from webhook_grpc.domain.access import Role
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.models import DeliveryStatus
 from webhook_grpc.services.deliveries import DeliveryService
+from webhook_grpc.services.replay import EventReplay, ReplayWindow
 
 from . import convert
 from .auth import Authenticator, required_tenant, scoped_tenant
@@ -17,9 +18,12 @@ from .errors import unary
 
 
 class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
-    def __init__(self, auth: Authenticator, deliveries: DeliveryService) -> None:
+    def __init__(
+        self, auth: Authenticator, deliveries: DeliveryService, replay: EventReplay
+    ) -> None:
         self._auth = auth
         self._deliveries = deliveries
+        self._replay = replay
 
     def _tenant(self, context: Any, requested: str) -> str | None:
         return scoped_tenant(self._auth.authenticate(context, Role.TENANT), requested)
@@ -69,3 +73,29 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             convert.from_timestamp(request.since, "since"),
         )
         return pb.RecoverFailedDeliveriesResponse(recovered_count=count)
+
+    @unary
+    async def ReplayEvents(
+        self, request: pb.ReplayEventsRequest, context: Any
+    ) -> pb.ReplayEventsResponse:
+        window = ReplayWindow(
+            since=(
+                convert.from_timestamp(request.since, "since")
+                if request.HasField("since")
+                else None
+            ),
+            until=(
+                convert.from_timestamp(request.until, "until")
+                if request.HasField("until")
+                else None
+            ),
+            event_patterns=tuple(request.event_patterns),
+        )
+        replayed = await self._replay.replay(
+            request.subscription_id, self._tenant(context, request.tenant_id), window
+        )
+        return pb.ReplayEventsResponse(
+            queued=replayed.queued,
+            has_more=replayed.has_more,
+            next_since=convert.timestamp(replayed.next_since),
+        )

@@ -11,6 +11,7 @@ from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.models import (
     Ordering,
     PayloadMode,
+    SigningAlgorithm,
     SubscriptionChanges,
     SubscriptionDraft,
     SubscriptionStatus,
@@ -29,6 +30,8 @@ UPDATABLE = frozenset(
         "description",
         "payload_mode",
         "metadata",
+        "filter",
+        "headers",
         "ordering",
         "rate_limit_per_second",
     }
@@ -62,6 +65,12 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             or PayloadMode.FULL,
             metadata=dict(request.metadata),
             secret=request.secret,
+            signing_algorithm=convert.enum_from_proto(
+                convert.SIGNING_ALGORITHM, request.signing_algorithm, "signing_algorithm"
+            )
+            or SigningAlgorithm.HMAC_SHA256,
+            filter=request.filter,
+            headers=dict(request.headers),
             ordering=convert.enum_from_proto(convert.ORDERING, request.ordering, "ordering")
             or Ordering.UNORDERED,
             rate_limit_per_second=request.rate_limit_per_second,
@@ -124,6 +133,8 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
                 else None
             ),
             metadata=dict(given.metadata) if "metadata" in paths else None,
+            filter=given.filter if "filter" in paths else None,
+            headers=dict(given.headers) if "headers" in paths else None,
             ordering=(
                 convert.enum_from_proto(convert.ORDERING, given.ordering, "subscription.ordering")
                 or Ordering.UNORDERED

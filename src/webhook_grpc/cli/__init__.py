@@ -1,8 +1,8 @@
 """The `webhook-grpc` command.
 
-Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`). Client side, for humans and
-scripts, built on the Python SDK (`webhook_grpc_client`): ``publish``, ``subscriptions``,
-``feed tail`` (`client_commands`) and ``listen`` (`listen`).
+Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`), ``secrets`` (`secrets`).
+Client side, for humans and scripts, built on the Python SDK (`webhook_grpc_client`):
+``publish``, ``subscriptions``, ``feed tail`` (`client_commands`) and ``listen`` (`listen`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from webhook_grpc import __version__, logs
 
 logs.quiet_grpc_core()  # before the commands' imports load grpc
 
-from . import client_commands, listen, server  # noqa: E402
+from . import client_commands, listen, secrets, server  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     server.add_commands(commands)
     client_commands.add_commands(commands)
     listen.add_command(commands)
+    secrets.add_command(commands)
     return root
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,27 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--secret", help="whsec_… to use (default: generated)")
     create.add_argument(
+        "--signing-algorithm",
+        choices=("hmac-sha256", "ed25519"),
+        default="hmac-sha256",
+        help="ed25519: the service keeps the private key and shows the public key "
+        "(whpk_…, verify with it); no secret (default: hmac-sha256)",
+    )
+    create.add_argument(
+        "--filter",
+        default="",
+        help="a CEL expression over the event; only matches are delivered, e.g. "
+        "'type == \"product.price_changed\" && double(data.selling_price) > 100.0'",
+    )
+    create.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header sent with every delivery (repeatable, up to 10)",
+    )
+    create.add_argument(
         "--fifo",
         action="store_true",
         help="deliver one at a time in feed order; a failing delivery holds the ones behind it",
@@ -150,6 +171,32 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         help="at most this many attempts a second to the endpoint, over all dispatchers",
     )
     create.set_defaults(run=runner(_create))
+
+    replay = actions.add_parser(
+        "replay",
+        parents=[common],
+        help="queue deliveries of stored events it has not been sent yet",
+        description="Queue deliveries of the stored events of a window that match the "
+        "subscription and have no delivery to it yet (a second run queues nothing new). "
+        "Failed deliveries are re-sent with recovery, not replay.",
+    )
+    replay.add_argument("id", help="sub_…")
+    replay.add_argument(
+        "--since",
+        help="how far back, e.g. 2h or 30m, or an ISO 8601 time (default: the oldest retained)",
+    )
+    replay.add_argument(
+        "--until", help="ISO 8601 time or a duration ago (default: up to the latest event)"
+    )
+    replay.add_argument(
+        "-p",
+        "--pattern",
+        dest="patterns",
+        action="append",
+        default=[],
+        help="only events of this pattern as well (repeatable)",
+    )
+    replay.set_defaults(run=runner(_replay))
 
     listing = actions.add_parser("list", parents=[common], help="list subscriptions")
     listing.add_argument(
@@ -189,6 +236,29 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
     return metadata
 
 
+def _headers(lines: list[str]) -> dict[str, str]:
+    headers = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise CommandError(f"--header expects 'NAME: VALUE', got {line!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _moment(text: str | None, flag: str) -> datetime | None:
+    """An ISO 8601 time, or a duration meaning that long ago (`2h`)."""
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text, "h", flag)
+    except ValueError:
+        pass
+    moment = _time(text, flag)
+    assert moment is not None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
     created = await client.subscriptions.create(
         args.url,
@@ -198,6 +268,9 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         payload_mode=args.payload_mode,
         metadata=_metadata(args.metadata),
         secret=args.secret,
+        signing_algorithm=args.signing_algorithm,
+        filter=args.filter,
+        headers=_headers(args.headers),
         ordering="fifo" if args.fifo else "unordered",
         rate_limit_per_second=args.rate_limit,
     )
@@ -205,11 +278,32 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         output.emit_json(
             {"subscription": output.message_json(created.subscription), "secret": created.secret}
         )
+    elif not created.secret:  # Ed25519: nothing secret to show
+        output.emit_fields(output.subscription_fields(created.subscription))
     else:
         output.emit_fields(
             [*output.subscription_fields(created.subscription), ("secret", created.secret)]
         )
         print("(the secret is shown only now: store it to verify deliveries)", file=sys.stderr)
+    return 0
+
+
+async def _replay(client: WebhooksClient, args: argparse.Namespace) -> int:
+    since = _moment(args.since, "--since")
+    until = _moment(args.until, "--until")
+    total = 0
+    while True:
+        replayed = await client.subscriptions.replay(
+            args.id, tenant_id=args.tenant, since=since, until=until, event_patterns=args.patterns
+        )
+        total += replayed.queued
+        if not replayed.has_more:
+            break
+        since = replayed.next_since.ToDatetime(tzinfo=UTC)
+    if args.json:
+        output.emit_json({"queued": total})
+    else:
+        print(f"queued {total}", flush=True)
     return 0
 
 

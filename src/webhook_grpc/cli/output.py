@@ -78,11 +78,21 @@ def subscription_fields(subscription: Subscription) -> list[tuple[str, str]]:
             f"{subscription.rate_limit_per_second}/s" if subscription.rate_limit_per_second else "",
         ),
         ("metadata", ", ".join(f"{k}={v}" for k, v in sorted(subscription.metadata.items()))),
+        ("filter", subscription.filter),
+        ("headers", ", ".join(f"{k}: {v}" for k, v in sorted(subscription.headers.items()))),
         ("created_at", timestamp(subscription.created_at)),
         ("updated_at", timestamp(subscription.updated_at)),
         ("disabled_at", timestamp(subscription.disabled_at)),
         ("previous_secret_expires_at", timestamp(subscription.previous_secret_expires_at)),
+        *signing_fields(subscription),
     ]
+
+
+def signing_fields(subscription: Subscription) -> list[tuple[str, str]]:
+    """Shown for Ed25519 subscriptions only: HMAC is the default and has no public key."""
+    if subscription.signing_algorithm != subscriptions_pb2.SIGNING_ALGORITHM_ED25519:
+        return []
+    return [("signing_algorithm", "ed25519"), ("public_key", subscription.public_key)]
 
 
 def subscription_rows(subscriptions: Sequence[Subscription]) -> list[list[str]]:

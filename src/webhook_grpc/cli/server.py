@@ -95,13 +95,16 @@ def run(args: argparse.Namespace) -> int:
 def _command(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here so that the client commands start without loading the whole service.
     from webhook_grpc.app import App, Roles
+    from webhook_grpc.encryption import resolve_box
     from webhook_grpc.storage import migrate, process_lock
 
     if args.command == "migrate":
         # Not under a running server's feet on SQLite (PostgreSQL serialises migrations itself).
         lock = process_lock.acquire(settings.database.database_url, "migrate")
         try:
-            migrate.upgrade(settings.database.database_url)
+            # 0005_secrets_at_rest encrypts plain-text secrets with the first key.
+            box = resolve_box(settings.secrets.secret_keys, settings.database.database_url)
+            migrate.upgrade(settings.database.database_url, "head", box)
         finally:
             lock.release()
         log.info("database is up to date")
@@ -117,9 +120,10 @@ def _fatal(error: Exception) -> tuple[str, int]:
     from sqlalchemy.exc import OperationalError
 
     from webhook_grpc.app import StartupError
+    from webhook_grpc.encryption import SecretKeyError
     from webhook_grpc.storage.process_lock import DatabaseInUse
 
-    if isinstance(error, StartupError | DatabaseInUse):
+    if isinstance(error, StartupError | DatabaseInUse | SecretKeyError):
         return str(error), 2
     if isinstance(error, OperationalError):
         reason = str(error.orig or error).strip().splitlines()[0]

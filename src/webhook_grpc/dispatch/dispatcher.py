@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from webhook_grpc import metrics
@@ -31,6 +31,7 @@ from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.domain.subscriptions import DeliveryTarget
+from webhook_grpc.encryption import SealedSecretError, SecretBox, open_signing_keys
 from webhook_grpc.storage.ports import (
     LeasedWork,
     LeaseRequest,
@@ -59,6 +60,9 @@ class _Batch:
 
     events: dict[str, Event]
     targets: dict[str, DeliveryTarget]
+    unsignable: set[str] = field(default_factory=set)
+    """Subscriptions whose keys no configured key opens: their deliveries wait for the lease to
+    expire (and the configuration to be fixed), neither attempted nor cancelled."""
     bodies: dict[tuple[str, PayloadMode], bytes] = field(default_factory=dict)
 
     def body(self, event: Event, mode: PayloadMode) -> bytes:
@@ -90,9 +94,11 @@ class Dispatcher:
         notifier: Wakeups,
         transport: HttpTransport,
         recorder: AttemptRecorder,
+        box: SecretBox,
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
+        self._box = box
         self._settings = settings
         self._notifier = notifier
         self._transport = transport
@@ -272,13 +278,31 @@ class Dispatcher:
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])
             for event_id, item in work.events.items()
         }
-        return _Batch(events, work.targets)
+        batch = _Batch(events, {})
+        # Decrypted once per lease batch and subscription, not per attempt.
+        for subscription_id, target in work.targets.items():
+            if not target.active:
+                batch.targets[subscription_id] = target
+                continue
+            try:
+                keys = open_signing_keys(self._box, subscription_id, target.keys)
+            except SealedSecretError as error:
+                # One bad row must not stop the others, nor lose its deliveries.
+                log.error("cannot sign for %s, retried after the lease: %s", subscription_id, error)
+                batch.unsignable.add(subscription_id)
+                continue
+            batch.targets[subscription_id] = replace(target, keys=keys)
+        return batch
 
     async def _cancel_undeliverable(
         self, unit: UnitOfWork, leased: list[LeasedDelivery], batch: _Batch
     ) -> None:
         """Deliveries of a subscription gone or no longer active, or of a purged event."""
-        ids = [d.id for d in leased if not batch.deliverable(d)]
+        ids = [
+            d.id
+            for d in leased
+            if not batch.deliverable(d) and d.subscription_id not in batch.unsignable
+        ]
         if ids:
             await unit.deliveries.cancel(ids, self._clock())
             metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
@@ -388,7 +412,8 @@ class Dispatcher:
         headers = delivery_headers(
             target.keys.active(attempted_at), event.id, event.type, timestamp, body
         )
-        return attempted_at, await self._transport.post(target.url, body, headers)
+        outcome = await self._transport.post(target.url, body, headers, target.headers)
+        return attempted_at, outcome
 
     async def _expect_next_due(self) -> None:
         """Set the timer for the next due time after the last lease. Rows already due that

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from webhook_grpc import __version__
+from webhook_grpc.domain.custom_headers import is_reserved_header
 from webhook_grpc.domain.models import AttemptError
 
 from .resolver import ForbiddenTargetError, GuardedResolver, check_literal_host
@@ -72,8 +73,18 @@ class HttpTransport:
             await self._session.close()
             self._session = None
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpOutcome:
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        custom_headers: Mapping[str, str] | None = None,
+    ) -> HttpOutcome:
+        """POST `body` with `headers` (the signed ones) and the subscription's
+        `custom_headers`; where a custom header names one the service sets, the service's wins."""
         assert self._session is not None, "transport not started"
+        if custom_headers:
+            headers = with_custom_headers(headers, custom_headers)
         started = time.perf_counter()
 
         def elapsed() -> timedelta:
@@ -121,6 +132,21 @@ def _connect_message(error: BaseException) -> str:
         reason = os.strerror(cause.errno) if cause.errno else str(cause)
         return f"cannot connect to {error.host}:{error.port}: {reason}"
     return str(error) or type(error).__name__
+
+
+def with_custom_headers(
+    headers: Mapping[str, str], custom_headers: Mapping[str, str]
+) -> dict[str, str]:
+    """`headers` plus the custom ones that neither repeat one of them (ignoring case) nor are
+    reserved; validation refused those at create/update already, this holds whatever is stored."""
+    taken = {name.lower() for name in headers}
+    merged = {
+        name: value
+        for name, value in custom_headers.items()
+        if name.lower() not in taken and not is_reserved_header(name)
+    }
+    merged.update(headers)
+    return merged
 
 
 def _classify_dns(error: BaseException) -> AttemptError:

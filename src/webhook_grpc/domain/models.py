@@ -28,6 +28,14 @@ class PayloadMode(enum.StrEnum):
     THIN = "thin"
 
 
+class SigningAlgorithm(enum.StrEnum):
+    """How deliveries are signed (SPEC §12): a shared HMAC secret, or an Ed25519 key pair whose
+    public half receivers verify with."""
+
+    HMAC_SHA256 = "hmac_sha256"
+    ED25519 = "ed25519"
+
+
 class Ordering(enum.StrEnum):
     """Whether deliveries to a subscription may overtake each other (SPEC §11)."""
 
@@ -66,6 +74,13 @@ class Subscription:
     updated_at: datetime
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None
+    signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
+    public_key: str = ""
+    """Ed25519 only: ``whpk_…``."""
+    filter: str = ""
+    """A CEL expression over the projected event (domain/filters.py); empty means none."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra request headers sent with every delivery (domain/custom_headers.py)."""
     ordering: Ordering = Ordering.UNORDERED
     rate_limit_per_second: int = 0
     """Attempts per second over every dispatcher process together; 0 means no limit."""
@@ -82,6 +97,9 @@ class SubscriptionDraft:
     payload_mode: PayloadMode
     metadata: dict[str, str]
     secret: str
+    signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
     ordering: Ordering = Ordering.UNORDERED
     rate_limit_per_second: int = 0
 
@@ -95,6 +113,9 @@ class SubscriptionChanges:
     description: str | None = None
     payload_mode: PayloadMode | None = None
     metadata: dict[str, str] | None = None
+    filter: str | None = None
+    """An empty string removes the filter."""
+    headers: dict[str, str] | None = None
     ordering: Ordering | None = None
     rate_limit_per_second: int | None = None
 

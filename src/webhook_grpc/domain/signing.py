@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from secrets import token_bytes
 
@@ -78,6 +79,9 @@ def generate_ed25519_private_key() -> str:
     return PRIVATE_KEY_PREFIX + base64.b64encode(token_bytes(32)).decode("ascii")
 
 
+# Loading a key costs as much as a signature (it derives the public key); the dispatcher signs
+# with the same few keys over and over. Only in this process's memory, like the opened keys.
+@functools.lru_cache(maxsize=4096)
 def _ed25519_key(private_key: str) -> Ed25519PrivateKey:
     if not private_key.startswith(PRIVATE_KEY_PREFIX):
         raise ValueError(f"an Ed25519 private key starts with '{PRIVATE_KEY_PREFIX}'")
@@ -105,7 +109,11 @@ def overview_signature(secret: str, body: bytes) -> str:
 def signature_headers(
     secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
-    """Both signature headers for one attempt, one signature per secret (current first)."""
+    """The signature headers of one attempt, one signature per key (current first).
+
+    A ``whsec_`` secret signs ``v1,`` and the overview's ``X-Webhook-Signature``; a ``whsk_``
+    Ed25519 private key signs ``v1a,`` only: the body-only HMAC would need a shared secret,
+    which an Ed25519 subscription does not have."""
     if not secrets:
         raise ValueError("at least one secret is needed to sign a delivery")
     # Built once and shared by every secret: the body can be up to max_payload_bytes.
@@ -113,13 +121,17 @@ def signature_headers(
     standard = []
     overview = []
     for secret in secrets:
+        if secret.startswith(PRIVATE_KEY_PREFIX):
+            signature = _ed25519_key(secret).sign(message)
+            standard.append("v1a," + base64.b64encode(signature).decode("ascii"))
+            continue
         digest = hmac.digest(_standard_key(secret), message, "sha256")
         standard.append("v1," + base64.b64encode(digest).decode("ascii"))
         overview.append("sha256=" + hmac.digest(secret.encode(), body, "sha256").hex())
-    return {
-        STANDARD_SIGNATURE_HEADER: " ".join(standard),
-        OVERVIEW_SIGNATURE_HEADER: " ".join(overview),
-    }
+    headers = {STANDARD_SIGNATURE_HEADER: " ".join(standard)}
+    if overview:
+        headers[OVERVIEW_SIGNATURE_HEADER] = " ".join(overview)
+    return headers
 
 
 def delivery_headers(
@@ -137,10 +149,13 @@ def delivery_headers(
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """What the dispatcher signs with: the current secret, and the previous one while rotating."""
+    """What the dispatcher signs with: the current secret, and the previous one while rotating.
 
-    secret: str
-    previous_secret: str | None
+    Sealed as storage holds them, or opened (encryption/) to sign; never in a repr, so an
+    opened key cannot reach a log line or an error through a printed record."""
+
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
     previous_secret_expires_at: datetime | None
 
     def active(self, now: datetime) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from webhook_grpc.domain.models import PayloadMode
 from webhook_grpc.domain.signing import SigningKeys
@@ -10,11 +10,12 @@ from webhook_grpc.domain.signing import SigningKeys
 
 @dataclass(frozen=True)
 class Recipient:
-    """What publishing needs of a subscription: whom to deliver to, for which event types."""
+    """What publishing needs of a subscription: whom to deliver to, for which events."""
 
     id: str
     tenant_id: str
     event_patterns: tuple[str, ...]
+    filter: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,4 @@ class DeliveryTarget:
     active: bool
     payload_mode: PayloadMode
     keys: SigningKeys
+    headers: dict[str, str] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,12 +16,15 @@ from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, PermissionDenied
+from webhook_grpc.domain.filters import FilterInput, compile_filter
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage, UnitOfWork, Wakeups
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
@@ -173,11 +177,7 @@ class Publisher:
         if only is not None:
             targets = [only.id] if only.tenant_id == event["tenant_id"] else []
         else:
-            targets = [
-                r.id
-                for r in recipients[event["tenant_id"]]
-                if matches_any(r.event_patterns, event["type"])
-            ]
+            targets = _matching(recipients[event["tenant_id"]], event, now)
         return [
             {
                 "id": new_id("dlv"),
@@ -244,6 +244,35 @@ class Publisher:
         return replace(
             stored.event, cursor=self._cursors.encode(stored.event.tenant_id, stored.position)
         )
+
+
+def _matching(recipients: list[Recipient], event: NewEvent, now: datetime) -> list[str]:
+    """The subscriptions the (projected) event goes to: its type matches their patterns, and
+    their filter, if any, passes. The event is converted for the filters at most once."""
+    variables: FilterInput | None = None
+    targets: list[str] = []
+    for recipient in recipients:
+        if not matches_any(recipient.event_patterns, event["type"]):
+            continue
+        if recipient.filter:
+            if variables is None:
+                variables = FilterInput(_event(event, now, cursor=""))
+            if not _passes(recipient, variables):
+                continue
+        targets.append(recipient.id)
+    return targets
+
+
+def _passes(recipient: Recipient, variables: FilterInput) -> bool:
+    # Checked when it was stored and compiled once per text (the domain's cache). A stored
+    # filter that no longer compiles (a library upgrade) matches nothing rather than failing
+    # every publish of its tenant.
+    try:
+        event_filter = compile_filter(recipient.filter)
+    except InvalidArgument:
+        log.warning("subscription %s has a filter that no longer compiles", recipient.id)
+        return False
+    return event_filter.matches(variables)
 
 
 def _event(row: NewEvent, published_at: datetime, cursor: str) -> Event:

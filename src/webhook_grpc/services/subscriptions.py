@@ -8,11 +8,14 @@ from datetime import timedelta
 
 from webhook_grpc.config import SubscriptionSettings
 from webhook_grpc.domain.clock import Clock, system_clock
+from webhook_grpc.domain.custom_headers import validate_custom_headers
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, NotFound
+from webhook_grpc.domain.filters import check_filter
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import (
     DisabledReason,
     Page,
+    SigningAlgorithm,
     Subscription,
     SubscriptionChanges,
     SubscriptionDraft,
@@ -20,7 +23,13 @@ from webhook_grpc.domain.models import (
 )
 from webhook_grpc.domain.page_tokens import decode_page_token, encode_page_token
 from webhook_grpc.domain.patterns import validate_patterns
-from webhook_grpc.domain.signing import generate_secret, validate_secret
+from webhook_grpc.domain.signing import (
+    ed25519_public_key,
+    generate_ed25519_private_key,
+    generate_secret,
+    validate_secret,
+)
+from webhook_grpc.encryption import SecretBox
 from webhook_grpc.storage.ports import NewSubscription, Storage, UnitOfWork
 
 from .target_guard import TargetGuard
@@ -40,21 +49,26 @@ class SubscriptionService:
         storage: Storage,
         settings: SubscriptionSettings,
         guard: TargetGuard,
+        box: SecretBox,
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
+        self._box = box
         self._settings = settings
         self._guard = guard
         self._clock = clock
 
     async def create(self, draft: SubscriptionDraft) -> tuple[Subscription, str]:
-        """Validate and store a subscription; returns it with its secret (shown only here)."""
+        """Validate and store a subscription; returns it with its secret (shown only here; empty
+        for Ed25519, whose private key never leaves the service)."""
         _require_tenant(draft.tenant_id)
         await self._guard.check(draft.url, "url")
         _validate_text_fields(draft.description, draft.metadata)
-        secret = draft.secret or generate_secret()
-        if draft.secret:
-            validate_secret(draft.secret, "secret")
+        algorithm = draft.signing_algorithm
+        signing_key, shown, public_key = _new_signing_key(algorithm, draft.secret)
+        if draft.filter:
+            check_filter(draft.filter, "filter")
+        headers = validate_custom_headers(draft.headers, "headers")
         now = self._clock()
         subscription_id = new_id("sub")
         async with self._storage.transaction() as unit:
@@ -76,15 +90,19 @@ class SubscriptionService:
                     description=draft.description,
                     payload_mode=draft.payload_mode,
                     metadata=dict(draft.metadata),
-                    secret=secret,
+                    secret=self._box.seal(signing_key, subscription_id),
                     created_at=now,
+                    signing_algorithm=algorithm,
+                    public_key=public_key,
+                    filter=draft.filter,
+                    headers=headers,
                     ordering=draft.ordering,
                     rate_limit_per_second=draft.rate_limit_per_second,
                 )
             )
             created = await unit.subscriptions.get(subscription_id, None)
         assert created is not None
-        return created, secret
+        return created, shown
 
     async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription:
         async with self._storage.read() as unit:
@@ -115,6 +133,10 @@ class SubscriptionService:
             _validate_text_fields(
                 changes.description or "", changes.metadata or {}, "subscription."
             )
+        if changes.filter:
+            check_filter(changes.filter, "subscription.filter")
+        if changes.headers is not None:
+            validate_custom_headers(changes.headers, "subscription.headers")
         async with self._storage.transaction() as unit:
             await _existing(unit, subscription_id, tenant_id, "subscription.id")
             if changes.event_patterns is not None:
@@ -164,21 +186,24 @@ class SubscriptionService:
         new_secret: str,
         grace_period: timedelta | None,
     ) -> tuple[Subscription, str]:
-        if new_secret:
-            validate_secret(new_secret, "secret")
         grace = self._settings.rotation_grace if grace_period is None else grace_period
         if grace < timedelta(0) or grace > MAX_GRACE:
             raise InvalidArgument("grace_period", "must be between 0 and 30 days")
-        secret = new_secret or generate_secret()
         now = self._clock()
         async with self._storage.transaction() as unit:
-            await _existing(unit, subscription_id, tenant_id)
+            current = await _existing(unit, subscription_id, tenant_id)
+            signing_key, shown, public_key = _new_signing_key(current.signing_algorithm, new_secret)
+            # Sealed keys move as they are: the old one is not decrypted to rotate.
             keys = await unit.subscriptions.signing_keys(subscription_id)
             assert keys is not None
+            sealed = self._box.seal(signing_key, subscription_id)
             await unit.subscriptions.rotate_keys(
-                subscription_id, keys.rotated(secret, now, grace), now
+                subscription_id,
+                keys.rotated(sealed, now, grace),
+                now,
+                public_key=public_key or None,
             )
-            return await _existing(unit, subscription_id, None), secret
+            return await _existing(unit, subscription_id, None), shown
 
 
 async def _existing(
@@ -190,6 +215,22 @@ async def _existing(
     if found is None:
         raise NotFound(f"subscription {subscription_id!r} not found")
     return found
+
+
+def _new_signing_key(algorithm: SigningAlgorithm, given_secret: str) -> tuple[str, str, str]:
+    """(the key to sign with, what the caller is shown, the public key) for a new subscription
+    or a rotation: an HMAC secret (given or generated) or a generated Ed25519 key pair."""
+    if algorithm is SigningAlgorithm.ED25519:
+        if given_secret:
+            raise InvalidArgument(
+                "secret", "Ed25519 subscriptions take no secret: the service generates the key pair"
+            )
+        private_key = generate_ed25519_private_key()
+        return private_key, "", ed25519_public_key(private_key)
+    if given_secret:
+        validate_secret(given_secret, "secret")
+    secret = given_secret or generate_secret()
+    return secret, secret, ""
 
 
 def _require_tenant(tenant_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -11,20 +12,26 @@ from sqlalchemy.engine import Connection
 
 from .urls import sync_url
 
+if TYPE_CHECKING:
+    from webhook_grpc.encryption import SecretBox
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant unique to this purpose; processes starting together serialise on it.
 _MIGRATION_LOCK = 0x77686B5F6D6967  # "whk_mig"
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection, box: SecretBox | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    # 0005_secrets_at_rest seals plain-text secrets with it.
+    config.attributes["secret_box"] = box
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database at `database_url` up to `revision` (idempotent)."""
+def upgrade(database_url: str, revision: str = "head", box: SecretBox | None = None) -> None:
+    """Bring the database at `database_url` up to `revision` (idempotent); `box` seals what a
+    migration finds in plain text."""
     engine = create_engine(sync_url(database_url))
     try:
         with engine.begin() as connection:
@@ -34,7 +41,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                 )
-            command.upgrade(_config(connection), revision)
+            command.upgrade(_config(connection, box), revision)
     finally:
         engine.dispose()
 
@@ -45,5 +52,15 @@ def revision(database_url: str, message: str) -> None:
     try:
         with engine.begin() as connection:
             command.revision(_config(connection), message=message, autogenerate=True)
+    finally:
+        engine.dispose()
+
+
+def downgrade(database_url: str, revision: str, box: SecretBox | None = None) -> None:
+    """Take the database at `database_url` back to `revision` (for tests and operators)."""
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as connection:
+            command.downgrade(_config(connection, box), revision)
     finally:
         engine.dispose()

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from .urls import sqlite_file
 
 
 class DatabaseInUse(Exception):
@@ -38,15 +38,8 @@ _guard = threading.Lock()
 
 def lock_path(database_url: str) -> Path | None:
     """The lock file of a SQLite database file; None for PostgreSQL and in-memory SQLite."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if database in ("", ":memory:") or url.query.get("mode") == "memory":
-        return None
-    if database.startswith("file:"):  # a URI filename (`?uri=true`)
-        database = database[len("file:") :].partition("?")[0]
-    return Path(f"{Path(database).resolve()}.lock")
+    database = sqlite_file(database_url)
+    return None if database is None else Path(f"{database}.lock")
 
 
 class ProcessLock:

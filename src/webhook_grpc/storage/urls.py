@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.engine import URL, make_url
 
 
@@ -24,3 +26,16 @@ def sync_url(database_url: str) -> URL:
     url = make_url(database_url)
     driver = "pysqlite" if _backend(url) == "sqlite" else "psycopg"
     return url.set(drivername=f"{url.get_backend_name()}+{driver}")
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite database; None for PostgreSQL and in-memory SQLite."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (`?uri=true`)
+        database = database[len("file:") :].partition("?")[0]
+    return Path(database).resolve()

@@ -14,6 +14,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from webhook_grpc_client._calls import Caller, Metadata
 from webhook_grpc_client._gen.webhooks.v1 import (
+    deliveries_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
     feed_pb2,
@@ -108,7 +109,11 @@ class WebhooksClient:
             subscriptions_pb2_grpc.SubscriptionServiceStub(self._channel),
         )
         #: Subscription management: ``client.subscriptions.create(...)`` and friends.
-        self.subscriptions = Subscriptions(subscriptions, self._caller)
+        deliveries = cast(
+            "deliveries_pb2_grpc.DeliveryServiceAsyncStub",
+            deliveries_pb2_grpc.DeliveryServiceStub(self._channel),
+        )
+        self.subscriptions = Subscriptions(subscriptions, self._caller, deliveries)
 
     @property
     def channel(self) -> grpc.aio.Channel:

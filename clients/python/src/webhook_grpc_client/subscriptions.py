@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from webhook_grpc_client._calls import Caller
-from webhook_grpc_client._gen.webhooks.v1 import subscriptions_pb2, subscriptions_pb2_grpc
+from webhook_grpc_client._gen.webhooks.v1 import (
+    deliveries_pb2,
+    deliveries_pb2_grpc,
+    subscriptions_pb2,
+    subscriptions_pb2_grpc,
+)
 
-__all__ = ["OrderingName", "PayloadModeName", "StatusName", "Subscriptions"]
+__all__ = ["OrderingName", "PayloadModeName", "SigningAlgorithmName", "StatusName", "Subscriptions"]
 
 PayloadModeName = Literal["full", "thin"]
 OrderingName = Literal["unordered", "fifo"]
 StatusName = Literal["active", "disabled"]
+SigningAlgorithmName = Literal["hmac-sha256", "ed25519"]
 
 _PAYLOAD_MODES = {
     "full": subscriptions_pb2.PAYLOAD_MODE_FULL,
     "thin": subscriptions_pb2.PAYLOAD_MODE_THIN,
+}
+_SIGNING_ALGORITHMS = {
+    "hmac-sha256": subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
+    "ed25519": subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
 }
 _ORDERINGS = {
     "unordered": subscriptions_pb2.ORDERING_UNORDERED,
@@ -35,16 +45,20 @@ class Subscriptions:
     """Manage a tenant's webhook endpoints (``client.subscriptions``).
 
     `tenant_id` may be left out with a tenant token (its own tenant). Reads and changes that are
-    safe to repeat (`update`, `activate`, `disable`) are retried like publishing; `create`,
-    `rotate_secret`, `send_test_event` and `delete` are sent once (a retry after a lost answer
-    could create a second endpoint or rotate the secret twice).
+    safe to repeat (`update`, `activate`, `disable`, `replay`) are retried like publishing;
+    `create`, `rotate_secret`, `send_test_event` and `delete` are sent once (a retry after a
+    lost answer could create a second endpoint or rotate the secret twice).
     """
 
     def __init__(
-        self, stub: subscriptions_pb2_grpc.SubscriptionServiceAsyncStub, caller: Caller
+        self,
+        stub: subscriptions_pb2_grpc.SubscriptionServiceAsyncStub,
+        caller: Caller,
+        deliveries: deliveries_pb2_grpc.DeliveryServiceAsyncStub | None = None,
     ) -> None:
         self._stub = stub
         self._caller = caller
+        self._deliveries = deliveries
 
     async def create(
         self,
@@ -56,6 +70,9 @@ class Subscriptions:
         payload_mode: PayloadModeName = "full",
         metadata: Mapping[str, str] | None = None,
         secret: str | None = None,
+        filter: str = "",
+        headers: Mapping[str, str] | None = None,
+        signing_algorithm: SigningAlgorithmName = "hmac-sha256",
         ordering: OrderingName = "unordered",
         rate_limit_per_second: int = 0,
     ) -> subscriptions_pb2.CreateSubscriptionResponse:
@@ -63,7 +80,11 @@ class Subscriptions:
 
         Returns the response with ``.subscription`` and ``.secret``: keep the secret to verify
         deliveries, it is not shown again. A ``whsec_`` secret may be supplied; one is generated
-        otherwise. ``ordering="fifo"`` delivers one at a time in feed order (a failing delivery
+        otherwise. `filter` is a CEL expression over the event (``type``, ``entity_id``,
+        ``data``, ``previous``): only events it matches are delivered. `headers` (up to 10) are
+        sent with every delivery. With ``signing_algorithm="ed25519"`` the service generates a
+        key pair and returns no secret: verify with ``.subscription.public_key`` (``whpk_...``).
+        ``ordering="fifo"`` delivers one at a time in feed order (a failing delivery
         holds the ones behind it through its retries); ``rate_limit_per_second`` caps attempts
         to the endpoint over every dispatcher together (0: no limit).
         """
@@ -75,6 +96,9 @@ class Subscriptions:
             payload_mode=_PAYLOAD_MODES[payload_mode],
             metadata=dict(metadata or {}),
             secret=secret or "",
+            filter=filter,
+            headers=dict(headers or {}),
+            signing_algorithm=_SIGNING_ALGORITHMS[signing_algorithm],
             ordering=_ORDERINGS[ordering],
             rate_limit_per_second=rate_limit_per_second,
         )
@@ -126,10 +150,13 @@ class Subscriptions:
         description: str | None = None,
         payload_mode: PayloadModeName | None = None,
         metadata: Mapping[str, str] | None = None,
+        filter: str | None = None,
+        headers: Mapping[str, str] | None = None,
         ordering: OrderingName | None = None,
         rate_limit_per_second: int | None = None,
     ) -> subscriptions_pb2.Subscription:
-        """Replace the fields given (and only those: the update mask names them)."""
+        """Replace the fields given (and only those: the update mask names them). An empty
+        `filter` removes the filter; `headers` replaces every custom header."""
         subscription = subscriptions_pb2.Subscription(id=id, tenant_id=tenant_id or "")
         paths: list[str] = []
         if url is not None:
@@ -147,6 +174,12 @@ class Subscriptions:
         if metadata is not None:
             subscription.metadata.update(metadata)
             paths.append("metadata")
+        if filter is not None:
+            subscription.filter = filter
+            paths.append("filter")
+        if headers is not None:
+            subscription.headers.update(headers)
+            paths.append("headers")
         if ordering is not None:
             subscription.ordering = _ORDERINGS[ordering]
             paths.append("ordering")
@@ -199,6 +232,9 @@ class Subscriptions:
     ) -> subscriptions_pb2.RotateSubscriptionSecretResponse:
         """Replace the secret (given, or generated); returns ``.subscription`` and ``.secret``.
 
+        An Ed25519 subscription gets a new key pair instead (give no secret): ``.secret`` is
+        empty and ``.subscription.public_key`` is the new public key.
+
         The old secret keeps signing alongside the new one for `grace_period` (server default
         24 hours; ``timedelta(0)`` ends it at once).
         """
@@ -225,6 +261,34 @@ class Subscriptions:
         )
         return response
 
+    async def replay(
+        self,
+        id: str,
+        *,
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_patterns: Sequence[str] = (),
+    ) -> deliveries_pb2.ReplayEventsResponse:
+        """Queue deliveries of stored events published in [since, until) that match the
+        subscription (and `event_patterns`, if given) and have no delivery to it yet; returns
+        ``.queued``. Repeating it queues nothing new. When ``.has_more``, call again with
+        ``since=response.next_since.ToDatetime(tzinfo=UTC)``."""
+        if self._deliveries is None:
+            raise RuntimeError("this Subscriptions was made without a DeliveryService stub")
+        request = deliveries_pb2.ReplayEventsRequest(
+            tenant_id=tenant_id or "", subscription_id=id, event_patterns=list(event_patterns)
+        )
+        if since is not None:
+            request.since.CopyFrom(_timestamp(since))
+        if until is not None:
+            request.until.CopyFrom(_timestamp(until))
+        # Events already queued are skipped: safe to retry.
+        response: deliveries_pb2.ReplayEventsResponse = await self._caller.retrying(
+            self._deliveries.ReplayEvents, request
+        )
+        return response
+
     async def _state_change(
         self, method: Callable[..., Awaitable[Any]], request: Any
     ) -> subscriptions_pb2.Subscription:
@@ -232,3 +296,9 @@ class Subscriptions:
         response = await self._caller.retrying(method, request)
         subscription: subscriptions_pb2.Subscription = response.subscription
         return subscription
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
-from ..ports import LeasedWork, LeaseRequest
+from ..ports import LeasedWork, LeaseRequest, NewDelivery
 from ..tables import AttemptRow, DeliveryRow
 from ..tables.base import table_of
 from .controlled_lease import next_slot_after
@@ -229,6 +229,10 @@ class CoreDeliveries(ABC):
             )
         )
         return result.rowcount
+
+    async def insert(self, deliveries: Sequence[NewDelivery]) -> None:
+        if deliveries:
+            await self._conn.execute(D.insert(), [dict(d) for d in deliveries])
 
     async def pending_summary(self) -> tuple[int, datetime | None]:
         count, oldest = (

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,10 +15,11 @@ from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.models import Event, StoredEvent
 
 from ..ports import NewDelivery, NewEvent, PublishContext
-from ..tables import EventRow
+from ..tables import DeliveryRow, EventRow
 from ..tables.base import table_of
 
 E = table_of(EventRow)
+D = table_of(DeliveryRow)
 
 
 EVENT_COLUMNS = (
@@ -86,3 +88,30 @@ class CoreEvents(ABC):
 
     async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
         return await by_ids(self._conn, event_ids)
+
+    async def without_delivery_to(
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        since: datetime,
+        until: datetime | None,
+        *,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        delivered = exists().where(D.c.event_id == E.c.id, D.c.subscription_id == subscription_id)
+        query = (
+            select(*EVENT_COLUMNS)
+            .where(
+                E.c.tenant_id == tenant_id,
+                E.c.published_at >= since,
+                ~delivered,
+            )
+            .order_by(E.c.published_at, E.c.seq)
+            .limit(limit)
+        )
+        if until is not None:
+            query = query.where(E.c.published_at < until)
+        if after is not None:
+            query = query.where(tuple_(E.c.published_at, E.c.seq) > tuple_(*after))
+        return [to_stored(row) for row in await self._conn.execute(query)]

@@ -16,14 +16,16 @@ from webhook_grpc.domain.models import (
     DisabledReason,
     Ordering,
     PayloadMode,
+    SigningAlgorithm,
     Subscription,
     SubscriptionChanges,
     SubscriptionStatus,
 )
 from webhook_grpc.domain.signing import SigningKeys
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
+from webhook_grpc.encryption.box import SEALED_HEAD_LENGTH
 
-from ..ports import NewSubscription
+from ..ports import NewSubscription, SealedSecrets
 from ..tables import SubscriptionRow
 from ..tables.base import table_of
 
@@ -47,6 +49,10 @@ def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
         updated_at=m["updated_at"],
         disabled_at=m["disabled_at"],
         previous_secret_expires_at=m["previous_secret_expires_at"],
+        signing_algorithm=SigningAlgorithm(m["signing_algorithm"]),
+        public_key=m["public_key"] or "",
+        filter=m["filter"],
+        headers=dict(m["headers"]),
         ordering=Ordering(m["ordering"]),
         rate_limit_per_second=m["rate_limit_per_second"],
     )
@@ -62,6 +68,7 @@ DELIVERY_TARGET_COLUMNS = (
     T.c.secret,
     T.c.previous_secret,
     T.c.previous_secret_expires_at,
+    T.c.headers,
 )
 
 
@@ -74,6 +81,7 @@ def delivery_target(
     secret: str,
     previous_secret: str | None,
     previous_secret_expires_at: datetime | None,
+    headers: dict[str, str],
 ) -> DeliveryTarget:
     return DeliveryTarget(
         id=subscription_id,
@@ -82,6 +90,7 @@ def delivery_target(
         active=status == ACTIVE,
         payload_mode=PayloadMode(payload_mode),
         keys=SigningKeys(secret, previous_secret, previous_secret_expires_at),
+        headers=dict(headers),
     )
 
 
@@ -101,17 +110,18 @@ async def delivery_targets(
             row.secret,
             row.previous_secret,
             row.previous_secret_expires_at,
+            row.headers,
         )
         for row in await conn.execute(query)
     }
 
 
 async def active_recipients(conn: AsyncConnection, tenant_ids: set[str]) -> list[Recipient]:
-    query = select(T.c.id, T.c.tenant_id, T.c.event_patterns).where(
+    query = select(T.c.id, T.c.tenant_id, T.c.event_patterns, T.c.filter).where(
         T.c.tenant_id.in_(sorted(tenant_ids)), T.c.status == ACTIVE
     )
     return [
-        Recipient(row.id, row.tenant_id, tuple(row.event_patterns))
+        Recipient(row.id, row.tenant_id, tuple(row.event_patterns), row.filter)
         for row in await conn.execute(query)
     ]
 
@@ -153,8 +163,12 @@ class CoreSubscriptions(ABC):
                 payload_mode=s.payload_mode.value,
                 metadata=dict(s.metadata),
                 secret=s.secret,
+                filter=s.filter,
+                headers=dict(s.headers),
                 previous_secret=None,
                 previous_secret_expires_at=None,
+                signing_algorithm=s.signing_algorithm.value,
+                public_key=s.public_key or None,
                 failure_window_start=s.created_at,
                 created_at=s.created_at,
                 updated_at=s.created_at,
@@ -214,6 +228,10 @@ class CoreSubscriptions(ABC):
             values["metadata"] = dict(changes.metadata)
         if changes.payload_mode is not None:
             values["payload_mode"] = changes.payload_mode.value
+        if changes.filter is not None:
+            values["filter"] = changes.filter
+        if changes.headers is not None:
+            values["headers"] = dict(changes.headers)
         if changes.ordering is not None:
             values["ordering"] = changes.ordering.value
         if changes.rate_limit_per_second is not None:
@@ -247,16 +265,54 @@ class CoreSubscriptions(ABC):
         )
         return result.rowcount > 0
 
-    async def rotate_keys(self, subscription_id: str, keys: SigningKeys, now: datetime) -> None:
-        await self._update(
-            subscription_id,
-            {
-                "secret": keys.secret,
-                "previous_secret": keys.previous_secret,
-                "previous_secret_expires_at": keys.previous_secret_expires_at,
-                "updated_at": now,
-            },
+    async def rotate_keys(
+        self,
+        subscription_id: str,
+        keys: SigningKeys,
+        now: datetime,
+        public_key: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "secret": keys.secret,
+            "previous_secret": keys.previous_secret,
+            "previous_secret_expires_at": keys.previous_secret_expires_at,
+            "updated_at": now,
+        }
+        if public_key is not None:
+            values["public_key"] = public_key
+        await self._update(subscription_id, values)
+
+    async def sealed_key_heads(self) -> set[str]:
+        heads = set()
+        for column in (T.c.secret, T.c.previous_secret):
+            head = func.substr(column, 1, SEALED_HEAD_LENGTH)
+            query = select(head).where(column.is_not(None)).distinct()
+            heads |= set((await self._conn.execute(query)).scalars())
+        return heads
+
+    async def sealed_secrets_page(self, after_id: str, limit: int) -> list[SealedSecrets]:
+        query = (
+            select(T.c.id, T.c.secret, T.c.previous_secret)
+            .where(T.c.id > after_id)
+            .order_by(T.c.id)
+            .limit(limit)
         )
+        return [
+            SealedSecrets(row.id, row.secret, row.previous_secret)
+            for row in await self._conn.execute(query)
+        ]
+
+    async def replace_sealed(self, current: SealedSecrets, resealed: SealedSecrets) -> bool:
+        result = await self._conn.execute(
+            update(T)
+            .where(
+                T.c.id == current.subscription_id,
+                T.c.secret == current.secret,
+                T.c.previous_secret.is_not_distinct_from(current.previous_secret),
+            )
+            .values(secret=resealed.secret, previous_secret=resealed.previous_secret)
+        )
+        return result.rowcount > 0
 
     async def delete(self, subscription_id: str) -> None:
         await self._conn.execute(delete(T).where(T.c.id == subscription_id))

@@ -7,6 +7,7 @@ from .records import (
     NewEvent,
     NewSubscription,
     PublishContext,
+    SealedSecrets,
 )
 from .repositories import (
     DeliveryRepository,
@@ -32,6 +33,7 @@ __all__ = [
     "PublishContext",
     "RegistryRepository",
     "RetentionRepository",
+    "SealedSecrets",
     "StateRepository",
     "Storage",
     "SubscriptionRepository",

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from webhook_grpc.domain.deliveries import LeasedDelivery
-from webhook_grpc.domain.models import Ordering, PayloadMode, StoredEvent
+from webhook_grpc.domain.models import Ordering, PayloadMode, SigningAlgorithm, StoredEvent
 from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 
@@ -57,9 +57,23 @@ class NewSubscription:
     payload_mode: PayloadMode
     metadata: dict[str, str]
     secret: str
+    """Sealed (encryption/box.py): storage never sees a usable secret."""
     created_at: datetime
+    signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
+    public_key: str = ""
+    filter: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
     ordering: Ordering = Ordering.UNORDERED
     rate_limit_per_second: int = 0
+
+
+@dataclass(frozen=True)
+class SealedSecrets:
+    """One subscription's stored secrets, as sealed, for re-encryption."""
+
+    subscription_id: str
+    secret: str
+    previous_secret: str | None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .records import (
     NewEvent,
     NewSubscription,
     PublishContext,
+    SealedSecrets,
 )
 
 
@@ -51,6 +52,22 @@ class EventRepository(Protocol):
     ) -> dict[str, StoredEvent]: ...
 
     async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]: ...
+
+    async def without_delivery_to(
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        since: datetime,
+        until: datetime | None,
+        *,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        """Up to `limit` of the tenant's events published in [since, until) (until None: no
+        end) that have no delivery (in any status) to `subscription_id`, ordered by
+        (published_at, position's seq) and starting after `after` in that order: what
+        ReplayEvents may queue."""
+        ...
 
 
 class DeliveryRepository(Protocol):
@@ -121,6 +138,10 @@ class DeliveryRepository(Protocol):
         restarted (attempt_count 0; earlier attempts stay in the history)."""
         ...
 
+    async def insert(self, deliveries: Sequence[NewDelivery]) -> None:
+        """Insert deliveries of events already stored (ReplayEvents)."""
+        ...
+
     async def pending_summary(self) -> tuple[int, datetime | None]:
         """How many deliveries are pending, and the earliest due time among them."""
         ...
@@ -137,7 +158,9 @@ class SubscriptionRepository(Protocol):
 
     async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription | None: ...
 
-    async def signing_keys(self, subscription_id: str) -> SigningKeys | None: ...
+    async def signing_keys(self, subscription_id: str) -> SigningKeys | None:
+        """The keys as stored: sealed."""
+        ...
 
     async def list_page(
         self,
@@ -164,7 +187,29 @@ class SubscriptionRepository(Protocol):
         """Disable an active subscription; False when it was not active."""
         ...
 
-    async def rotate_keys(self, subscription_id: str, keys: SigningKeys, now: datetime) -> None: ...
+    async def rotate_keys(
+        self,
+        subscription_id: str,
+        keys: SigningKeys,
+        now: datetime,
+        public_key: str | None = None,
+    ) -> None:
+        """Store sealed `keys` (and, for Ed25519, the new public key; None: unchanged)."""
+        ...
+
+    async def sealed_key_heads(self) -> set[str]:
+        """The distinct beginnings (SEALED_HEAD_LENGTH characters) of every stored secret and
+        previous secret: which encryption keys the rows need."""
+        ...
+
+    async def sealed_secrets_page(self, after_id: str, limit: int) -> list[SealedSecrets]:
+        """Up to `limit` subscriptions' stored secrets, by id, after `after_id`."""
+        ...
+
+    async def replace_sealed(self, current: SealedSecrets, resealed: SealedSecrets) -> bool:
+        """Store the same secrets sealed again (re-encryption; nothing else changes), unless
+        they are no longer `current` (rotated meanwhile): then False."""
+        ...
 
     async def delete(self, subscription_id: str) -> None: ...
 

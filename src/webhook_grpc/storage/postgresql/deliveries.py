@@ -112,6 +112,7 @@ def _target(row: Any) -> DeliveryTarget:
         row.s_secret,
         row.s_previous_secret,
         expires_at.astimezone(UTC) if expires_at else None,
+        row.s_headers or {},
     )
 
 

@@ -29,8 +29,8 @@ class PostgresEvents(CoreEvents):
         )
         known, schemas = known_and_schemas(row.field_rules)
         found = [
-            Recipient(id, tenant_id, tuple(patterns))
-            for id, tenant_id, patterns in row.subscriptions
+            Recipient(id, tenant_id, tuple(patterns), filter)
+            for id, tenant_id, patterns, filter in row.subscriptions
         ]
         return PublishContext(known, schemas, by_tenant(found, tenant_ids))
 
@@ -45,14 +45,15 @@ class PostgresEvents(CoreEvents):
 
 
 # Both answers as JSON arrays in one row: [type, entity, path, classification] per field rule
-# (path NULL for an entity without fields), [id, tenant_id, patterns] per subscription.
+# (path NULL for an entity without fields), [id, tenant_id, patterns, filter] per subscription.
 _CONTEXT = """
     SELECT
         (SELECT coalesce(json_agg(json_build_array(t.type, t.entity, f.path, f.classification)),
                          '[]')
          FROM event_types t LEFT JOIN entity_fields f ON f.entity = t.entity
          WHERE t.type = ANY(%(types)s::text[])) AS field_rules,
-        (SELECT coalesce(json_agg(json_build_array(s.id, s.tenant_id, s.event_patterns)), '[]')
+        (SELECT coalesce(json_agg(json_build_array(s.id, s.tenant_id, s.event_patterns,
+                                                   s.filter)), '[]')
          FROM subscriptions s
          WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.status = %(active)s) AS subscriptions
 """

@@ -37,14 +37,20 @@ class SubscriptionRow(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     payload_mode: Mapped[str] = mapped_column(String(8))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    # Sealed (encryption/box.py): an HMAC secret or an Ed25519 private key, never plain text.
     secret: Mapped[str] = mapped_column(Text)
     previous_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signing_algorithm: Mapped[str] = mapped_column(String(16), server_default="hmac_sha256")
+    # Ed25519 only: the public key receivers verify with ("whpk_…").
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # Attempts before this instant do not count towards auto-disable (set on activation).
     failure_window_start: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    filter: Mapped[str] = mapped_column(Text, default="", server_default="")
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     ordering: Mapped[str] = mapped_column(String(16), server_default=text("'unordered'"))
     rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # The rate limit's GCRA state (domain/rate_limit.py): no attempt starts before it.

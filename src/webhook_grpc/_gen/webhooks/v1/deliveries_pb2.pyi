@@ -368,3 +368,75 @@ class RecoverFailedDeliveriesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecoverFailedDeliveriesResponse: _TypeAlias = RecoverFailedDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class ReplayEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    EVENT_PATTERNS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    subscription_id: _builtins.str
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Events published at or after this time; unset or older than the retention window means
+        the oldest retained event.
+        """
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Events published before this time; unset means up to the latest event."""
+
+    @_builtins.property
+    def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Narrows the subscription's own patterns further; empty means no further narrowing."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        event_patterns: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_patterns", b"event_patterns", "since", b"since", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayEventsRequest: _TypeAlias = ReplayEventsRequest  # noqa: Y015
+
+@_typing.final
+class ReplayEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUED_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    NEXT_SINCE_FIELD_NUMBER: _builtins.int
+    queued: _builtins.int
+    """Deliveries queued by this call."""
+    has_more: _builtins.bool
+    """One call examines at most 10,000 events; when true, call again with since = next_since
+    (and the same until) for the rest of the window.
+    """
+    @_builtins.property
+    def next_since(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        queued: _builtins.int = ...,
+        has_more: _builtins.bool = ...,
+        next_since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_since", b"next_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_more", b"has_more", "next_since", b"next_since", "queued", b"queued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayEventsResponse: _TypeAlias = ReplayEventsResponse  # noqa: Y015

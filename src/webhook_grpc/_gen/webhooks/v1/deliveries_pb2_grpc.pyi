@@ -45,6 +45,13 @@ class DeliveryServiceStub:
     time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
     attempts again, with the usual backoff, as RetryDelivery does.
     """
+    ReplayEvents: _grpc.UnaryUnaryMultiCallable[_deliveries_pb2.ReplayEventsRequest, _deliveries_pb2.ReplayEventsResponse]
+    """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
+    and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
+    an outage. Events that already have a delivery to this subscription are skipped, so calling
+    it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
+    RecoverFailedDeliveries, not by replay.
+    """
 
 @_typing.type_check_only
 class DeliveryServiceAsyncStub(DeliveryServiceStub):
@@ -62,6 +69,13 @@ class DeliveryServiceAsyncStub(DeliveryServiceStub):
     """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
     time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
     attempts again, with the usual backoff, as RetryDelivery does.
+    """
+    ReplayEvents: _aio.UnaryUnaryMultiCallable[_deliveries_pb2.ReplayEventsRequest, _deliveries_pb2.ReplayEventsResponse]  # type: ignore[assignment]
+    """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
+    and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
+    an outage. Events that already have a delivery to this subscription are skipped, so calling
+    it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
+    RecoverFailedDeliveries, not by replay.
     """
 
 class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -101,6 +115,19 @@ class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
         """RecoverFailedDeliveries re-sends every failed delivery of a subscription created since a
         time (after an endpoint outage). Each restarts its retry schedule: up to max_retry_attempts
         attempts again, with the usual backoff, as RetryDelivery does.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayEvents(
+        self,
+        request: _deliveries_pb2.ReplayEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deliveries_pb2.ReplayEventsResponse, _abc.Awaitable[_deliveries_pb2.ReplayEventsResponse]]:
+        """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
+        and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
+        an outage. Events that already have a delivery to this subscription are skipped, so calling
+        it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
+        RecoverFailedDeliveries, not by replay.
         """
 
 def add_DeliveryServiceServicer_to_server(servicer: DeliveryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

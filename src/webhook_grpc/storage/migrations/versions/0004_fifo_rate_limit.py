@@ -1,7 +1,7 @@
 """FIFO ordering and shared rate limits per subscription (SPEC §11)
 
 Revision ID: 0004_fifo_rate_limit
-Revises: 0001
+Revises: 0005_secrets_at_rest
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from webhook_grpc.storage.tables.base import UtcDateTime
 
 revision = "0004_fifo_rate_limit"
-down_revision = "0001"
+down_revision = "0005_secrets_at_rest"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file webhooks/v1/deliveries.proto.
  */
 export const file_webhooks_v1_deliveries: GenFile = /*@__PURE__*/
-  fileDesc("Chx3ZWJob29rcy92MS9kZWxpdmVyaWVzLnByb3RvEgt3ZWJob29rcy52MSL0AQoPRGVsaXZlcnlBdHRlbXB0EhYKDmF0dGVtcHRfbnVtYmVyGAEgASgFEjAKDGF0dGVtcHRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX2NvZGUYAyABKAUSKgoHbGF0ZW5jeRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIoCgVlcnJvchgFIAEoDjIZLndlYmhvb2tzLnYxLkF0dGVtcHRFcnJvchIVCg1lcnJvcl9tZXNzYWdlGAYgASgJEhUKDXJlc3BvbnNlX2JvZHkYByABKAki8QIKCERlbGl2ZXJ5EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYBCABKAkSEgoKZXZlbnRfdHlwZRgFIAEoCRIrCgZzdGF0dXMYBiABKA4yGy53ZWJob29rcy52MS5EZWxpdmVyeVN0YXR1cxIVCg1hdHRlbXB0X2NvdW50GAcgASgFEjMKD25leHRfYXR0ZW1wdF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoIYXR0ZW1wdHMYCyADKAsyHC53ZWJob29rcy52MS5EZWxpdmVyeUF0dGVtcHQiqQEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgJEisKBnN0YXR1cxgDIAEoDjIbLndlYmhvb2tzLnYxLkRlbGl2ZXJ5U3RhdHVzEhAKCGV2ZW50X2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIlwKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKQoKZGVsaXZlcmllcxgBIAMoCzIVLndlYmhvb2tzLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIzChJHZXREZWxpdmVyeVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIj4KE0dldERlbGl2ZXJ5UmVzcG9uc2USJwoIZGVsaXZlcnkYASABKAsyFS53ZWJob29rcy52MS5EZWxpdmVyeSI1ChRSZXRyeURlbGl2ZXJ5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiQAoVUmV0cnlEZWxpdmVyeVJlc3BvbnNlEicKCGRlbGl2ZXJ5GAEgASgLMhUud2ViaG9va3MudjEuRGVsaXZlcnkidwoeUmVjb3ZlckZhaWxlZERlbGl2ZXJpZXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjoKH1JlY292ZXJGYWlsZWREZWxpdmVyaWVzUmVzcG9uc2USFwoPcmVjb3ZlcmVkX2NvdW50GAEgASgFKqgBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19TVUNDRUVERUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMSHQoZREVMSVZFUllfU1RBVFVTX0NBTkNFTExFRBAEKtIBCgxBdHRlbXB0RXJyb3ISHQoZQVRURU1QVF9FUlJPUl9VTlNQRUNJRklFRBAAEhkKFUFUVEVNUFRfRVJST1JfVElNRU9VVBABEhkKFUFUVEVNUFRfRVJST1JfQ09OTkVDVBACEhUKEUFUVEVNUFRfRVJST1JfRE5TEAMSFQoRQVRURU1QVF9FUlJPUl9UTFMQBBIdChlBVFRFTVBUX0VSUk9SX0hUVFBfU1RBVFVTEAUSIAocQVRURU1QVF9FUlJPUl9SRUZVU0VEX1RBUkdFVBAGMsAECg9EZWxpdmVyeVNlcnZpY2USfgoOTGlzdERlbGl2ZXJpZXMSIi53ZWJob29rcy52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaIy53ZWJob29rcy52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlIiOC0+STAh0SGy9hcGkvdjEvd2ViaG9va3MvZGVsaXZlcmllcxJ6CgtHZXREZWxpdmVyeRIfLndlYmhvb2tzLnYxLkdldERlbGl2ZXJ5UmVxdWVzdBogLndlYmhvb2tzLnYxLkdldERlbGl2ZXJ5UmVzcG9uc2UiKILT5JMCIhIgL2FwaS92MS93ZWJob29rcy9kZWxpdmVyaWVzL3tpZH0SiQEKDVJldHJ5RGVsaXZlcnkSIS53ZWJob29rcy52MS5SZXRyeURlbGl2ZXJ5UmVxdWVzdBoiLndlYmhvb2tzLnYxLlJldHJ5RGVsaXZlcnlSZXNwb25zZSIxgtPkkwIrOgEqIiYvYXBpL3YxL3dlYmhvb2tzL2RlbGl2ZXJpZXMve2lkfS9yZXRyeRKkAQoXUmVjb3ZlckZhaWxlZERlbGl2ZXJpZXMSKy53ZWJob29rcy52MS5SZWNvdmVyRmFpbGVkRGVsaXZlcmllc1JlcXVlc3QaLC53ZWJob29rcy52MS5SZWNvdmVyRmFpbGVkRGVsaXZlcmllc1Jlc3BvbnNlIi6C0+STAig6ASoiIy9hcGkvdjEvd2ViaG9va3MvZGVsaXZlcmllczpyZWNvdmVyYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chx3ZWJob29rcy92MS9kZWxpdmVyaWVzLnByb3RvEgt3ZWJob29rcy52MSL0AQoPRGVsaXZlcnlBdHRlbXB0EhYKDmF0dGVtcHRfbnVtYmVyGAEgASgFEjAKDGF0dGVtcHRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX2NvZGUYAyABKAUSKgoHbGF0ZW5jeRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIoCgVlcnJvchgFIAEoDjIZLndlYmhvb2tzLnYxLkF0dGVtcHRFcnJvchIVCg1lcnJvcl9tZXNzYWdlGAYgASgJEhUKDXJlc3BvbnNlX2JvZHkYByABKAki8QIKCERlbGl2ZXJ5EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYBCABKAkSEgoKZXZlbnRfdHlwZRgFIAEoCRIrCgZzdGF0dXMYBiABKA4yGy53ZWJob29rcy52MS5EZWxpdmVyeVN0YXR1cxIVCg1hdHRlbXB0X2NvdW50GAcgASgFEjMKD25leHRfYXR0ZW1wdF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoIYXR0ZW1wdHMYCyADKAsyHC53ZWJob29rcy52MS5EZWxpdmVyeUF0dGVtcHQiqQEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgJEisKBnN0YXR1cxgDIAEoDjIbLndlYmhvb2tzLnYxLkRlbGl2ZXJ5U3RhdHVzEhAKCGV2ZW50X2lkGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIlwKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKQoKZGVsaXZlcmllcxgBIAMoCzIVLndlYmhvb2tzLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIzChJHZXREZWxpdmVyeVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIj4KE0dldERlbGl2ZXJ5UmVzcG9uc2USJwoIZGVsaXZlcnkYASABKAsyFS53ZWJob29rcy52MS5EZWxpdmVyeSI1ChRSZXRyeURlbGl2ZXJ5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiQAoVUmV0cnlEZWxpdmVyeVJlc3BvbnNlEicKCGRlbGl2ZXJ5GAEgASgLMhUud2ViaG9va3MudjEuRGVsaXZlcnkidwoeUmVjb3ZlckZhaWxlZERlbGl2ZXJpZXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjoKH1JlY292ZXJGYWlsZWREZWxpdmVyaWVzUmVzcG9uc2USFwoPcmVjb3ZlcmVkX2NvdW50GAEgASgFIq8BChNSZXBsYXlFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5ldmVudF9wYXR0ZXJucxgFIAMoCSJoChRSZXBsYXlFdmVudHNSZXNwb25zZRIOCgZxdWV1ZWQYASABKAUSEAoIaGFzX21vcmUYAiABKAgSLgoKbmV4dF9zaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqqAEKDkRlbGl2ZXJ5U3RhdHVzEh8KG0RFTElWRVJZX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0RFTElWRVJZX1NUQVRVU19QRU5ESU5HEAESHQoZREVMSVZFUllfU1RBVFVTX1NVQ0NFRURFRBACEhoKFkRFTElWRVJZX1NUQVRVU19GQUlMRUQQAxIdChlERUxJVkVSWV9TVEFUVVNfQ0FOQ0VMTEVEEAQq0gEKDEF0dGVtcHRFcnJvchIdChlBVFRFTVBUX0VSUk9SX1VOU1BFQ0lGSUVEEAASGQoVQVRURU1QVF9FUlJPUl9USU1FT1VUEAESGQoVQVRURU1QVF9FUlJPUl9DT05ORUNUEAISFQoRQVRURU1QVF9FUlJPUl9ETlMQAxIVChFBVFRFTVBUX0VSUk9SX1RMUxAEEh0KGUFUVEVNUFRfRVJST1JfSFRUUF9TVEFUVVMQBRIgChxBVFRFTVBUX0VSUk9SX1JFRlVTRURfVEFSR0VUEAYy2gUKD0RlbGl2ZXJ5U2VydmljZRJ+Cg5MaXN0RGVsaXZlcmllcxIiLndlYmhvb2tzLnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBojLndlYmhvb2tzLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiI4LT5JMCHRIbL2FwaS92MS93ZWJob29rcy9kZWxpdmVyaWVzEnoKC0dldERlbGl2ZXJ5Eh8ud2ViaG9va3MudjEuR2V0RGVsaXZlcnlSZXF1ZXN0GiAud2ViaG9va3MudjEuR2V0RGVsaXZlcnlSZXNwb25zZSIogtPkkwIiEiAvYXBpL3YxL3dlYmhvb2tzL2RlbGl2ZXJpZXMve2lkfRKJAQoNUmV0cnlEZWxpdmVyeRIhLndlYmhvb2tzLnYxLlJldHJ5RGVsaXZlcnlSZXF1ZXN0GiIud2ViaG9va3MudjEuUmV0cnlEZWxpdmVyeVJlc3BvbnNlIjGC0+STAis6ASoiJi9hcGkvdjEvd2ViaG9va3MvZGVsaXZlcmllcy97aWR9L3JldHJ5EqQBChdSZWNvdmVyRmFpbGVkRGVsaXZlcmllcxIrLndlYmhvb2tzLnYxLlJlY292ZXJGYWlsZWREZWxpdmVyaWVzUmVxdWVzdBosLndlYmhvb2tzLnYxLlJlY292ZXJGYWlsZWREZWxpdmVyaWVzUmVzcG9uc2UiLoLT5JMCKDoBKiIjL2FwaS92MS93ZWJob29rcy9kZWxpdmVyaWVzOnJlY292ZXISlwEKDFJlcGxheUV2ZW50cxIgLndlYmhvb2tzLnYxLlJlcGxheUV2ZW50c1JlcXVlc3QaIS53ZWJob29rcy52MS5SZXBsYXlFdmVudHNSZXNwb25zZSJCgtPkkwI8OgEqIjcvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve3N1YnNjcmlwdGlvbl9pZH0vcmVwbGF5YgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message webhooks.v1.DeliveryAttempt
@@ -336,6 +336,82 @@ export const RecoverFailedDeliveriesResponseSchema: GenMessage<RecoverFailedDeli
   messageDesc(file_webhooks_v1_deliveries, 9);
 
 /**
+ * @generated from message webhooks.v1.ReplayEventsRequest
+ */
+export type ReplayEventsRequest = Message<"webhooks.v1.ReplayEventsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string subscription_id = 2;
+   */
+  subscriptionId: string;
+
+  /**
+   * Events published at or after this time; unset or older than the retention window means
+   * the oldest retained event.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 3;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Events published before this time; unset means up to the latest event.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 4;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Narrows the subscription's own patterns further; empty means no further narrowing.
+   *
+   * @generated from field: repeated string event_patterns = 5;
+   */
+  eventPatterns: string[];
+};
+
+/**
+ * Describes the message webhooks.v1.ReplayEventsRequest.
+ * Use `create(ReplayEventsRequestSchema)` to create a new message.
+ */
+export const ReplayEventsRequestSchema: GenMessage<ReplayEventsRequest> = /*@__PURE__*/
+  messageDesc(file_webhooks_v1_deliveries, 10);
+
+/**
+ * @generated from message webhooks.v1.ReplayEventsResponse
+ */
+export type ReplayEventsResponse = Message<"webhooks.v1.ReplayEventsResponse"> & {
+  /**
+   * Deliveries queued by this call.
+   *
+   * @generated from field: int32 queued = 1;
+   */
+  queued: number;
+
+  /**
+   * One call examines at most 10,000 events; when true, call again with since = next_since
+   * (and the same until) for the rest of the window.
+   *
+   * @generated from field: bool has_more = 2;
+   */
+  hasMore: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_since = 3;
+   */
+  nextSince?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message webhooks.v1.ReplayEventsResponse.
+ * Use `create(ReplayEventsResponseSchema)` to create a new message.
+ */
+export const ReplayEventsResponseSchema: GenMessage<ReplayEventsResponse> = /*@__PURE__*/
+  messageDesc(file_webhooks_v1_deliveries, 11);
+
+/**
  * @generated from enum webhooks.v1.DeliveryStatus
  */
 export enum DeliveryStatus {
@@ -471,6 +547,20 @@ export const DeliveryService: GenService<{
     methodKind: "unary";
     input: typeof RecoverFailedDeliveriesRequestSchema;
     output: typeof RecoverFailedDeliveriesResponseSchema;
+  },
+  /**
+   * ReplayEvents queues deliveries of stored events that match the subscription (its patterns
+   * and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
+   * an outage. Events that already have a delivery to this subscription are skipped, so calling
+   * it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
+   * RecoverFailedDeliveries, not by replay.
+   *
+   * @generated from rpc webhooks.v1.DeliveryService.ReplayEvents
+   */
+  replayEvents: {
+    methodKind: "unary";
+    input: typeof ReplayEventsRequestSchema;
+    output: typeof ReplayEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_webhooks_v1_deliveries, 0);

@@ -55,6 +55,11 @@ class DeliveryServiceStub:
                 request_serializer=webhooks_dot_v1_dot_deliveries__pb2.RecoverFailedDeliveriesRequest.SerializeToString,
                 response_deserializer=webhooks_dot_v1_dot_deliveries__pb2.RecoverFailedDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.ReplayEvents = channel.unary_unary(
+                '/webhooks.v1.DeliveryService/ReplayEvents',
+                request_serializer=webhooks_dot_v1_dot_deliveries__pb2.ReplayEventsRequest.SerializeToString,
+                response_deserializer=webhooks_dot_v1_dot_deliveries__pb2.ReplayEventsResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -91,6 +96,17 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplayEvents(self, request, context):
+        """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
+        and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
+        an outage. Events that already have a delivery to this subscription are skipped, so calling
+        it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
+        RecoverFailedDeliveries, not by replay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +129,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.RecoverFailedDeliveries,
                     request_deserializer=webhooks_dot_v1_dot_deliveries__pb2.RecoverFailedDeliveriesRequest.FromString,
                     response_serializer=webhooks_dot_v1_dot_deliveries__pb2.RecoverFailedDeliveriesResponse.SerializeToString,
+            ),
+            'ReplayEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayEvents,
+                    request_deserializer=webhooks_dot_v1_dot_deliveries__pb2.ReplayEventsRequest.FromString,
+                    response_serializer=webhooks_dot_v1_dot_deliveries__pb2.ReplayEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +245,33 @@ class DeliveryService:
             '/webhooks.v1.DeliveryService/RecoverFailedDeliveries',
             webhooks_dot_v1_dot_deliveries__pb2.RecoverFailedDeliveriesRequest.SerializeToString,
             webhooks_dot_v1_dot_deliveries__pb2.RecoverFailedDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/webhooks.v1.DeliveryService/ReplayEvents',
+            webhooks_dot_v1_dot_deliveries__pb2.ReplayEventsRequest.SerializeToString,
+            webhooks_dot_v1_dot_deliveries__pb2.ReplayEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

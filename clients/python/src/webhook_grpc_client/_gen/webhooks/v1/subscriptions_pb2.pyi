@@ -114,6 +114,30 @@ holds the ones behind it through its retries; when it finally fails, the next pr
 """
 Global___Ordering: _TypeAlias = Ordering  # noqa: Y015
 
+class _SigningAlgorithm:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SigningAlgorithmEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SigningAlgorithm.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNING_ALGORITHM_UNSPECIFIED: _SigningAlgorithm.ValueType  # 0
+    """Same as SIGNING_ALGORITHM_HMAC_SHA256."""
+    SIGNING_ALGORITHM_HMAC_SHA256: _SigningAlgorithm.ValueType  # 1
+    """"v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature."""
+    SIGNING_ALGORITHM_ED25519: _SigningAlgorithm.ValueType  # 2
+    """"v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature."""
+
+class SigningAlgorithm(_SigningAlgorithm, metaclass=_SigningAlgorithmEnumTypeWrapper):
+    """SigningAlgorithm is how deliveries are signed (webhook-signature)."""
+
+SIGNING_ALGORITHM_UNSPECIFIED: SigningAlgorithm.ValueType  # 0
+"""Same as SIGNING_ALGORITHM_HMAC_SHA256."""
+SIGNING_ALGORITHM_HMAC_SHA256: SigningAlgorithm.ValueType  # 1
+""""v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature."""
+SIGNING_ALGORITHM_ED25519: SigningAlgorithm.ValueType  # 2
+""""v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature."""
+Global___SigningAlgorithm: _TypeAlias = SigningAlgorithm  # noqa: Y015
+
 @_typing.final
 class Subscription(_message.Message):
     """Subscription is a tenant's endpoint and the event patterns it receives. It never carries the secret."""
@@ -122,6 +146,26 @@ class Subscription(_message.Message):
 
     @_typing.final
     class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class HeadersEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
         KEY_FIELD_NUMBER: _builtins.int
@@ -155,6 +199,10 @@ class Subscription(_message.Message):
     PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     ORDERING_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     url: _builtins.str
@@ -165,6 +213,16 @@ class Subscription(_message.Message):
     ordering: Global___Ordering.ValueType
     rate_limit_per_second: _builtins.int
     """Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit."""
+    filter: _builtins.str
+    """A CEL expression over the projected event (type, entity_id, data, previous); events it
+    does not match create no delivery (they stay in the feed). Empty: every event that
+    matches event_patterns.
+    """
+    signing_algorithm: Global___SigningAlgorithm.ValueType
+    public_key: _builtins.str
+    """SIGNING_ALGORITHM_ED25519 only: "whpk_" + base64 of the 32-byte public key receivers verify
+    with. The private key never leaves the service.
+    """
     @_builtins.property
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Exact types, "entity.*" or "*"."""
@@ -180,6 +238,12 @@ class Subscription(_message.Message):
     @_builtins.property
     def previous_secret_expires_at(self) -> _timestamp_pb2.Timestamp:
         """While set and in the future, deliveries are also signed with the previous secret."""
+
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Up to 10 extra request headers sent with every delivery; signature, webhook-*,
+        Content-Type, Host, Content-Length and hop-by-hop headers are refused.
+        """
 
     def __init__(
         self,
@@ -199,10 +263,14 @@ class Subscription(_message.Message):
         previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
         ordering: Global___Ordering.ValueType = ...,
         rate_limit_per_second: _builtins.int = ...,
+        filter: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
+        public_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "id", b"id", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "rate_limit_per_second", b"rate_limit_per_second", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "id", b"id", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "rate_limit_per_second", b"rate_limit_per_second", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -232,6 +300,26 @@ class CreateSubscriptionRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_ID_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     EVENT_PATTERNS_FIELD_NUMBER: _builtins.int
@@ -241,6 +329,9 @@ class CreateSubscriptionRequest(_message.Message):
     SECRET_FIELD_NUMBER: _builtins.int
     ORDERING_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """May be empty for a tenant token (its own tenant)."""
     url: _builtins.str
@@ -248,15 +339,25 @@ class CreateSubscriptionRequest(_message.Message):
     payload_mode: Global___PayloadMode.ValueType
     """Defaults to PAYLOAD_MODE_FULL."""
     secret: _builtins.str
-    """"whsec_" + base64 of 24 to 64 bytes; generated when empty."""
+    """"whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519."""
     ordering: Global___Ordering.ValueType
     """Defaults to ORDERING_UNORDERED."""
     rate_limit_per_second: _builtins.int
     """Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit."""
+    filter: _builtins.str
+    """A CEL expression over the projected event; see Subscription.filter."""
+    signing_algorithm: Global___SigningAlgorithm.ValueType
+    """Defaults to SIGNING_ALGORITHM_HMAC_SHA256. With SIGNING_ALGORITHM_ED25519 the service
+    generates the key pair and returns no secret: the subscription carries the public key.
+    """
     @_builtins.property
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Extra request headers sent with every delivery; see Subscription.headers."""
+
     def __init__(
         self,
         *,
@@ -269,10 +370,13 @@ class CreateSubscriptionRequest(_message.Message):
         secret: _builtins.str = ...,
         ordering: Global___Ordering.ValueType = ...,
         rate_limit_per_second: _builtins.int = ...,
+        filter: _builtins.str = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "rate_limit_per_second", b"rate_limit_per_second", "secret", b"secret", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "rate_limit_per_second", b"rate_limit_per_second", "secret", b"secret", "signing_algorithm", b"signing_algorithm", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -410,7 +514,7 @@ class UpdateSubscriptionRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Updatable: url, event_patterns, description, payload_mode, metadata."""
+        """Updatable: url, event_patterns, description, payload_mode, metadata, filter, headers."""
 
     def __init__(
         self,
@@ -578,7 +682,7 @@ class RotateSubscriptionSecretRequest(_message.Message):
     tenant_id: _builtins.str
     id: _builtins.str
     secret: _builtins.str
-    """The new secret; generated when empty."""
+    """The new secret; generated when empty. Ed25519 subscriptions get a new key pair (leave empty)."""
     @_builtins.property
     def grace_period(self) -> _duration_pb2.Duration:
         """How long the old secret keeps signing; defaults to 24 hours. Zero ends it at once."""
@@ -606,6 +710,7 @@ class RotateSubscriptionSecretResponse(_message.Message):
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
+    """Empty for Ed25519 subscriptions: subscription.public_key is the new public key."""
     @_builtins.property
     def subscription(self) -> Global___Subscription: ...
     def __init__(
