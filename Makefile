@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: install run dev test test-python test-typescript lint proto openapi generate \
-	generate-typescript check-generated check-install dist breaking bench clean
+	generate-typescript check-generated check-install dist breaking bench bench-smoke clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ check-install: dist
 ## bench: the benchmark suite on PostgreSQL, under 10 minutes (BENCH_ARGS="--only delivery")
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## bench-smoke: every scenario for a moment, checking only that each produces its figures (CI)
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
 
 ## breaking: buf breaking against the previous commit (BUF_AGAINST overrides)
 BUF_AGAINST ?= .git\#ref=HEAD~1

@@ -1,12 +1,17 @@
 """`make bench`: run every scenario against PostgreSQL and print/write the figures.
 
-Usage: python -m bench [--only name,name] [--duration SECONDS]"""
+Usage: python -m bench [--only name,name] [--duration SECONDS] [--smoke]
+
+`--smoke` (`make bench-smoke`, in CI) runs every scenario for a moment on small backlogs and
+checks only that each still produces its figures: no targets, and bench/results.json is left
+alone."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
 import platform
 import time
 from datetime import UTC, datetime
@@ -30,6 +35,8 @@ TARGETS = {
     "rest_publish_ratio": (">=", 0.8),
     "filter_overhead_ratio": (">=", 0.9),
 }
+SMOKE_DURATION = 0.5
+SMOKE_SCALE = 0.05
 
 
 def verdict(key: str, value: float) -> str:
@@ -40,8 +47,9 @@ def verdict(key: str, value: float) -> str:
     return f"{'met' if ok else 'MISSED'} ({op} {target:g})"
 
 
-async def run(names: list[str]) -> dict[str, float]:
-    figures: dict[str, float] = {}
+async def run(names: list[str]) -> dict[str, dict[str, float]]:
+    """Each scenario's figures, by scenario name."""
+    figures: dict[str, dict[str, float]] = {}
     with fresh_database() as database_url:
         cluster = Cluster(database_url)
         try:
@@ -50,7 +58,7 @@ async def run(names: list[str]) -> dict[str, float]:
             for name in names:
                 began = time.perf_counter()
                 result = await scenarios.SCENARIOS[name](cluster)
-                figures |= result
+                figures[name] = result
                 shown = ", ".join(f"{k}={v:,.2f}" for k, v in result.items())
                 print(f"[{time.perf_counter() - began:5.1f}s] {name}: {shown}", flush=True)
         finally:
@@ -58,14 +66,34 @@ async def run(names: list[str]) -> dict[str, float]:
     return figures
 
 
+def check_smoke(by_scenario: dict[str, dict[str, float]]) -> None:
+    """Exit non-zero unless every scenario produced figures, each a finite number."""
+    broken = [
+        name
+        for name, result in by_scenario.items()
+        if not result or not all(math.isfinite(value) for value in result.values())
+    ]
+    if broken:
+        raise SystemExit(f"bench smoke: no figures (or not numbers) from {', '.join(broken)}")
+    print(f"\nbench smoke: all {len(by_scenario)} scenarios produced their figures")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--duration", type=float, default=scenarios.DURATION)
+    parser.add_argument(
+        "--smoke", action="store_true", help="every scenario briefly; check only that it runs"
+    )
     args = parser.parse_args()
-    scenarios.DURATION = args.duration
+    scenarios.DURATION = SMOKE_DURATION if args.smoke else args.duration
+    scenarios.SCALE = SMOKE_SCALE if args.smoke else 1.0
     names = [n for n in args.only.split(",") if n] or list(scenarios.SCENARIOS)
-    figures = asyncio.run(run(names))
+    by_scenario = asyncio.run(run(names))
+    if args.smoke:
+        check_smoke(by_scenario)
+        return
+    figures = {key: value for result in by_scenario.values() for key, value in result.items()}
     print()
     print(f"{'figure':34} {'value':>14}  target")
     for key, value in figures.items():

@@ -60,7 +60,12 @@ server-venv/bin/python -c 'import json, sys, urllib.request
 document = json.load(urllib.request.urlopen(sys.argv[1]))
 assert document["openapi"].startswith("3.1"), document' "http://127.0.0.1:$http_port/api/v1/openapi.json" \
     || { cat "$work/serve.log"; echo "the REST listener did not serve its OpenAPI document"; exit 1; }
-echo "check-install: server wheel installed, served on SQLite (gRPC and REST) and published through its CLI"
+# The portal's pages ship inside the package (package-data), with no build step.
+server-venv/bin/python -c 'import sys, urllib.request
+for path in ("/portal/", "/portal/assets/app.js", "/portal/assets/portal.css", "/portal/assets/pages/feed.js"):
+    urllib.request.urlopen(sys.argv[1] + path).read()' "http://127.0.0.1:$http_port" \
+    || { cat "$work/serve.log"; echo "the installed server did not serve the portal's pages"; exit 1; }
+echo "check-install: server wheel installed, served on SQLite (gRPC, REST and the portal) and published through its CLI"
 
 echo "check-install: the server sdist in a fresh venv"
 fresh_venv server-sdist-venv "$server_sdist"

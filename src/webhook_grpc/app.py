@@ -25,6 +25,8 @@ from webhook_grpc._gen.webhooks.v1 import (
     events_pb2_grpc,
     feed_pb2,
     feed_pb2_grpc,
+    portal_pb2,
+    portal_pb2_grpc,
     subscriptions_pb2,
     subscriptions_pb2_grpc,
 )
@@ -35,7 +37,10 @@ from webhook_grpc.api.deliveries import DeliveryServicer
 from webhook_grpc.api.events import EventServicer
 from webhook_grpc.api.feed import FeedServicer
 from webhook_grpc.api.listen_address import check_bindable
+from webhook_grpc.api.portal import web as portal_web
+from webhook_grpc.api.portal.servicer import PortalServicer
 from webhook_grpc.api.rest import openapi
+from webhook_grpc.api.rest.cookie_auth import CookieAuth
 from webhook_grpc.api.rest.server import OPENAPI_PATH, RestServer
 from webhook_grpc.api.subscriptions import SubscriptionServicer
 from webhook_grpc.config import ServerSettings, Settings
@@ -51,11 +56,13 @@ from webhook_grpc.metrics import MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
 from webhook_grpc.services.feed import FeedService
+from webhook_grpc.services.portal_sessions import PortalSessionService
 from webhook_grpc.services.probe import ProbeService
 from webhook_grpc.services.publishing import Publisher
 from webhook_grpc.services.registry import RegistryService
 from webhook_grpc.services.replay import EventReplay
 from webhook_grpc.services.retention import RetentionService
+from webhook_grpc.services.subscription_health import SubscriptionHealthService
 from webhook_grpc.services.subscriptions import SubscriptionService
 from webhook_grpc.services.target_guard import TargetGuard
 from webhook_grpc.storage import migrate, process_lock
@@ -69,12 +76,14 @@ SERVICE_NAMES = (
     subscriptions_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
     feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name,
     deliveries_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
+    portal_pb2.DESCRIPTOR.services_by_name["PortalService"].full_name,
 )
 PROTO_FILES = (
     events_pb2.DESCRIPTOR,
     subscriptions_pb2.DESCRIPTOR,
     feed_pb2.DESCRIPTOR,
     deliveries_pb2.DESCRIPTOR,
+    portal_pb2.DESCRIPTOR,
 )
 # /readyz answers 503 when the database does not answer within this long.
 READINESS_TIMEOUT = 2.0
@@ -229,6 +238,7 @@ class App:
             auth,
             SubscriptionService(self.storage, settings.subscriptions, guard, self.box, self.clock),
             probe,
+            SubscriptionHealthService(self.storage, settings.auto_disable, self.clock),
         )
         feed = FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier))
         deliveries = DeliveryServicer(
@@ -241,10 +251,13 @@ class App:
                 self.clock,
             ),
         )
+        portal_sessions = PortalSessionService(self.storage, self.clock)
+        portal = PortalServicer(auth, portal_sessions, self._portal_base_url)
         events_pb2_grpc.add_EventServiceServicer_to_server(events, server)
         subscriptions_pb2_grpc.add_SubscriptionServiceServicer_to_server(subscriptions, server)
         feed_pb2_grpc.add_FeedServiceServicer_to_server(feed, server)
         deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(deliveries, server)
+        portal_pb2_grpc.add_PortalServiceServicer_to_server(portal, server)
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         for name in (*SERVICE_NAMES, ""):
@@ -270,15 +283,24 @@ class App:
                 self.port,
             )
         if settings.server.http_listen:
+            cookie_auth = CookieAuth(portal_sessions)
             self.rest = RestServer(
                 PROTO_FILES,
-                dict(zip(SERVICE_NAMES, (events, subscriptions, feed, deliveries), strict=True)),
+                dict(
+                    zip(
+                        SERVICE_NAMES,
+                        (events, subscriptions, feed, deliveries, portal),
+                        strict=True,
+                    )
+                ),
                 max_body_bytes=rest_body_limit(settings.publishing.max_payload_bytes),
                 ready=self._database_ready,
                 openapi=openapi.document(),
                 # What `serve` gives in-flight work on SIGTERM (cli/server.py).
                 shutdown_grace=settings.delivery.delivery_timeout.total_seconds(),
+                cookie_auth=cookie_auth,
             )
+            portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:
                 self.http_port = await self.rest.start(settings.server.http_listen)
             except OSError as error:
@@ -288,11 +310,21 @@ class App:
                     f"cannot listen on {settings.server.http_listen} (http_listen): {error}"
                 ) from None
             log.info(
-                "REST/JSON API on http://%s:%d/api/v1 (OpenAPI at %s)",
+                "REST/JSON API on http://%s:%d/api/v1 (OpenAPI at %s); consumer portal at "
+                "/portal/ (a link: webhook-grpc portal-link --tenant <id>)",
                 settings.server.http_listen.rpartition(":")[0],
                 self.http_port,
                 OPENAPI_PATH,
             )
+
+    def _portal_base_url(self) -> str | None:
+        """Where portal links point: the HTTP listener (a wildcard host as localhost)."""
+        if self.rest is None or not self.http_port:
+            return None
+        host = self.settings.server.http_listen.rpartition(":")[0]
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            host = "localhost"
+        return f"http://{host}:{self.http_port}"
 
     async def _database_ready(self) -> bool:
         try:

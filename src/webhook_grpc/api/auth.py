@@ -34,6 +34,11 @@ class Authenticator:
         return principal
 
     def _principal(self, context: Any) -> Principal:
+        # A portal session (REST with its cookie, api/rest/cookie_auth.py) is already
+        # authenticated, as a tenant; it stays one even on an open server.
+        session = getattr(context, "session_principal", None)
+        if isinstance(session, Principal):
+            return session
         if self.is_open:
             return OPEN_PRINCIPAL
         header = ""

@@ -17,6 +17,7 @@ from webhook_grpc._gen.webhooks.v1 import (
 from webhook_grpc.domain import models
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.projection import Classification
+from webhook_grpc.domain.subscription_health import SubscriptionHealth
 
 from .storable_text import NUL, ContainsNul, nul_refusal
 
@@ -159,7 +160,9 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
+def subscription(
+    value: models.Subscription, health: SubscriptionHealth | None = None
+) -> subscriptions_pb2.Subscription:
     return subscriptions_pb2.Subscription(
         id=value.id,
         tenant_id=value.tenant_id,
@@ -184,6 +187,16 @@ def subscription(value: models.Subscription) -> subscriptions_pb2.Subscription:
         headers=value.headers,
         ordering=ORDERING[value.ordering],
         rate_limit_per_second=value.rate_limit_per_second,
+        health=subscription_health(health) if health is not None else None,
+    )
+
+
+def subscription_health(value: SubscriptionHealth) -> subscriptions_pb2.SubscriptionHealth:
+    return subscriptions_pb2.SubscriptionHealth(
+        failure_window=duration(value.failure_window),
+        attempt_count=value.attempt_count,
+        failed_count=value.failed_count,
+        last_attempt=attempt(value.last_attempt) if value.last_attempt is not None else None,
     )
 
 

@@ -12,11 +12,13 @@ from webhook_grpc.domain.models import (
     Ordering,
     PayloadMode,
     SigningAlgorithm,
+    Subscription,
     SubscriptionChanges,
     SubscriptionDraft,
     SubscriptionStatus,
 )
 from webhook_grpc.services.probe import ProbeService
+from webhook_grpc.services.subscription_health import SubscriptionHealthService
 from webhook_grpc.services.subscriptions import SubscriptionService
 
 from . import convert
@@ -40,11 +42,20 @@ UPDATABLE = frozenset(
 
 class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
     def __init__(
-        self, auth: Authenticator, service: SubscriptionService, probe: ProbeService
+        self,
+        auth: Authenticator,
+        service: SubscriptionService,
+        probe: ProbeService,
+        health: SubscriptionHealthService,
     ) -> None:
         self._auth = auth
         self._service = service
         self._probe = probe
+        self._health = health
+
+    async def _packed(self, subscription: Subscription) -> pb.Subscription:
+        health = await self._health.of([subscription])
+        return convert.subscription(subscription, health[subscription.id])
 
     def _tenant(self, context: Any, requested: str) -> str | None:
         return scoped_tenant(self._auth.authenticate(context, Role.TENANT), requested)
@@ -77,7 +88,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
         )
         created, secret = await self._service.create(draft)
         return pb.CreateSubscriptionResponse(
-            subscription=convert.subscription(created), secret=secret
+            subscription=await self._packed(created), secret=secret
         )
 
     @unary
@@ -85,7 +96,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
         self, request: pb.GetSubscriptionRequest, context: Any
     ) -> pb.GetSubscriptionResponse:
         found = await self._service.get(request.id, self._tenant(context, request.tenant_id))
-        return pb.GetSubscriptionResponse(subscription=convert.subscription(found))
+        return pb.GetSubscriptionResponse(subscription=await self._packed(found))
 
     @unary
     async def ListSubscriptions(
@@ -99,8 +110,9 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             request.page_token,
             status if isinstance(status, SubscriptionStatus) else None,
         )
+        health = await self._health.of(page.items)
         return pb.ListSubscriptionsResponse(
-            subscriptions=[convert.subscription(s) for s in page.items],
+            subscriptions=[convert.subscription(s, health[s.id]) for s in page.items],
             next_page_token=page.next_page_token,
         )
 
@@ -146,7 +158,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             ),
         )
         updated = await self._service.update(given.id, tenant, changes)
-        return pb.UpdateSubscriptionResponse(subscription=convert.subscription(updated))
+        return pb.UpdateSubscriptionResponse(subscription=await self._packed(updated))
 
     @unary
     async def DeleteSubscription(
@@ -160,14 +172,14 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
         self, request: pb.ActivateSubscriptionRequest, context: Any
     ) -> pb.ActivateSubscriptionResponse:
         found = await self._service.activate(request.id, self._tenant(context, request.tenant_id))
-        return pb.ActivateSubscriptionResponse(subscription=convert.subscription(found))
+        return pb.ActivateSubscriptionResponse(subscription=await self._packed(found))
 
     @unary
     async def DisableSubscription(
         self, request: pb.DisableSubscriptionRequest, context: Any
     ) -> pb.DisableSubscriptionResponse:
         found = await self._service.disable(request.id, self._tenant(context, request.tenant_id))
-        return pb.DisableSubscriptionResponse(subscription=convert.subscription(found))
+        return pb.DisableSubscriptionResponse(subscription=await self._packed(found))
 
     @unary
     async def RotateSubscriptionSecret(
@@ -182,7 +194,7 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             request.id, self._tenant(context, request.tenant_id), request.secret, grace
         )
         return pb.RotateSubscriptionSecretResponse(
-            subscription=convert.subscription(found), secret=secret
+            subscription=await self._packed(found), secret=secret
         )
 
     @unary

@@ -2,7 +2,8 @@
 
 Server side: ``serve``, ``dispatcher``, ``migrate`` (`server`), ``secrets`` (`secrets`).
 Client side, for humans and scripts, built on the Python SDK (`webhook_grpc_client`):
-``publish``, ``subscriptions``, ``feed tail`` (`client_commands`) and ``listen`` (`listen`).
+``publish``, ``subscriptions``, ``feed tail`` (`client_commands`), ``listen`` (`listen`) and
+``portal-link`` (`portal_link`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from webhook_grpc import __version__, logs
 
 logs.quiet_grpc_core()  # before the commands' imports load grpc
 
-from . import client_commands, listen, secrets, server  # noqa: E402
+from . import client_commands, listen, portal_link, secrets, server  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     client_commands.add_commands(commands)
     listen.add_command(commands)
     secrets.add_command(commands)
+    portal_link.add_command(commands)
     return root
 
 

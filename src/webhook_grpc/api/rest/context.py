@@ -2,7 +2,8 @@
 
 The servicers read the caller's token from the invocation metadata and end a call with
 `abort_with_status` (api/errors.py) or `abort`; this context hands them the request's
-`Authorization` header and records how the call ended instead of sending it."""
+`Authorization` header (or the principal of its portal session cookie) and records how the
+call ended instead of sending it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any, NoReturn
 
 import grpc
 
+from webhook_grpc.domain.access import Principal
+
 from .status import RestError, from_grpc_status, rest_error
 
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -18,11 +21,18 @@ Writer = Callable[[Any], Awaitable[None]]
 
 
 class RestContext:
-    def __init__(self, authorization: str | None, writer: Writer | None = None) -> None:
+    def __init__(
+        self,
+        authorization: str | None,
+        writer: Writer | None = None,
+        session_principal: Principal | None = None,
+    ) -> None:
         self._metadata: Metadata = (
             (("authorization", authorization),) if authorization is not None else ()
         )
         self._writer = writer
+        # Set for a portal session's call (cookie_auth.py); the Authenticator takes it as is.
+        self.session_principal = session_principal
         self.error: RestError | None = None
         self.trailing_metadata: Sequence[tuple[str, str | bytes]] = ()
 

@@ -11,8 +11,11 @@ import grpc
 from aiohttp import web
 from google.protobuf.descriptor import FileDescriptor
 
+from webhook_grpc.domain.access import Principal
+
 from . import sse
 from .context import RestContext
+from .cookie_auth import CookieAuth
 from .routes import Route, routes_of
 from .status import INTERNAL, RestError, rest_error
 from .transcode import request_message, response_json
@@ -43,12 +46,14 @@ class RestServer:
         ready: Readiness,
         openapi: bytes,
         shutdown_grace: float = 1.0,
+        cookie_auth: CookieAuth | None = None,
     ) -> None:
         self.routes = routes_of(files)
         self._servicers = servicers
         self._ready = ready
         self._openapi = openapi
         self._shutdown_grace = shutdown_grace
+        self._cookie_auth = cookie_auth
         self._closing = asyncio.Event()
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
         resources: dict[str, web.Resource] = {}
@@ -101,7 +106,10 @@ class RestServer:
             message = request_message(
                 route, request.match_info, request.query.items(), await request.read()
             )
-            context = RestContext(request.headers.get("Authorization"))
+            context = RestContext(
+                request.headers.get("Authorization"),
+                session_principal=await self._session_principal(request),
+            )
             try:
                 response = await method(message, context)
             except grpc.aio.AbortError:
@@ -118,11 +126,17 @@ class RestServer:
                 message,
                 method,
                 request.headers.get("Authorization"),
+                await self._session_principal(request),
                 error_response,
                 self._closing,
             )
 
         return stream if route.streaming else unary
+
+    async def _session_principal(self, request: web.Request) -> Principal | None:
+        if self._cookie_auth is None:
+            return None
+        return await self._cookie_auth.principal(request)
 
     async def _openapi_document(self, _: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type=JSON)

@@ -12,6 +12,8 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from webhook_grpc.domain.access import Principal
+
 from .context import RestContext
 from .status import RestError
 from .transcode import response_json
@@ -49,6 +51,7 @@ async def serve(
     request: Any,
     method: StreamMethod,
     authorization: str | None,
+    session_principal: Principal | None,
     error_response: ErrorResponse,
     closing: asyncio.Event,
 ) -> web.StreamResponse:
@@ -77,7 +80,7 @@ async def serve(
             # The client went away: the stream ends, like a cancelled gRPC call.
             raise asyncio.CancelledError from error
 
-    context = RestContext(authorization, write)
+    context = RestContext(authorization, write, session_principal)
     call = asyncio.create_task(_call(method, request, context), name="sse-stream")
     waiters = [asyncio.create_task(started.wait()), asyncio.create_task(closing.wait())]
     try:

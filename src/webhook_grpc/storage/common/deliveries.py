@@ -17,12 +17,13 @@ from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
 from ..ports import LeasedWork, LeaseRequest, NewDelivery
-from ..tables import AttemptRow, DeliveryRow
+from ..tables import AttemptRow, DeliveryRow, SubscriptionRow
 from ..tables.base import table_of
 from .controlled_lease import next_slot_after
 
 D = table_of(DeliveryRow)
 A = table_of(AttemptRow)
+S = table_of(SubscriptionRow)
 PENDING = DeliveryStatus.PENDING.value
 # Due rows a lease looks at, in multiples of the lease size: enough to find work for several
 # subscriptions when the oldest rows all belong to one.
@@ -63,6 +64,18 @@ ATTEMPT_COLUMNS = (
     "error_message",
     "response_body",
 )
+
+
+def to_attempt(a: Row[*tuple[Any, ...]]) -> Attempt:
+    return Attempt(
+        attempt_number=a.attempt_number,
+        attempted_at=a.attempted_at,
+        status_code=a.status_code,
+        latency=timedelta(milliseconds=a.latency_ms),
+        error=AttemptError(a.error) if a.error else None,
+        error_message=a.error_message,
+        response_body=a.response_body,
+    )
 
 
 def to_delivery(row: Row[*tuple[Any, ...]], attempts: Sequence[Attempt] = ()) -> Delivery:
@@ -150,6 +163,40 @@ class CoreDeliveries(ABC):
         total, failed = (await self._conn.execute(query)).one()
         return int(total), int(failed)
 
+    async def window_figures(
+        self, subscription_ids: Collection[str], since: datetime
+    ) -> dict[str, tuple[int, int]]:
+        query = (
+            select(
+                A.c.subscription_id,
+                func.count(),
+                func.coalesce(func.sum(case((A.c.succeeded, 0), else_=1)), 0),
+            )
+            .join(S, S.c.id == A.c.subscription_id)
+            .where(
+                A.c.subscription_id.in_(list(subscription_ids)),
+                A.c.attempted_at >= since,
+                A.c.attempted_at >= S.c.failure_window_start,
+            )
+            .group_by(A.c.subscription_id)
+        )
+        return {row[0]: (int(row[1]), int(row[2])) for row in await self._conn.execute(query)}
+
+    async def last_attempts(self, subscription_ids: Collection[str]) -> dict[str, Attempt]:
+        found: dict[str, Attempt] = {}
+        for subscription_id in subscription_ids:  # one index lookup each
+            row = (
+                await self._conn.execute(
+                    select(A)
+                    .where(A.c.subscription_id == subscription_id)
+                    .order_by(A.c.attempted_at.desc(), A.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is not None:
+                found[subscription_id] = to_attempt(row)
+        return found
+
     async def get(self, delivery_id: str, tenant_id: str | None) -> Delivery | None:
         query = select(D).where(D.c.id == delivery_id)
         if tenant_id is not None:
@@ -161,21 +208,7 @@ class CoreDeliveries(ABC):
             # In the order made: attempt numbers start again at 1 when a schedule is restarted.
             select(A).where(A.c.delivery_id == delivery_id).order_by(A.c.id)
         )
-        return to_delivery(
-            row,
-            [
-                Attempt(
-                    attempt_number=a.attempt_number,
-                    attempted_at=a.attempted_at,
-                    status_code=a.status_code,
-                    latency=timedelta(milliseconds=a.latency_ms),
-                    error=AttemptError(a.error) if a.error else None,
-                    error_message=a.error_message,
-                    response_body=a.response_body,
-                )
-                for a in attempts
-            ],
-        )
+        return to_delivery(row, [to_attempt(a) for a in attempts])
 
     async def list_page(
         self,

@@ -14,6 +14,7 @@ from ..ports import (
     DeliveryRepository,
     EventRepository,
     FeedRepository,
+    PortalSessionRepository,
     RegistryRepository,
     RetentionRepository,
     StateRepository,
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
     feed: FeedRepository
     retention: RetentionRepository
     state: StateRepository
+    portal_sessions: PortalSessionRepository
     _hooks: list[Callable[[], None]] = field(default_factory=list)
 
     def on_commit(self, hook: Callable[[], None]) -> None:

@@ -122,3 +122,19 @@ class LeasedWork:
             self.events | other.events,
             self.targets | other.targets,
         )
+
+
+@dataclass(frozen=True)
+class PortalGrant:
+    """What a portal link or session grants: one tenant, until a time."""
+
+    tenant_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PortalLinkState:
+    """Where a portal link stands, for telling a used link from an expired one."""
+
+    expires_at: datetime
+    used_at: datetime | None

@@ -11,6 +11,7 @@ from typing import Protocol
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import (
+    Attempt,
     Delivery,
     DeliveryStatus,
     DisabledReason,
@@ -29,6 +30,8 @@ from .records import (
     NewDelivery,
     NewEvent,
     NewSubscription,
+    PortalGrant,
+    PortalLinkState,
     PublishContext,
     SealedSecrets,
 )
@@ -110,6 +113,18 @@ class DeliveryRepository(Protocol):
 
     async def failure_figures(self, subscription_id: str, since: datetime) -> tuple[int, int]:
         """(attempts, failed attempts) of a subscription since a time."""
+        ...
+
+    async def window_figures(
+        self, subscription_ids: Collection[str], since: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """(attempts, failed attempts) per subscription since `since`, or since the
+        subscription's failure window restarted (its last activation) when that is later.
+        A subscription without such attempts is left out."""
+        ...
+
+    async def last_attempts(self, subscription_ids: Collection[str]) -> dict[str, Attempt]:
+        """The latest attempt of each subscription that has one."""
         ...
 
     async def get(self, delivery_id: str, tenant_id: str | None) -> Delivery | None: ...
@@ -214,6 +229,36 @@ class SubscriptionRepository(Protocol):
     async def delete(self, subscription_id: str) -> None: ...
 
     async def failure_window_start(self, subscription_id: str) -> datetime | None: ...
+
+
+class PortalSessionRepository(Protocol):
+    """Portal links and the sessions they open (SPEC §10), by the hashes of their tokens."""
+
+    async def add_link(
+        self, link_hash: str, tenant_id: str, now: datetime, expires_at: datetime
+    ) -> None: ...
+
+    async def use_link(
+        self, link_hash: str, session_hash: str, now: datetime
+    ) -> PortalGrant | None:
+        """Mark an unused, unexpired link used and bind it to the session, in one statement
+        (two concurrent uses of one link cannot both succeed): what it grants, or None when
+        it is unknown, used or expired."""
+        ...
+
+    async def link_state(self, link_hash: str) -> PortalLinkState | None: ...
+
+    async def session(self, session_hash: str, now: datetime) -> PortalGrant | None:
+        """What a live session grants, or None (unknown or expired)."""
+        ...
+
+    async def end_session(self, session_hash: str, now: datetime) -> None:
+        """The session expires now."""
+        ...
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete links and sessions expired by `now`; how many."""
+        ...
 
 
 class RegistryRepository(Protocol):

@@ -10,6 +10,7 @@ from .repositories import (
     DeliveryRepository,
     EventRepository,
     FeedRepository,
+    PortalSessionRepository,
     RegistryRepository,
     RetentionRepository,
     StateRepository,
@@ -35,6 +36,8 @@ class UnitOfWork(Protocol):
     def retention(self) -> RetentionRepository: ...
     @property
     def state(self) -> StateRepository: ...
+    @property
+    def portal_sessions(self) -> PortalSessionRepository: ...
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Call `hook` once the work has committed (never if it fails), so that whoever

@@ -15,6 +15,7 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from ..common.engine import unavailable_on_failure
+from ..common.portal_sessions import CorePortalSessions
 from ..common.registry import CoreRegistry
 from ..common.state import CoreState
 from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
@@ -78,6 +79,7 @@ def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
         feed=PostgresFeed(conn),
         retention=PostgresRetention(conn, state),
         state=state,
+        portal_sessions=CorePortalSessions(conn),
     )
 
 

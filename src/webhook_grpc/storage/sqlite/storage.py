@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..common.engine import READ_ONLY
+from ..common.portal_sessions import CorePortalSessions
 from ..common.registry import CoreRegistry
 from ..common.state import CoreState
 from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
@@ -36,6 +37,7 @@ def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
         feed=SqliteFeed(conn),
         retention=SqliteRetention(conn, state),
         state=state,
+        portal_sessions=CorePortalSessions(conn),
     )
 
 

@@ -3,6 +3,7 @@
 from .base import Base
 from .deliveries import AttemptRow, DeliveryRow
 from .events import EventRow
+from .portal_sessions import PortalSessionRow
 from .registry import EntityFieldRow, EventTypeRow
 from .state import ServiceStateRow
 from .subscriptions import SubscriptionRow
@@ -14,6 +15,7 @@ __all__ = [
     "EntityFieldRow",
     "EventRow",
     "EventTypeRow",
+    "PortalSessionRow",
     "ServiceStateRow",
     "SubscriptionRow",
 ]

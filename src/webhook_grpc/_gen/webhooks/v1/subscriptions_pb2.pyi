@@ -11,6 +11,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as _deliveries_pb2
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as _events_pb2
 import builtins as _builtins
 import sys
@@ -197,6 +198,7 @@ class Subscription(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DISABLED_AT_FIELD_NUMBER: _builtins.int
     PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
     ORDERING_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
@@ -240,6 +242,10 @@ class Subscription(_message.Message):
         """While set and in the future, deliveries are also signed with the previous secret."""
 
     @_builtins.property
+    def health(self) -> Global___SubscriptionHealth:
+        """How the endpoint has been doing, as of the response."""
+
+    @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Up to 10 extra request headers sent with every delivery; signature, webhook-*,
         Content-Type, Host, Content-Length and hop-by-hop headers are refused.
@@ -261,6 +267,7 @@ class Subscription(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         disabled_at: _timestamp_pb2.Timestamp | None = ...,
         previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        health: Global___SubscriptionHealth | None = ...,
         ordering: Global___Ordering.ValueType = ...,
         rate_limit_per_second: _builtins.int = ...,
         filter: _builtins.str = ...,
@@ -268,13 +275,51 @@ class Subscription(_message.Message):
         signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
         public_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "health", b"health", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "id", b"id", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "rate_limit_per_second", b"rate_limit_per_second", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "health", b"health", "id", b"id", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "rate_limit_per_second", b"rate_limit_per_second", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class SubscriptionHealth(_message.Message):
+    """SubscriptionHealth: the attempts auto-disable looks at (SPEC §4), and the latest attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAILURE_WINDOW_FIELD_NUMBER: _builtins.int
+    ATTEMPT_COUNT_FIELD_NUMBER: _builtins.int
+    FAILED_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_ATTEMPT_FIELD_NUMBER: _builtins.int
+    attempt_count: _builtins.int
+    failed_count: _builtins.int
+    @_builtins.property
+    def failure_window(self) -> _duration_pb2.Duration:
+        """The failure_window setting; the counts cover it, or the time since the subscription was
+        last activated when that is shorter.
+        """
+
+    @_builtins.property
+    def last_attempt(self) -> _deliveries_pb2.DeliveryAttempt:
+        """Unset before the first attempt."""
+
+    def __init__(
+        self,
+        *,
+        failure_window: _duration_pb2.Duration | None = ...,
+        attempt_count: _builtins.int = ...,
+        failed_count: _builtins.int = ...,
+        last_attempt: _deliveries_pb2.DeliveryAttempt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["failure_window", b"failure_window", "last_attempt", b"last_attempt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_count", b"attempt_count", "failed_count", b"failed_count", "failure_window", b"failure_window", "last_attempt", b"last_attempt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionHealth: _TypeAlias = SubscriptionHealth  # noqa: Y015
 
 @_typing.final
 class CreateSubscriptionRequest(_message.Message):

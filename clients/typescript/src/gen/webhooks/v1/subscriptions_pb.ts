@@ -7,6 +7,8 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DeliveryAttempt } from "./deliveries_pb.js";
+import { file_webhooks_v1_deliveries } from "./deliveries_pb.js";
 import type { Event } from "./events_pb.js";
 import { file_webhooks_v1_events } from "./events_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file webhooks/v1/subscriptions.proto.
  */
 export const file_webhooks_v1_subscriptions: GenFile = /*@__PURE__*/
-  fileDesc("Ch93ZWJob29rcy92MS9zdWJzY3JpcHRpb25zLnByb3RvEgt3ZWJob29rcy52MSLKBgoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRILCgN1cmwYAyABKAkSFgoOZXZlbnRfcGF0dGVybnMYBCADKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLwoGc3RhdHVzGAYgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzEjQKD2Rpc2FibGVkX3JlYXNvbhgHIAEoDjIbLndlYmhvb2tzLnYxLkRpc2FibGVkUmVhc29uEi4KDHBheWxvYWRfbW9kZRgIIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEjkKCG1ldGFkYXRhGAkgAygLMicud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGlzYWJsZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCghvcmRlcmluZxgUIAEoDjIVLndlYmhvb2tzLnYxLk9yZGVyaW5nEh0KFXJhdGVfbGltaXRfcGVyX3NlY29uZBgVIAEoDRIOCgZmaWx0ZXIYFiABKAkSNwoHaGVhZGVycxgXIAMoCzImLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbi5IZWFkZXJzRW50cnkSOAoRc2lnbmluZ19hbGdvcml0aG0YHiABKA4yHS53ZWJob29rcy52MS5TaWduaW5nQWxnb3JpdGhtEhIKCnB1YmxpY19rZXkYHyABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqkEChlDcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRILCgN1cmwYAiABKAkSFgoOZXZlbnRfcGF0dGVybnMYAyADKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSLgoMcGF5bG9hZF9tb2RlGAUgASgOMhgud2ViaG9va3MudjEuUGF5bG9hZE1vZGUSRgoIbWV0YWRhdGEYBiADKAsyNC53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Lk1ldGFkYXRhRW50cnkSDgoGc2VjcmV0GAcgASgJEicKCG9yZGVyaW5nGBQgASgOMhUud2ViaG9va3MudjEuT3JkZXJpbmcSHQoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGBUgASgNEg4KBmZpbHRlchgWIAEoCRJECgdoZWFkZXJzGBcgAygLMjMud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVxdWVzdC5IZWFkZXJzRW50cnkSOAoRc2lnbmluZ19hbGdvcml0aG0YHiABKA4yHS53ZWJob29rcy52MS5TaWduaW5nQWxnb3JpdGhtGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChpDcmVhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SDgoGc2VjcmV0GAIgASgJIjcKFkdldFN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIkoKF0dldFN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiKFAQoYTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy53ZWJob29rcy52MS5TdWJzY3JpcHRpb25TdGF0dXMiZgoZTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZRIwCg1zdWJzY3JpcHRpb25zGAEgAygLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ9ChlVcGRhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Ei8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siTQoaVXBkYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIjoKGURlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIhwKGkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIjwKG0FjdGl2YXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiTwocQWN0aXZhdGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24iOwoaRGlzYWJsZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIk4KG0Rpc2FibGVTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24igQEKH1JvdGF0ZVN1YnNjcmlwdGlvblNlY3JldFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnNlY3JldBgDIAEoCRIvCgxncmFjZV9wZXJpb2QYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYwogUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEg4KBnNlY3JldBgCIAEoCSI1ChRTZW5kVGVzdEV2ZW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkiTwoVU2VuZFRlc3RFdmVudFJlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIud2ViaG9va3MudjEuRXZlbnQSEwoLZGVsaXZlcnlfaWQYAiABKAkqewoSU3Vic2NyaXB0aW9uU3RhdHVzEiMKH1NVQlNDUklQVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpTVUJTQ1JJUFRJT05fU1RBVFVTX0FDVElWRRABEiAKHFNVQlNDUklQVElPTl9TVEFUVVNfRElTQUJMRUQQAiqSAQoORGlzYWJsZWRSZWFzb24SHwobRElTQUJMRURfUkVBU09OX1VOU1BFQ0lGSUVEEAASGgoWRElTQUJMRURfUkVBU09OX01BTlVBTBABEiAKHERJU0FCTEVEX1JFQVNPTl9GQUlMVVJFX1JBVEUQAhIhCh1ESVNBQkxFRF9SRUFTT05fRU5EUE9JTlRfR09ORRADKlkKC1BheWxvYWRNb2RlEhwKGFBBWUxPQURfTU9ERV9VTlNQRUNJRklFRBAAEhUKEVBBWUxPQURfTU9ERV9GVUxMEAESFQoRUEFZTE9BRF9NT0RFX1RISU4QAipPCghPcmRlcmluZxIYChRPUkRFUklOR19VTlNQRUNJRklFRBAAEhYKEk9SREVSSU5HX1VOT1JERVJFRBABEhEKDU9SREVSSU5HX0ZJRk8QAip3ChBTaWduaW5nQWxnb3JpdGhtEiEKHVNJR05JTkdfQUxHT1JJVEhNX1VOU1BFQ0lGSUVEEAASIQodU0lHTklOR19BTEdPUklUSE1fSE1BQ19TSEEyNTYQARIdChlTSUdOSU5HX0FMR09SSVRITV9FRDI1NTE5EAIylgsKE1N1YnNjcmlwdGlvblNlcnZpY2USkAEKEkNyZWF0ZVN1YnNjcmlwdGlvbhImLndlYmhvb2tzLnYxLkNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QaJy53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMSiQEKD0dldFN1YnNjcmlwdGlvbhIjLndlYmhvb2tzLnYxLkdldFN1YnNjcmlwdGlvblJlcXVlc3QaJC53ZWJob29rcy52MS5HZXRTdWJzY3JpcHRpb25SZXNwb25zZSIrgtPkkwIlEiMvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfRKKAQoRTGlzdFN1YnNjcmlwdGlvbnMSJS53ZWJob29rcy52MS5MaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QaJi53ZWJob29rcy52MS5MaXN0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlIiaC0+STAiASHi9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucxKtAQoSVXBkYXRlU3Vic2NyaXB0aW9uEiYud2ViaG9va3MudjEuVXBkYXRlU3Vic2NyaXB0aW9uUmVxdWVzdBonLndlYmhvb2tzLnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIkaC0+STAkA6DHN1YnNjcmlwdGlvbjIwL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tzdWJzY3JpcHRpb24uaWR9EpIBChJEZWxldGVTdWJzY3JpcHRpb24SJi53ZWJob29rcy52MS5EZWxldGVTdWJzY3JpcHRpb25SZXF1ZXN0Gicud2ViaG9va3MudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiK4LT5JMCJSojL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0SpAEKFEFjdGl2YXRlU3Vic2NyaXB0aW9uEigud2ViaG9va3MudjEuQWN0aXZhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gikud2ViaG9va3MudjEuQWN0aXZhdGVTdWJzY3JpcHRpb25SZXNwb25zZSI3gtPkkwIxOgEqIiwvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS9hY3RpdmF0ZRKgAQoTRGlzYWJsZVN1YnNjcmlwdGlvbhInLndlYmhvb2tzLnYxLkRpc2FibGVTdWJzY3JpcHRpb25SZXF1ZXN0Gigud2ViaG9va3MudjEuRGlzYWJsZVN1YnNjcmlwdGlvblJlc3BvbnNlIjaC0+STAjA6ASoiKy9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L2Rpc2FibGUStQEKGFJvdGF0ZVN1YnNjcmlwdGlvblNlY3JldBIsLndlYmhvb2tzLnYxLlJvdGF0ZVN1YnNjcmlwdGlvblNlY3JldFJlcXVlc3QaLS53ZWJob29rcy52MS5Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXNwb25zZSI8gtPkkwI2OgEqIjEvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS9yb3RhdGUtc2VjcmV0EosBCg1TZW5kVGVzdEV2ZW50EiEud2ViaG9va3MudjEuU2VuZFRlc3RFdmVudFJlcXVlc3QaIi53ZWJob29rcy52MS5TZW5kVGVzdEV2ZW50UmVzcG9uc2UiM4LT5JMCLToBKiIoL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vdGVzdGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_webhooks_v1_events]);
+  fileDesc("Ch93ZWJob29rcy92MS9zdWJzY3JpcHRpb25zLnByb3RvEgt3ZWJob29rcy52MSL7BgoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRILCgN1cmwYAyABKAkSFgoOZXZlbnRfcGF0dGVybnMYBCADKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLwoGc3RhdHVzGAYgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzEjQKD2Rpc2FibGVkX3JlYXNvbhgHIAEoDjIbLndlYmhvb2tzLnYxLkRpc2FibGVkUmVhc29uEi4KDHBheWxvYWRfbW9kZRgIIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEjkKCG1ldGFkYXRhGAkgAygLMicud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGlzYWJsZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZoZWFsdGgYDiABKAsyHy53ZWJob29rcy52MS5TdWJzY3JpcHRpb25IZWFsdGgSJwoIb3JkZXJpbmcYFCABKA4yFS53ZWJob29rcy52MS5PcmRlcmluZxIdChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYFSABKA0SDgoGZmlsdGVyGBYgASgJEjcKB2hlYWRlcnMYFyADKAsyJi53ZWJob29rcy52MS5TdWJzY3JpcHRpb24uSGVhZGVyc0VudHJ5EjgKEXNpZ25pbmdfYWxnb3JpdGhtGB4gASgOMh0ud2ViaG9va3MudjEuU2lnbmluZ0FsZ29yaXRobRISCgpwdWJsaWNfa2V5GB8gASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKoAQoSU3Vic2NyaXB0aW9uSGVhbHRoEjEKDmZhaWx1cmVfd2luZG93GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWF0dGVtcHRfY291bnQYAiABKAUSFAoMZmFpbGVkX2NvdW50GAMgASgFEjIKDGxhc3RfYXR0ZW1wdBgEIAEoCzIcLndlYmhvb2tzLnYxLkRlbGl2ZXJ5QXR0ZW1wdCKpBAoZQ3JlYXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCwoDdXJsGAIgASgJEhYKDmV2ZW50X3BhdHRlcm5zGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi4KDHBheWxvYWRfbW9kZRgFIAEoDjIYLndlYmhvb2tzLnYxLlBheWxvYWRNb2RlEkYKCG1ldGFkYXRhGAYgAygLMjQud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Eg4KBnNlY3JldBgHIAEoCRInCghvcmRlcmluZxgUIAEoDjIVLndlYmhvb2tzLnYxLk9yZGVyaW5nEh0KFXJhdGVfbGltaXRfcGVyX3NlY29uZBgVIAEoDRIOCgZmaWx0ZXIYFiABKAkSRAoHaGVhZGVycxgXIAMoCzIzLndlYmhvb2tzLnYxLkNyZWF0ZVN1YnNjcmlwdGlvblJlcXVlc3QuSGVhZGVyc0VudHJ5EjgKEXNpZ25pbmdfYWxnb3JpdGhtGB4gASgOMh0ud2ViaG9va3MudjEuU2lnbmluZ0FsZ29yaXRobRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoaQ3JlYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uEg4KBnNlY3JldBgCIAEoCSI3ChZHZXRTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJKChdHZXRTdWJzY3JpcHRpb25SZXNwb25zZRIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24ihQEKGExpc3RTdWJzY3JpcHRpb25zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSLwoGc3RhdHVzGAQgASgOMh8ud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uU3RhdHVzImYKGUxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2USMAoNc3Vic2NyaXB0aW9ucxgBIAMoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifQoZVXBkYXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIvCgxzdWJzY3JpcHRpb24YASABKAsyGS53ZWJob29rcy52MS5TdWJzY3JpcHRpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIk0KGlVwZGF0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbiI6ChlEZWxldGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSIcChpEZWxldGVTdWJzY3JpcHRpb25SZXNwb25zZSI8ChtBY3RpdmF0ZVN1YnNjcmlwdGlvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIk8KHEFjdGl2YXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIjsKGkRpc2FibGVTdWJzY3JpcHRpb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCSJOChtEaXNhYmxlU3Vic2NyaXB0aW9uUmVzcG9uc2USLwoMc3Vic2NyaXB0aW9uGAEgASgLMhkud2ViaG9va3MudjEuU3Vic2NyaXB0aW9uIoEBCh9Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIKCgJpZBgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoMZ3JhY2VfcGVyaW9kGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImMKIFJvdGF0ZVN1YnNjcmlwdGlvblNlY3JldFJlc3BvbnNlEi8KDHN1YnNjcmlwdGlvbhgBIAEoCzIZLndlYmhvb2tzLnYxLlN1YnNjcmlwdGlvbhIOCgZzZWNyZXQYAiABKAkiNQoUU2VuZFRlc3RFdmVudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgoKAmlkGAIgASgJIk8KFVNlbmRUZXN0RXZlbnRSZXNwb25zZRIhCgVldmVudBgBIAEoCzISLndlYmhvb2tzLnYxLkV2ZW50EhMKC2RlbGl2ZXJ5X2lkGAIgASgJKnsKElN1YnNjcmlwdGlvblN0YXR1cxIjCh9TVUJTQ1JJUFRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaU1VCU0NSSVBUSU9OX1NUQVRVU19BQ1RJVkUQARIgChxTVUJTQ1JJUFRJT05fU1RBVFVTX0RJU0FCTEVEEAIqkgEKDkRpc2FibGVkUmVhc29uEh8KG0RJU0FCTEVEX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFkRJU0FCTEVEX1JFQVNPTl9NQU5VQUwQARIgChxESVNBQkxFRF9SRUFTT05fRkFJTFVSRV9SQVRFEAISIQodRElTQUJMRURfUkVBU09OX0VORFBPSU5UX0dPTkUQAypZCgtQYXlsb2FkTW9kZRIcChhQQVlMT0FEX01PREVfVU5TUEVDSUZJRUQQABIVChFQQVlMT0FEX01PREVfRlVMTBABEhUKEVBBWUxPQURfTU9ERV9USElOEAIqTwoIT3JkZXJpbmcSGAoUT1JERVJJTkdfVU5TUEVDSUZJRUQQABIWChJPUkRFUklOR19VTk9SREVSRUQQARIRCg1PUkRFUklOR19GSUZPEAIqdwoQU2lnbmluZ0FsZ29yaXRobRIhCh1TSUdOSU5HX0FMR09SSVRITV9VTlNQRUNJRklFRBAAEiEKHVNJR05JTkdfQUxHT1JJVEhNX0hNQUNfU0hBMjU2EAESHQoZU0lHTklOR19BTEdPUklUSE1fRUQyNTUxORACMpYLChNTdWJzY3JpcHRpb25TZXJ2aWNlEpABChJDcmVhdGVTdWJzY3JpcHRpb24SJi53ZWJob29rcy52MS5DcmVhdGVTdWJzY3JpcHRpb25SZXF1ZXN0Gicud2ViaG9va3MudjEuQ3JlYXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zEokBCg9HZXRTdWJzY3JpcHRpb24SIy53ZWJob29rcy52MS5HZXRTdWJzY3JpcHRpb25SZXF1ZXN0GiQud2ViaG9va3MudjEuR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2UiK4LT5JMCJRIjL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0SigEKEUxpc3RTdWJzY3JpcHRpb25zEiUud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0GiYud2ViaG9va3MudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZSImgtPkkwIgEh4vYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMSrQEKElVwZGF0ZVN1YnNjcmlwdGlvbhImLndlYmhvb2tzLnYxLlVwZGF0ZVN1YnNjcmlwdGlvblJlcXVlc3QaJy53ZWJob29rcy52MS5VcGRhdGVTdWJzY3JpcHRpb25SZXNwb25zZSJGgtPkkwJAOgxzdWJzY3JpcHRpb24yMC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97c3Vic2NyaXB0aW9uLmlkfRKSAQoSRGVsZXRlU3Vic2NyaXB0aW9uEiYud2ViaG9va3MudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBonLndlYmhvb2tzLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlIiuC0+STAiUqIy9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9EqQBChRBY3RpdmF0ZVN1YnNjcmlwdGlvbhIoLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVxdWVzdBopLndlYmhvb2tzLnYxLkFjdGl2YXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UiN4LT5JMCMToBKiIsL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vYWN0aXZhdGUSoAEKE0Rpc2FibGVTdWJzY3JpcHRpb24SJy53ZWJob29rcy52MS5EaXNhYmxlU3Vic2NyaXB0aW9uUmVxdWVzdBooLndlYmhvb2tzLnYxLkRpc2FibGVTdWJzY3JpcHRpb25SZXNwb25zZSI2gtPkkwIwOgEqIisvYXBpL3YxL3dlYmhvb2tzL3N1YnNjcmlwdGlvbnMve2lkfS9kaXNhYmxlErUBChhSb3RhdGVTdWJzY3JpcHRpb25TZWNyZXQSLC53ZWJob29rcy52MS5Sb3RhdGVTdWJzY3JpcHRpb25TZWNyZXRSZXF1ZXN0Gi0ud2ViaG9va3MudjEuUm90YXRlU3Vic2NyaXB0aW9uU2VjcmV0UmVzcG9uc2UiPILT5JMCNjoBKiIxL2FwaS92MS93ZWJob29rcy9zdWJzY3JpcHRpb25zL3tpZH0vcm90YXRlLXNlY3JldBKLAQoNU2VuZFRlc3RFdmVudBIhLndlYmhvb2tzLnYxLlNlbmRUZXN0RXZlbnRSZXF1ZXN0GiIud2ViaG9va3MudjEuU2VuZFRlc3RFdmVudFJlc3BvbnNlIjOC0+STAi06ASoiKC9hcGkvdjEvd2ViaG9va3Mvc3Vic2NyaXB0aW9ucy97aWR9L3Rlc3RiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_webhooks_v1_deliveries, file_webhooks_v1_events]);
 
 /**
  * Subscription is a tenant's endpoint and the event patterns it receives. It never carries the secret.
@@ -93,6 +95,13 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
   previousSecretExpiresAt?: Timestamp | undefined;
 
   /**
+   * How the endpoint has been doing, as of the response.
+   *
+   * @generated from field: webhooks.v1.SubscriptionHealth health = 14;
+   */
+  health?: SubscriptionHealth | undefined;
+
+  /**
    * @generated from field: webhooks.v1.Ordering ordering = 20;
    */
   ordering: Ordering;
@@ -141,6 +150,45 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
  */
 export const SubscriptionSchema: GenMessage<Subscription> = /*@__PURE__*/
   messageDesc(file_webhooks_v1_subscriptions, 0);
+
+/**
+ * SubscriptionHealth: the attempts auto-disable looks at (SPEC §4), and the latest attempt.
+ *
+ * @generated from message webhooks.v1.SubscriptionHealth
+ */
+export type SubscriptionHealth = Message<"webhooks.v1.SubscriptionHealth"> & {
+  /**
+   * The failure_window setting; the counts cover it, or the time since the subscription was
+   * last activated when that is shorter.
+   *
+   * @generated from field: google.protobuf.Duration failure_window = 1;
+   */
+  failureWindow?: Duration | undefined;
+
+  /**
+   * @generated from field: int32 attempt_count = 2;
+   */
+  attemptCount: number;
+
+  /**
+   * @generated from field: int32 failed_count = 3;
+   */
+  failedCount: number;
+
+  /**
+   * Unset before the first attempt.
+   *
+   * @generated from field: webhooks.v1.DeliveryAttempt last_attempt = 4;
+   */
+  lastAttempt?: DeliveryAttempt | undefined;
+};
+
+/**
+ * Describes the message webhooks.v1.SubscriptionHealth.
+ * Use `create(SubscriptionHealthSchema)` to create a new message.
+ */
+export const SubscriptionHealthSchema: GenMessage<SubscriptionHealth> = /*@__PURE__*/
+  messageDesc(file_webhooks_v1_subscriptions, 1);
 
 /**
  * @generated from message webhooks.v1.CreateSubscriptionRequest
@@ -229,7 +277,7 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
  * Use `create(CreateSubscriptionRequestSchema)` to create a new message.
  */
 export const CreateSubscriptionRequestSchema: GenMessage<CreateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 1);
+  messageDesc(file_webhooks_v1_subscriptions, 2);
 
 /**
  * @generated from message webhooks.v1.CreateSubscriptionResponse
@@ -253,7 +301,7 @@ export type CreateSubscriptionResponse = Message<"webhooks.v1.CreateSubscription
  * Use `create(CreateSubscriptionResponseSchema)` to create a new message.
  */
 export const CreateSubscriptionResponseSchema: GenMessage<CreateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 2);
+  messageDesc(file_webhooks_v1_subscriptions, 3);
 
 /**
  * @generated from message webhooks.v1.GetSubscriptionRequest
@@ -275,7 +323,7 @@ export type GetSubscriptionRequest = Message<"webhooks.v1.GetSubscriptionRequest
  * Use `create(GetSubscriptionRequestSchema)` to create a new message.
  */
 export const GetSubscriptionRequestSchema: GenMessage<GetSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 3);
+  messageDesc(file_webhooks_v1_subscriptions, 4);
 
 /**
  * @generated from message webhooks.v1.GetSubscriptionResponse
@@ -292,7 +340,7 @@ export type GetSubscriptionResponse = Message<"webhooks.v1.GetSubscriptionRespon
  * Use `create(GetSubscriptionResponseSchema)` to create a new message.
  */
 export const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 4);
+  messageDesc(file_webhooks_v1_subscriptions, 5);
 
 /**
  * @generated from message webhooks.v1.ListSubscriptionsRequest
@@ -328,7 +376,7 @@ export type ListSubscriptionsRequest = Message<"webhooks.v1.ListSubscriptionsReq
  * Use `create(ListSubscriptionsRequestSchema)` to create a new message.
  */
 export const ListSubscriptionsRequestSchema: GenMessage<ListSubscriptionsRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 5);
+  messageDesc(file_webhooks_v1_subscriptions, 6);
 
 /**
  * @generated from message webhooks.v1.ListSubscriptionsResponse
@@ -352,7 +400,7 @@ export type ListSubscriptionsResponse = Message<"webhooks.v1.ListSubscriptionsRe
  * Use `create(ListSubscriptionsResponseSchema)` to create a new message.
  */
 export const ListSubscriptionsResponseSchema: GenMessage<ListSubscriptionsResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 6);
+  messageDesc(file_webhooks_v1_subscriptions, 7);
 
 /**
  * @generated from message webhooks.v1.UpdateSubscriptionRequest
@@ -378,7 +426,7 @@ export type UpdateSubscriptionRequest = Message<"webhooks.v1.UpdateSubscriptionR
  * Use `create(UpdateSubscriptionRequestSchema)` to create a new message.
  */
 export const UpdateSubscriptionRequestSchema: GenMessage<UpdateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 7);
+  messageDesc(file_webhooks_v1_subscriptions, 8);
 
 /**
  * @generated from message webhooks.v1.UpdateSubscriptionResponse
@@ -395,7 +443,7 @@ export type UpdateSubscriptionResponse = Message<"webhooks.v1.UpdateSubscription
  * Use `create(UpdateSubscriptionResponseSchema)` to create a new message.
  */
 export const UpdateSubscriptionResponseSchema: GenMessage<UpdateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 8);
+  messageDesc(file_webhooks_v1_subscriptions, 9);
 
 /**
  * @generated from message webhooks.v1.DeleteSubscriptionRequest
@@ -417,7 +465,7 @@ export type DeleteSubscriptionRequest = Message<"webhooks.v1.DeleteSubscriptionR
  * Use `create(DeleteSubscriptionRequestSchema)` to create a new message.
  */
 export const DeleteSubscriptionRequestSchema: GenMessage<DeleteSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 9);
+  messageDesc(file_webhooks_v1_subscriptions, 10);
 
 /**
  * @generated from message webhooks.v1.DeleteSubscriptionResponse
@@ -430,7 +478,7 @@ export type DeleteSubscriptionResponse = Message<"webhooks.v1.DeleteSubscription
  * Use `create(DeleteSubscriptionResponseSchema)` to create a new message.
  */
 export const DeleteSubscriptionResponseSchema: GenMessage<DeleteSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 10);
+  messageDesc(file_webhooks_v1_subscriptions, 11);
 
 /**
  * @generated from message webhooks.v1.ActivateSubscriptionRequest
@@ -452,7 +500,7 @@ export type ActivateSubscriptionRequest = Message<"webhooks.v1.ActivateSubscript
  * Use `create(ActivateSubscriptionRequestSchema)` to create a new message.
  */
 export const ActivateSubscriptionRequestSchema: GenMessage<ActivateSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 11);
+  messageDesc(file_webhooks_v1_subscriptions, 12);
 
 /**
  * @generated from message webhooks.v1.ActivateSubscriptionResponse
@@ -469,7 +517,7 @@ export type ActivateSubscriptionResponse = Message<"webhooks.v1.ActivateSubscrip
  * Use `create(ActivateSubscriptionResponseSchema)` to create a new message.
  */
 export const ActivateSubscriptionResponseSchema: GenMessage<ActivateSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 12);
+  messageDesc(file_webhooks_v1_subscriptions, 13);
 
 /**
  * @generated from message webhooks.v1.DisableSubscriptionRequest
@@ -491,7 +539,7 @@ export type DisableSubscriptionRequest = Message<"webhooks.v1.DisableSubscriptio
  * Use `create(DisableSubscriptionRequestSchema)` to create a new message.
  */
 export const DisableSubscriptionRequestSchema: GenMessage<DisableSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 13);
+  messageDesc(file_webhooks_v1_subscriptions, 14);
 
 /**
  * @generated from message webhooks.v1.DisableSubscriptionResponse
@@ -508,7 +556,7 @@ export type DisableSubscriptionResponse = Message<"webhooks.v1.DisableSubscripti
  * Use `create(DisableSubscriptionResponseSchema)` to create a new message.
  */
 export const DisableSubscriptionResponseSchema: GenMessage<DisableSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 14);
+  messageDesc(file_webhooks_v1_subscriptions, 15);
 
 /**
  * @generated from message webhooks.v1.RotateSubscriptionSecretRequest
@@ -544,7 +592,7 @@ export type RotateSubscriptionSecretRequest = Message<"webhooks.v1.RotateSubscri
  * Use `create(RotateSubscriptionSecretRequestSchema)` to create a new message.
  */
 export const RotateSubscriptionSecretRequestSchema: GenMessage<RotateSubscriptionSecretRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 15);
+  messageDesc(file_webhooks_v1_subscriptions, 16);
 
 /**
  * @generated from message webhooks.v1.RotateSubscriptionSecretResponse
@@ -568,7 +616,7 @@ export type RotateSubscriptionSecretResponse = Message<"webhooks.v1.RotateSubscr
  * Use `create(RotateSubscriptionSecretResponseSchema)` to create a new message.
  */
 export const RotateSubscriptionSecretResponseSchema: GenMessage<RotateSubscriptionSecretResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 16);
+  messageDesc(file_webhooks_v1_subscriptions, 17);
 
 /**
  * @generated from message webhooks.v1.SendTestEventRequest
@@ -590,7 +638,7 @@ export type SendTestEventRequest = Message<"webhooks.v1.SendTestEventRequest"> &
  * Use `create(SendTestEventRequestSchema)` to create a new message.
  */
 export const SendTestEventRequestSchema: GenMessage<SendTestEventRequest> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 17);
+  messageDesc(file_webhooks_v1_subscriptions, 18);
 
 /**
  * @generated from message webhooks.v1.SendTestEventResponse
@@ -612,7 +660,7 @@ export type SendTestEventResponse = Message<"webhooks.v1.SendTestEventResponse">
  * Use `create(SendTestEventResponseSchema)` to create a new message.
  */
 export const SendTestEventResponseSchema: GenMessage<SendTestEventResponse> = /*@__PURE__*/
-  messageDesc(file_webhooks_v1_subscriptions, 18);
+  messageDesc(file_webhooks_v1_subscriptions, 19);
 
 /**
  * @generated from enum webhooks.v1.SubscriptionStatus
