@@ -250,6 +250,7 @@ class Stubs:
         algorithm: subscriptions_pb2.SigningAlgorithm.ValueType = (
             subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256
         ),
+        ordering: subscriptions_pb2.Ordering.ValueType = subscriptions_pb2.ORDERING_UNORDERED,
     ) -> str:
         response = await self.subscriptions.CreateSubscription(
             subscriptions_pb2.CreateSubscriptionRequest(
@@ -258,6 +259,7 @@ class Stubs:
                 event_patterns=patterns,
                 filter=filter,
                 signing_algorithm=algorithm,
+                ordering=ordering,
             )
         )
         return str(response.subscription.id)

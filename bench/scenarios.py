@@ -191,6 +191,29 @@ async def delivery(
     return {"delivery_dps": dps, "delivery_raw_posts_per_s": raw, "delivery_ratio": dps / raw}
 
 
+async def fifo(cluster: Cluster) -> dict[str, float]:
+    """Deliveries per second to one FIFO endpoint answering at once: one attempt at a time,
+    each after the previous one is recorded (SPEC §11), so bounded by the round trips."""
+    events = 2000
+    truncate(cluster.database_url)
+    await _reset_receiver(cluster)
+    stubs = Stubs(cluster.target)
+    try:
+        await stubs.subscribe(
+            cluster.receiver_url("fifo"), ["product.*"], ordering=subscriptions_pb2.ORDERING_FIFO
+        )
+        await stubs.publish_backlog(events)
+    finally:
+        await stubs.close()
+    analyze(cluster.database_url)
+    dispatcher = cluster.start_dispatcher()
+    try:
+        dps = await _drain_rate(cluster, ["fifo"], events, timeout=120)
+    finally:
+        dispatcher.stop()
+    return {"fifo_dps": dps}
+
+
 async def scaleout(cluster: Cluster) -> dict[str, float]:
     endpoints, events = 8, scaled(2500)
     rates = []
@@ -545,6 +568,7 @@ SCENARIOS = {
     "feed_tail": feed_tail,
     "isolation": isolation,
     "scaleout": scaleout,
+    "fifo": fifo,
     "dispatcher_rss": dispatcher_rss,
     "rest": rest,
     "delivery_ed25519": delivery_ed25519,

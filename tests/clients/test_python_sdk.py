@@ -413,3 +413,22 @@ async def test_verify_accepts_real_deliveries_with_either_header(
             key,
             allow_body_only=True,
         )
+
+
+async def test_delivery_controls_are_set_and_changed(client: WebhooksClient) -> None:
+    created = await client.subscriptions.create(
+        "https://example.com/fifo",
+        ["*"],
+        tenant_id="acme",
+        ordering="fifo",
+        rate_limit_per_second=50,
+    )
+    sub = created.subscription
+    assert (sub.ordering, sub.rate_limit_per_second) == (subscriptions_pb2.ORDERING_FIFO, 50)
+    updated = await client.subscriptions.update(
+        sub.id, tenant_id="acme", ordering="unordered", rate_limit_per_second=0
+    )
+    assert (updated.ordering, updated.rate_limit_per_second) == (
+        subscriptions_pb2.ORDERING_UNORDERED,
+        0,
+    )

@@ -284,9 +284,20 @@ async def test_subscription_commands(cli: Cli) -> None:
     assert "shown only now" in created.stderr
 
     made = await cli(
-        "subscriptions", "create", "https://example.com/other", "-p", "*", "--json", *common
+        "subscriptions",
+        "create",
+        "https://example.com/other",
+        "-p",
+        "*",
+        "--fifo",
+        "--rate-limit",
+        "50",
+        "--json",
+        *common,
     )
     other = made.json()
+    assert other["subscription"]["ordering"] == "ORDERING_FIFO"
+    assert other["subscription"]["rate_limit_per_second"] == 50
     assert str(other["secret"]).startswith("whsec_")
     other_id = other["subscription"]["id"]
 
@@ -300,6 +311,9 @@ async def test_subscription_commands(cli: Cli) -> None:
 
     got = await cli("subscriptions", "get", sub_id, *common)
     assert "description     shop" in got.stdout and "metadata        team=web" in got.stdout
+    assert "ordering        unordered" in got.stdout and "rate_limit" not in got.stdout
+    limited = await cli("subscriptions", "get", other_id, *common)
+    assert "ordering        fifo" in limited.stdout and "rate_limit      50/s" in limited.stdout
     assert secret not in got.stdout
 
     disabled = await cli("subscriptions", "disable", sub_id, *common)

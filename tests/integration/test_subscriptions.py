@@ -261,3 +261,26 @@ async def test_list_pages_and_filters(server: RunningServer) -> None:
         await invalid_field(server.subscriptions.ListSubscriptions(pb.ListSubscriptionsRequest()))
         == "tenant_id"
     )
+
+
+async def test_delivery_controls_are_set_at_create_and_changed_by_update(
+    server: RunningServer,
+) -> None:
+    plain = (await create(server)).subscription
+    assert (plain.ordering, plain.rate_limit_per_second) == (pb.ORDERING_UNORDERED, 0)
+    sub = (await create(server, ordering=pb.ORDERING_FIFO, rate_limit_per_second=50)).subscription
+    assert (sub.ordering, sub.rate_limit_per_second) == (pb.ORDERING_FIFO, 50)
+
+    response = await server.subscriptions.UpdateSubscription(
+        pb.UpdateSubscriptionRequest(
+            subscription=pb.Subscription(id=sub.id, ordering=pb.ORDERING_UNSPECIFIED),
+            update_mask=field_mask_pb2.FieldMask(paths=["ordering", "rate_limit_per_second"]),
+        )
+    )
+    assert (response.subscription.ordering, response.subscription.rate_limit_per_second) == (
+        pb.ORDERING_UNORDERED,
+        0,
+    )
+    fetched = await server.subscriptions.GetSubscription(pb.GetSubscriptionRequest(id=sub.id))
+    assert fetched.subscription.ordering == pb.ORDERING_UNORDERED
+    assert await invalid_field(create(server, ordering=7)) == "ordering"

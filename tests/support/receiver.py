@@ -16,6 +16,7 @@ class Received:
     body: bytes
     at: float
     peer_port: int = 0  # the sender's side of the connection
+    status: int = 200  # the status it is answered with
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Receiver:
             body,
             asyncio.get_running_loop().time(),
             peer[1] if peer else 0,
+            status,
         )
         async with self._arrived:
             self.received.append(received)

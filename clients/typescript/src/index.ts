@@ -17,6 +17,7 @@ export type { FeedOptions } from "./feed.js";
 export { Subscriptions } from "./subscriptions.js";
 export type {
   NewSubscription,
+  OrderingName,
   PayloadModeName,
   ReplayOptions,
   SigningAlgorithmName,
@@ -34,6 +35,7 @@ export type { HeadersLike, VerificationFailure, VerifyOptions } from "./verify.j
 export type { Event } from "./gen/webhooks/v1/events_pb.js";
 export {
   DisabledReason,
+  Ordering,
   PayloadMode,
   SubscriptionStatus,
 } from "./gen/webhooks/v1/subscriptions_pb.js";

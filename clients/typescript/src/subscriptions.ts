@@ -10,6 +10,7 @@ import { required, type Caller, type CallOptions } from "./calls.js";
 import type { DeliveryService, ReplayEventsResponse } from "./gen/webhooks/v1/deliveries_pb.js";
 import type { Event } from "./gen/webhooks/v1/events_pb.js";
 import {
+  Ordering,
   PayloadMode,
   SigningAlgorithm,
   SubscriptionSchema,
@@ -22,6 +23,8 @@ import {
 export type PayloadModeName = "full" | "thin";
 /** How deliveries are signed: a shared `whsec_` secret, or an Ed25519 key pair (`whpk_` public key). */
 export type SigningAlgorithmName = "hmac-sha256" | "ed25519";
+/** `"fifo"`: one delivery at a time in feed order; a failing one holds those behind it. */
+export type OrderingName = "unordered" | "fifo";
 /** A subscription's status, as a filter of {@link Subscriptions.list}. */
 export type SubscriptionStatusName = "active" | "disabled";
 
@@ -32,6 +35,10 @@ const PAYLOAD_MODES: Record<PayloadModeName, PayloadMode> = {
 const SIGNING_ALGORITHMS: Record<SigningAlgorithmName, SigningAlgorithm> = {
   "hmac-sha256": SigningAlgorithm.HMAC_SHA256,
   ed25519: SigningAlgorithm.ED25519,
+};
+const ORDERINGS: Record<OrderingName, Ordering> = {
+  unordered: Ordering.UNORDERED,
+  fifo: Ordering.FIFO,
 };
 const STATUSES: Record<SubscriptionStatusName, SubscriptionStatus> = {
   active: SubscriptionStatus.ACTIVE,
@@ -67,6 +74,10 @@ export interface NewSubscription extends TenantOptions {
    * secret: verify deliveries with `subscription.publicKey` (`whpk_…`).
    */
   signingAlgorithm?: SigningAlgorithmName;
+  /** Default `"unordered"`. */
+  ordering?: OrderingName;
+  /** Attempts per second to the endpoint over every dispatcher together; 0 (default): none. */
+  rateLimitPerSecond?: number;
 }
 
 /** The fields {@link Subscriptions.update} replaces: only those given. */
@@ -80,6 +91,8 @@ export interface SubscriptionChanges extends TenantOptions {
   filter?: string;
   /** Replaces every custom header. */
   headers?: Readonly<Record<string, string>>;
+  ordering?: OrderingName;
+  rateLimitPerSecond?: number;
 }
 
 /** Options of {@link Subscriptions.replay}: the window of events to replay. */
@@ -148,6 +161,8 @@ export class Subscriptions {
             filter: subscription.filter ?? "",
             headers: { ...subscription.headers },
             signingAlgorithm: SIGNING_ALGORITHMS[subscription.signingAlgorithm ?? "hmac-sha256"],
+            ordering: ORDERINGS[subscription.ordering ?? "unordered"],
+            rateLimitPerSecond: subscription.rateLimitPerSecond ?? 0,
           },
           options,
         ),
@@ -222,6 +237,14 @@ export class Subscriptions {
     if (changes.headers !== undefined) {
       subscription.headers = { ...changes.headers };
       paths.push("headers");
+    }
+    if (changes.ordering !== undefined) {
+      subscription.ordering = ORDERINGS[changes.ordering];
+      paths.push("ordering");
+    }
+    if (changes.rateLimitPerSecond !== undefined) {
+      subscription.rateLimitPerSecond = changes.rateLimitPerSecond;
+      paths.push("rate_limit_per_second");
     }
     if (paths.length === 0) {
       throw new TypeError("update needs at least one field to change");

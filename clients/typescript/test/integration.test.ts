@@ -8,6 +8,7 @@ import {
   Code,
   ConnectError,
   DisabledReason,
+  Ordering,
   PayloadMode,
   SubscriptionStatus,
   verify,
@@ -136,7 +137,11 @@ describe("WebhooksClient against a running server", TIMEOUT, () => {
       description: "renamed",
       payloadMode: "thin",
       eventPatterns: ["customer.created"],
+      ordering: "fifo",
+      rateLimitPerSecond: 50,
     });
+    assert.equal(updated.ordering, Ordering.FIFO);
+    assert.equal(updated.rateLimitPerSecond, 50);
     assert.equal(updated.description, "renamed");
     assert.equal(updated.payloadMode, PayloadMode.THIN);
     assert.deepEqual(updated.eventPatterns, ["customer.created"]);

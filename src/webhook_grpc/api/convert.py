@@ -38,6 +38,10 @@ SIGNING_ALGORITHM = {
     models.SigningAlgorithm.HMAC_SHA256: subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
     models.SigningAlgorithm.ED25519: subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
 }
+ORDERING = {
+    models.Ordering.UNORDERED: subscriptions_pb2.ORDERING_UNORDERED,
+    models.Ordering.FIFO: subscriptions_pb2.ORDERING_FIFO,
+}
 DELIVERY_STATUS = {
     models.DeliveryStatus.PENDING: deliveries_pb2.DELIVERY_STATUS_PENDING,
     models.DeliveryStatus.SUCCEEDED: deliveries_pb2.DELIVERY_STATUS_SUCCEEDED,
@@ -181,6 +185,8 @@ def subscription(
         public_key=value.public_key,
         filter=value.filter,
         headers=value.headers,
+        ordering=ORDERING[value.ordering],
+        rate_limit_per_second=value.rate_limit_per_second,
         health=subscription_health(health) if health is not None else None,
     )
 

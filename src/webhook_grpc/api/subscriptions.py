@@ -9,6 +9,7 @@ from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2_grpc
 from webhook_grpc.domain.access import Role
 from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.models import (
+    Ordering,
     PayloadMode,
     SigningAlgorithm,
     Subscription,
@@ -25,7 +26,17 @@ from .auth import Authenticator, required_tenant, scoped_tenant
 from .errors import unary
 
 UPDATABLE = frozenset(
-    {"url", "event_patterns", "description", "payload_mode", "metadata", "filter", "headers"}
+    {
+        "url",
+        "event_patterns",
+        "description",
+        "payload_mode",
+        "metadata",
+        "filter",
+        "headers",
+        "ordering",
+        "rate_limit_per_second",
+    }
 )
 
 
@@ -71,6 +82,9 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             or SigningAlgorithm.HMAC_SHA256,
             filter=request.filter,
             headers=dict(request.headers),
+            ordering=convert.enum_from_proto(convert.ORDERING, request.ordering, "ordering")
+            or Ordering.UNORDERED,
+            rate_limit_per_second=request.rate_limit_per_second,
         )
         created, secret = await self._service.create(draft)
         return pb.CreateSubscriptionResponse(
@@ -133,6 +147,15 @@ class SubscriptionServicer(subscriptions_pb2_grpc.SubscriptionServiceServicer):
             metadata=dict(given.metadata) if "metadata" in paths else None,
             filter=given.filter if "filter" in paths else None,
             headers=dict(given.headers) if "headers" in paths else None,
+            ordering=(
+                convert.enum_from_proto(convert.ORDERING, given.ordering, "subscription.ordering")
+                or Ordering.UNORDERED
+                if "ordering" in paths
+                else None
+            ),
+            rate_limit_per_second=(
+                given.rate_limit_per_second if "rate_limit_per_second" in paths else None
+            ),
         )
         updated = await self._service.update(given.id, tenant, changes)
         return pb.UpdateSubscriptionResponse(subscription=await self._packed(updated))

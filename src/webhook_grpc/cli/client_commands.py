@@ -158,6 +158,18 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="'NAME: VALUE'",
         help="a request header sent with every delivery (repeatable, up to 10)",
     )
+    create.add_argument(
+        "--fifo",
+        action="store_true",
+        help="deliver one at a time in feed order; a failing delivery holds the ones behind it",
+    )
+    create.add_argument(
+        "--rate-limit",
+        type=int,
+        default=0,
+        metavar="PER_SECOND",
+        help="at most this many attempts a second to the endpoint, over all dispatchers",
+    )
     create.set_defaults(run=runner(_create))
 
     replay = actions.add_parser(
@@ -259,6 +271,8 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         signing_algorithm=args.signing_algorithm,
         filter=args.filter,
         headers=_headers(args.headers),
+        ordering="fifo" if args.fifo else "unordered",
+        rate_limit_per_second=args.rate_limit,
     )
     if args.json:
         output.emit_json(

@@ -72,6 +72,11 @@ def subscription_fields(subscription: Subscription) -> list[tuple[str, str]]:
         ("description", subscription.description),
         ("status", status(subscription)),
         ("payload_mode", _short(mode, "PAYLOAD_MODE_")),
+        ("ordering", _short(subscriptions_pb2.Ordering.Name(subscription.ordering), "ORDERING_")),
+        (
+            "rate_limit",
+            f"{subscription.rate_limit_per_second}/s" if subscription.rate_limit_per_second else "",
+        ),
         ("metadata", ", ".join(f"{k}={v}" for k, v in sorted(subscription.metadata.items()))),
         ("filter", subscription.filter),
         ("headers", ", ".join(f"{k}: {v}" for k, v in sorted(subscription.headers.items()))),

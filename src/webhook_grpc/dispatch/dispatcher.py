@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from webhook_grpc import metrics
 from webhook_grpc.config import DeliverySettings
@@ -47,6 +47,11 @@ from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Paced subscriptions remembered before those whose pace has passed are forgotten.
+_PACED_KEPT = 1000
+# How late a rate-limit slot may start, at least (an interval, for slower rates).
+_SLOT_GRACE = timedelta(milliseconds=20)
 
 
 @dataclass
@@ -114,6 +119,12 @@ class Dispatcher:
         self._look_ahead = False
         self._leased_at = clock()
         recorder.on_retry_scheduled(self.wake_at)
+        # A FIFO subscription's next delivery can be leased once its head's attempt is
+        # committed: the lease loop is woken then rather than by the poll.
+        self._ordered_unrecorded = False
+        recorder.on_committed(self._after_commit)
+        # Rate-limited subscriptions: no attempt starts before this (see `_wait_for_slot`).
+        self._next_start: dict[str, datetime] = {}
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -196,6 +207,11 @@ class Dispatcher:
         delay = (due - self._clock()).total_seconds()
         self._timer_due = due
         self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._due)
+
+    def _after_commit(self, _count: int) -> None:
+        if self._ordered_unrecorded:
+            self._ordered_unrecorded = False
+            self._wake.set()
 
     def _due(self) -> None:
         self._timer = self._timer_due = None
@@ -312,8 +328,11 @@ class Dispatcher:
                 self._capacity.attempt_started(subscription_id)
                 recorded = False
                 try:
-                    await self._attempt(delivery, batch)
-                    recorded = True
+                    if await self._wait_for_slot(delivery):
+                        await self._attempt(delivery, batch)
+                        recorded = True
+                    else:
+                        await self._release([delivery])
                 except Exception:
                     log.exception("attempt of %s failed unexpectedly", delivery.id)
                 finally:
@@ -323,6 +342,30 @@ class Dispatcher:
             lane.workers.discard(worker)
             if not lane.workers and not lane.waiting:
                 self._lanes.pop(subscription_id, None)
+
+    async def _wait_for_slot(self, delivery: LeasedDelivery) -> bool:
+        """Wait for the slot the subscription's rate limit reserved (SPEC §11); False when it
+        was missed, and the delivery is to be handed back for a new slot. Slots that passed
+        while the lease was loading, or while this process was busy, are not made up in a
+        burst: this process starts them at least an interval apart, and one that would start
+        more than an interval late (when other processes' slots may have come) is given up."""
+        if delivery.not_before is None:
+            return True
+        subscription_id = delivery.subscription_id
+        late = delivery.not_before + max(delivery.interval, _SLOT_GRACE)
+        while True:
+            start = max(delivery.not_before, self._next_start.get(subscription_id, _EPOCH))
+            wait = (start - self._clock()).total_seconds()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        now = self._clock()
+        if now > late:
+            return False
+        if len(self._next_start) > _PACED_KEPT:
+            self._next_start = {s: t for s, t in self._next_start.items() if t > now}
+        self._next_start[subscription_id] = now + delivery.interval
+        return True
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
@@ -340,6 +383,7 @@ class Dispatcher:
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
         _observe(delivery, outcome, status)
+        self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
         self._recorder.submit(
             AttemptRecord(
                 delivery_id=delivery.id,
@@ -355,7 +399,8 @@ class Dispatcher:
                 response_body=outcome.response_body,
                 next_status=status,
                 next_attempt_at=next_at,
-            )
+            ),
+            urgent=delivery.ordered,
         )
 
     async def _send(self, delivery: LeasedDelivery, batch: _Batch) -> tuple[datetime, HttpOutcome]:

@@ -37,6 +37,7 @@ class AttemptRecorder:
         self._committed: list[Callable[[int], None]] = []
         self._retry_scheduled: list[Callable[[datetime], None]] = []
         self._ready = asyncio.Event()
+        self._urgent = False
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -72,17 +73,21 @@ class AttemptRecorder:
         the row there to lease."""
         self._retry_scheduled.append(callback)
 
-    def submit(self, record: AttemptRecord) -> None:
+    def submit(self, record: AttemptRecord, *, urgent: bool = False) -> None:
+        """Queue `record`; `urgent` when work waits for its commit (a FIFO subscription's next
+        delivery), so the batch is committed without gathering more first."""
         self._queue.append(record)
+        self._urgent = self._urgent or urgent
         self._ready.set()
 
     async def _run(self) -> None:
         delay = 0.05
         while True:
             await self._ready.wait()
-            if len(self._queue) < MAX_BATCH and not self._stopping:
+            if len(self._queue) < MAX_BATCH and not self._stopping and not self._urgent:
                 await asyncio.sleep(GATHER_SECONDS)
             self._ready.clear()
+            self._urgent = False
             while self._queue:
                 try:
                     await self._flush_once()

@@ -17,6 +17,12 @@ class LeasedDelivery:
     subscription_id: str
     attempt_count: int
     lease_token: str
+    not_before: datetime | None = None
+    """The slot the subscription's rate limit reserved for this attempt: not to start earlier."""
+    interval: timedelta = timedelta(0)
+    """The rate limit's interval between slots (zero without a rate limit)."""
+    ordered: bool = False
+    """Of a FIFO subscription: the next one waits until this attempt is recorded."""
 
 
 @dataclass(frozen=True)

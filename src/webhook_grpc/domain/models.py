@@ -36,6 +36,13 @@ class SigningAlgorithm(enum.StrEnum):
     ED25519 = "ed25519"
 
 
+class Ordering(enum.StrEnum):
+    """Whether deliveries to a subscription may overtake each other (SPEC §11)."""
+
+    UNORDERED = "unordered"
+    FIFO = "fifo"
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -74,6 +81,9 @@ class Subscription:
     """A CEL expression over the projected event (domain/filters.py); empty means none."""
     headers: dict[str, str] = field(default_factory=dict)
     """Extra request headers sent with every delivery (domain/custom_headers.py)."""
+    ordering: Ordering = Ordering.UNORDERED
+    rate_limit_per_second: int = 0
+    """Attempts per second over every dispatcher process together; 0 means no limit."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,8 @@ class SubscriptionDraft:
     signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
     filter: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    ordering: Ordering = Ordering.UNORDERED
+    rate_limit_per_second: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ class SubscriptionChanges:
     filter: str | None = None
     """An empty string removes the filter."""
     headers: dict[str, str] | None = None
+    ordering: Ordering | None = None
+    rate_limit_per_second: int | None = None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,8 @@ class SubscriptionService:
                     public_key=public_key,
                     filter=draft.filter,
                     headers=headers,
+                    ordering=draft.ordering,
+                    rate_limit_per_second=draft.rate_limit_per_second,
                 )
             )
             created = await unit.subscriptions.get(subscription_id, None)

@@ -16,9 +16,10 @@ from webhook_grpc_client._gen.webhooks.v1 import (
     subscriptions_pb2_grpc,
 )
 
-__all__ = ["PayloadModeName", "SigningAlgorithmName", "StatusName", "Subscriptions"]
+__all__ = ["OrderingName", "PayloadModeName", "SigningAlgorithmName", "StatusName", "Subscriptions"]
 
 PayloadModeName = Literal["full", "thin"]
+OrderingName = Literal["unordered", "fifo"]
 StatusName = Literal["active", "disabled"]
 SigningAlgorithmName = Literal["hmac-sha256", "ed25519"]
 
@@ -29,6 +30,10 @@ _PAYLOAD_MODES = {
 _SIGNING_ALGORITHMS = {
     "hmac-sha256": subscriptions_pb2.SIGNING_ALGORITHM_HMAC_SHA256,
     "ed25519": subscriptions_pb2.SIGNING_ALGORITHM_ED25519,
+}
+_ORDERINGS = {
+    "unordered": subscriptions_pb2.ORDERING_UNORDERED,
+    "fifo": subscriptions_pb2.ORDERING_FIFO,
 }
 _STATUSES = {
     "active": subscriptions_pb2.SUBSCRIPTION_STATUS_ACTIVE,
@@ -68,6 +73,8 @@ class Subscriptions:
         filter: str = "",
         headers: Mapping[str, str] | None = None,
         signing_algorithm: SigningAlgorithmName = "hmac-sha256",
+        ordering: OrderingName = "unordered",
+        rate_limit_per_second: int = 0,
     ) -> subscriptions_pb2.CreateSubscriptionResponse:
         """Register an endpoint for event patterns (exact types, ``"entity.*"`` or ``"*"``).
 
@@ -77,6 +84,9 @@ class Subscriptions:
         ``data``, ``previous``): only events it matches are delivered. `headers` (up to 10) are
         sent with every delivery. With ``signing_algorithm="ed25519"`` the service generates a
         key pair and returns no secret: verify with ``.subscription.public_key`` (``whpk_...``).
+        ``ordering="fifo"`` delivers one at a time in feed order (a failing delivery
+        holds the ones behind it through its retries); ``rate_limit_per_second`` caps attempts
+        to the endpoint over every dispatcher together (0: no limit).
         """
         request = subscriptions_pb2.CreateSubscriptionRequest(
             tenant_id=tenant_id or "",
@@ -89,6 +99,8 @@ class Subscriptions:
             filter=filter,
             headers=dict(headers or {}),
             signing_algorithm=_SIGNING_ALGORITHMS[signing_algorithm],
+            ordering=_ORDERINGS[ordering],
+            rate_limit_per_second=rate_limit_per_second,
         )
         response: subscriptions_pb2.CreateSubscriptionResponse = await self._caller.once(
             self._stub.CreateSubscription, request
@@ -140,6 +152,8 @@ class Subscriptions:
         metadata: Mapping[str, str] | None = None,
         filter: str | None = None,
         headers: Mapping[str, str] | None = None,
+        ordering: OrderingName | None = None,
+        rate_limit_per_second: int | None = None,
     ) -> subscriptions_pb2.Subscription:
         """Replace the fields given (and only those: the update mask names them). An empty
         `filter` removes the filter; `headers` replaces every custom header."""
@@ -166,6 +180,12 @@ class Subscriptions:
         if headers is not None:
             subscription.headers.update(headers)
             paths.append("headers")
+        if ordering is not None:
+            subscription.ordering = _ORDERINGS[ordering]
+            paths.append("ordering")
+        if rate_limit_per_second is not None:
+            subscription.rate_limit_per_second = rate_limit_per_second
+            paths.append("rate_limit_per_second")
         if not paths:
             raise ValueError("update needs at least one field to change")
         request = subscriptions_pb2.UpdateSubscriptionRequest(

@@ -19,6 +19,7 @@ from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, Delivery
 from ..ports import LeasedWork, LeaseRequest, NewDelivery
 from ..tables import AttemptRow, DeliveryRow, SubscriptionRow
 from ..tables.base import table_of
+from .controlled_lease import next_slot_after
 
 D = table_of(DeliveryRow)
 A = table_of(AttemptRow)
@@ -117,7 +118,9 @@ class CoreDeliveries(ABC):
                 )
             )
         ).scalar_one_or_none()
-        return value if isinstance(value, datetime) else None
+        due = value if isinstance(value, datetime) else None
+        slot = await next_slot_after(self._conn, now)
+        return min(due, slot) if due is not None and slot is not None else due or slot
 
     async def release(self, lease_token: str, ids: Sequence[str], now: datetime) -> None:
         if ids:

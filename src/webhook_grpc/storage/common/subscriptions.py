@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.models import (
     DisabledReason,
+    Ordering,
     PayloadMode,
     SigningAlgorithm,
     Subscription,
@@ -52,6 +53,8 @@ def to_subscription(row: Row[*tuple[Any, ...]]) -> Subscription:
         public_key=m["public_key"] or "",
         filter=m["filter"],
         headers=dict(m["headers"]),
+        ordering=Ordering(m["ordering"]),
+        rate_limit_per_second=m["rate_limit_per_second"],
     )
 
 
@@ -170,6 +173,8 @@ class CoreSubscriptions(ABC):
                 created_at=s.created_at,
                 updated_at=s.created_at,
                 disabled_at=None,
+                ordering=s.ordering.value,
+                rate_limit_per_second=s.rate_limit_per_second,
             )
         )
 
@@ -227,6 +232,10 @@ class CoreSubscriptions(ABC):
             values["filter"] = changes.filter
         if changes.headers is not None:
             values["headers"] = dict(changes.headers)
+        if changes.ordering is not None:
+            values["ordering"] = changes.ordering.value
+        if changes.rate_limit_per_second is not None:
+            values["rate_limit_per_second"] = changes.rate_limit_per_second
         await self._update(subscription_id, values)
 
     async def activate(self, subscription_id: str, now: datetime) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from webhook_grpc.domain.deliveries import LeasedDelivery
-from webhook_grpc.domain.models import PayloadMode, SigningAlgorithm, StoredEvent
+from webhook_grpc.domain.models import Ordering, PayloadMode, SigningAlgorithm, StoredEvent
 from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 
@@ -63,6 +63,8 @@ class NewSubscription:
     public_key: str = ""
     filter: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    ordering: Ordering = Ordering.UNORDERED
+    rate_limit_per_second: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,13 @@ class LeasedWork:
     """By event id; an event purged since is missing."""
     targets: dict[str, DeliveryTarget]
     """By subscription id; a subscription deleted since is missing."""
+
+    def merged(self, other: LeasedWork) -> LeasedWork:
+        return LeasedWork(
+            self.deliveries + other.deliveries,
+            self.events | other.events,
+            self.targets | other.targets,
+        )
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,13 @@ class DeliveryRepository(Protocol):
     async def lease_work(self, request: LeaseRequest) -> LeasedWork:
         """Lease what `request` asks for (never rows another dispatcher holds), and load what
         attempting them takes. The lease moves next_attempt_at to `lease_until`, so the rows
-        fall due again by themselves if this process dies."""
+        fall due again by themselves if this process dies.
+
+        Subscriptions under delivery controls (SPEC §11) are leased one at a time, under a
+        lock on their row that other dispatchers skip: of a FIFO subscription only its oldest
+        pending delivery in feed order, when it is due and no other delivery of it is leased;
+        of a rate-limited one at most the slots its shared GCRA state (`next_slot_at`) grants
+        from now, each leased delivery carrying its slot as `not_before`."""
         ...
 
     async def next_due_after(self, now: datetime) -> datetime | None:

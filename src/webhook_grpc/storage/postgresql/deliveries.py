@@ -16,6 +16,13 @@ from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.subscriptions import DeliveryTarget
 
+from ..common.controlled_lease import (
+    CONTROLLED_SQL,
+    SUBSCRIPTIONS,
+    lease_controlled,
+    push_after_too_many_requests,
+    with_due_work,
+)
 from ..common.deliveries import LEASE_WINDOW, CoreDeliveries, attempt_values
 from ..common.events import EVENT_COLUMNS
 from ..common.subscriptions import DELIVERY_TARGET_COLUMNS, delivery_target
@@ -33,6 +40,8 @@ class PostgresDeliveries(CoreDeliveries):
         work = LeasedWork([], {}, {})
         token = request.lease_token
         for row in rows:
+            if row.id is None:
+                continue
             work.deliveries.append(
                 LeasedDelivery(row.id, row.event_id, row.subscription_id, row.attempt_count, token)
             )
@@ -40,12 +49,24 @@ class PostgresDeliveries(CoreDeliveries):
                 work.events[row.event_id] = _stored_event(row)
             if row.s_id is not None and row.subscription_id not in work.targets:
                 work.targets[row.subscription_id] = _target(row)
+        room = request.limit - len(work.deliveries)
+        if rows and rows[0].controlled_due and room > 0:
+            work = work.merged(await self._lease_controlled(request, room))
         return work
+
+    async def _lease_controlled(self, request: LeaseRequest, room: int) -> LeasedWork:
+        async with psycopg_path.transaction(self._conn):
+            await self.relax_durability()
+            locked = await self._conn.execute(
+                with_due_work(request).with_for_update(of=SUBSCRIPTIONS, skip_locked=True)
+            )
+            return await lease_controlled(self._conn, request, [r.id for r in locked], room)
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         if records:
             batch = psycopg_path.json_document(attempt_values(records))
             await psycopg_path.fetch_all(self._conn, _RECORD, {"batch": batch})
+            await push_after_too_many_requests(self._conn, records)
 
 
 def _lease_params(request: LeaseRequest) -> dict[str, Any]:
@@ -96,11 +117,30 @@ def _target(row: Any) -> DeliveryTarget:
 
 
 _RELAX = "SELECT set_config('synchronous_commit', 'off', true)"
+# Subscriptions under delivery controls (the partial index ix_subscriptions_controlled): the
+# plain lease leaves them to `lease_controlled`, and tells whether any of them has work now.
+_CONTROLLED = CONTROLLED_SQL
+_CONTROLLED_DUE = f"""
+    SELECT EXISTS (
+        SELECT 1 FROM subscriptions AS cs
+        WHERE ({_CONTROLLED})
+          AND (cs.next_slot_at IS NULL OR cs.next_slot_at <= %(now)s)
+          AND cs.id <> ALL(CAST(%(full)s AS text[]))
+          AND NOT (cs.ordering = 'fifo' AND EXISTS (
+              SELECT 1 FROM deliveries AS cf
+              WHERE cf.subscription_id = cs.id AND cf.status = 'pending'
+                AND cf.lease_token IS NOT NULL AND cf.next_attempt_at > %(now)s))
+          AND EXISTS (
+              SELECT 1 FROM deliveries AS cd
+              WHERE cd.subscription_id = cs.id AND cd.status = 'pending'
+                AND cd.next_attempt_at <= %(now)s)
+    ) AS controlled_due
+"""
 
 # The lease, the first part of _LEASE_WORK (parameters: `_lease_params`).
 # `id = ANY(ARRAY(subquery))` makes PostgreSQL run the small subquery first and then look rows
 # up by primary key; `id IN (subquery)` let it hash-join against every due row.
-_LEASE = """
+_LEASE = f"""
     UPDATE deliveries
     SET next_attempt_at = %(lease_until)s, lease_token = %(lease_token)s
     WHERE id = ANY(ARRAY(
@@ -114,6 +154,8 @@ _LEASE = """
                     SELECT id, subscription_id, next_attempt_at FROM deliveries
                     WHERE status = 'pending' AND next_attempt_at <= %(now)s
                       AND subscription_id <> ALL(CAST(%(full)s AS text[]))
+                      AND subscription_id <> ALL(ARRAY(
+                          SELECT id FROM subscriptions WHERE {_CONTROLLED}))
                     ORDER BY next_attempt_at
                     LIMIT CAST(%(window)s AS int)
                 ) AS due
@@ -144,8 +186,9 @@ _TARGET_VALUES = ", ".join(
 _LEASE_WORK = f"""
     WITH leased AS ({_LEASE})
     SELECT leased.id, leased.event_id, leased.subscription_id, leased.attempt_count,
-           {_EVENT_VALUES}, {_TARGET_VALUES}
-    FROM leased
+           controlled.controlled_due, {_EVENT_VALUES}, {_TARGET_VALUES}
+    FROM ({_CONTROLLED_DUE}) AS controlled
+    LEFT JOIN leased ON true
     LEFT JOIN events AS e ON e.id = leased.event_id
     LEFT JOIN subscriptions AS s ON s.id = leased.subscription_id
     WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL

@@ -9,6 +9,8 @@ would: a lost connection is invalidated and reported as StorageUnavailable."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, LiteralString
 
@@ -30,6 +32,20 @@ async def fetch_all(conn: AsyncConnection, query: LiteralString, params: Params)
         async with driver.cursor(row_factory=namedtuple_row) as cursor:
             await cursor.execute(query, params, prepare=True)
             return await cursor.fetchall()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        await conn.invalidate()
+        raise StorageUnavailable(str(error)) from error
+
+
+@asynccontextmanager
+async def transaction(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A transaction on `conn`, which may be in autocommit mode: statements run on `conn`
+    inside the block, SQLAlchemy's or the fast path's, commit together when it ends."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    try:
+        async with driver.transaction():
+            yield
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
         await conn.invalidate()
         raise StorageUnavailable(str(error)) from error

@@ -8,6 +8,12 @@ from sqlalchemy import Select, bindparam, case, func, literal, select, update
 
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 
+from ..common.controlled_lease import (
+    controlled_ids,
+    lease_controlled,
+    push_after_too_many_requests,
+    with_due_work,
+)
 from ..common.deliveries import (
     ATTEMPT_COLUMNS,
     LEASE_WINDOW,
@@ -41,17 +47,24 @@ class SqliteDeliveries(CoreDeliveries):
             LeasedDelivery(row.id, row.event_id, row.subscription_id, row.attempt_count, token)
             for row in result
         ]
-        if not leased:
-            return LeasedWork([], {}, {})
-        events = await by_ids(self._conn, [d.event_id for d in leased])
-        targets = await delivery_targets(self._conn, {d.subscription_id for d in leased})
-        return LeasedWork(leased, events, targets)
+        work = LeasedWork([], {}, {})
+        if leased:
+            events = await by_ids(self._conn, [d.event_id for d in leased])
+            targets = await delivery_targets(self._conn, {d.subscription_id for d in leased})
+            work = LeasedWork(leased, events, targets)
+        room = request.limit - len(leased)
+        if room > 0:
+            locked = await self._conn.execute(with_due_work(request))
+            controlled = await lease_controlled(self._conn, request, [r.id for r in locked], room)
+            work = work.merged(controlled)
+        return work
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         if not records:
             return
         attempts = attempt_values(records)
         await self._conn.execute(A.insert(), [{k: a[k] for k in ATTEMPT_COLUMNS} for a in attempts])
+        await push_after_too_many_requests(self._conn, records)
         await self._conn.execute(
             update(D)
             .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"))
@@ -84,6 +97,7 @@ def _candidates(request: LeaseRequest) -> Select[tuple[str]]:
     )
     if request.full:
         due = due.where(D.c.subscription_id.not_in(request.full))
+    due = due.where(D.c.subscription_id.not_in(controlled_ids().scalar_subquery()))
     window = (
         due.order_by(D.c.next_attempt_at).limit(request.limit * LEASE_WINDOW).subquery("window")
     )

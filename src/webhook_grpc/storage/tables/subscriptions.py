@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, UtcDateTime
+
+# Subscriptions under delivery controls: FIFO ordering or a rate limit.
+CONTROLLED = "ordering = 'fifo' OR rate_limit_per_second > 0"
 
 
 class SubscriptionRow(Base):
@@ -16,6 +19,13 @@ class SubscriptionRow(Base):
     __table_args__ = (
         Index("ix_subscriptions_tenant_status", "tenant_id", "status"),
         Index("ix_subscriptions_tenant_created", "tenant_id", "created_at", "id"),
+        # The few subscriptions whose deliveries the lease takes one by one (SPEC §11).
+        Index(
+            "ix_subscriptions_controlled",
+            "id",
+            sqlite_where=text(CONTROLLED),
+            postgresql_where=text(CONTROLLED),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -41,3 +51,7 @@ class SubscriptionRow(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     filter: Mapped[str] = mapped_column(Text, default="", server_default="")
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    ordering: Mapped[str] = mapped_column(String(16), server_default=text("'unordered'"))
+    rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The rate limit's GCRA state (domain/rate_limit.py): no attempt starts before it.
+    next_slot_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

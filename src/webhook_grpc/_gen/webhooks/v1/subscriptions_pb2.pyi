@@ -87,6 +87,34 @@ PAYLOAD_MODE_THIN: PayloadMode.ValueType  # 2
 """Only the envelope and data.id; the consumer fetches the entity itself."""
 Global___PayloadMode: _TypeAlias = PayloadMode  # noqa: Y015
 
+class _Ordering:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ordering.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDERING_UNSPECIFIED: _Ordering.ValueType  # 0
+    """Same as ORDERING_UNORDERED."""
+    ORDERING_UNORDERED: _Ordering.ValueType  # 1
+    """Concurrent, at least once: a retried delivery may arrive after later ones."""
+    ORDERING_FIFO: _Ordering.ValueType  # 2
+    """One attempt at a time in feed order, across every dispatcher process: a failing delivery
+    holds the ones behind it through its retries; when it finally fails, the next proceeds.
+    """
+
+class Ordering(_Ordering, metaclass=_OrderingEnumTypeWrapper):
+    """Ordering says whether deliveries to a subscription may overtake each other (SPEC §11)."""
+
+ORDERING_UNSPECIFIED: Ordering.ValueType  # 0
+"""Same as ORDERING_UNORDERED."""
+ORDERING_UNORDERED: Ordering.ValueType  # 1
+"""Concurrent, at least once: a retried delivery may arrive after later ones."""
+ORDERING_FIFO: Ordering.ValueType  # 2
+"""One attempt at a time in feed order, across every dispatcher process: a failing delivery
+holds the ones behind it through its retries; when it finally fails, the next proceeds.
+"""
+Global___Ordering: _TypeAlias = Ordering  # noqa: Y015
+
 class _SigningAlgorithm:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -171,6 +199,8 @@ class Subscription(_message.Message):
     DISABLED_AT_FIELD_NUMBER: _builtins.int
     PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
+    ORDERING_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
@@ -182,6 +212,9 @@ class Subscription(_message.Message):
     status: Global___SubscriptionStatus.ValueType
     disabled_reason: Global___DisabledReason.ValueType
     payload_mode: Global___PayloadMode.ValueType
+    ordering: Global___Ordering.ValueType
+    rate_limit_per_second: _builtins.int
+    """Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit."""
     filter: _builtins.str
     """A CEL expression over the projected event (type, entity_id, data, previous); events it
     does not match create no delivery (they stay in the feed). Empty: every event that
@@ -235,6 +268,8 @@ class Subscription(_message.Message):
         disabled_at: _timestamp_pb2.Timestamp | None = ...,
         previous_secret_expires_at: _timestamp_pb2.Timestamp | None = ...,
         health: Global___SubscriptionHealth | None = ...,
+        ordering: Global___Ordering.ValueType = ...,
+        rate_limit_per_second: _builtins.int = ...,
         filter: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
@@ -242,7 +277,7 @@ class Subscription(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "disabled_at", b"disabled_at", "health", b"health", "previous_secret_expires_at", b"previous_secret_expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "health", b"health", "id", b"id", "metadata", b"metadata", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_at", b"disabled_at", "disabled_reason", b"disabled_reason", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "health", b"health", "id", b"id", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "previous_secret_expires_at", b"previous_secret_expires_at", "public_key", b"public_key", "rate_limit_per_second", b"rate_limit_per_second", "signing_algorithm", b"signing_algorithm", "status", b"status", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -337,6 +372,8 @@ class CreateSubscriptionRequest(_message.Message):
     PAYLOAD_MODE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    ORDERING_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     SIGNING_ALGORITHM_FIELD_NUMBER: _builtins.int
@@ -348,6 +385,10 @@ class CreateSubscriptionRequest(_message.Message):
     """Defaults to PAYLOAD_MODE_FULL."""
     secret: _builtins.str
     """"whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519."""
+    ordering: Global___Ordering.ValueType
+    """Defaults to ORDERING_UNORDERED."""
+    rate_limit_per_second: _builtins.int
+    """Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit."""
     filter: _builtins.str
     """A CEL expression over the projected event; see Subscription.filter."""
     signing_algorithm: Global___SigningAlgorithm.ValueType
@@ -372,13 +413,15 @@ class CreateSubscriptionRequest(_message.Message):
         payload_mode: Global___PayloadMode.ValueType = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         secret: _builtins.str = ...,
+        ordering: Global___Ordering.ValueType = ...,
+        rate_limit_per_second: _builtins.int = ...,
         filter: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         signing_algorithm: Global___SigningAlgorithm.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "metadata", b"metadata", "payload_mode", b"payload_mode", "secret", b"secret", "signing_algorithm", b"signing_algorithm", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event_patterns", b"event_patterns", "filter", b"filter", "headers", b"headers", "metadata", b"metadata", "ordering", b"ordering", "payload_mode", b"payload_mode", "rate_limit_per_second", b"rate_limit_per_second", "secret", b"secret", "signing_algorithm", b"signing_algorithm", "tenant_id", b"tenant_id", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
