@@ -14,6 +14,7 @@ from tests.support.rpc import invalid_field, rpc_error
 from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
+from webhook_grpc.app import Roles
 from webhook_grpc.storage.urls import sync_url
 
 
@@ -158,7 +159,9 @@ async def test_retention_purges_and_old_cursors_are_out_of_range(
     make_server: ServerFactory, database_url: str
 ) -> None:
     now = [datetime.now(UTC) - timedelta(days=40)]
-    server = await make_server(clock=lambda: now[0], retention_days=30)
+    server = await make_server(
+        clock=lambda: now[0], retention_days=30, roles=Roles(retention=False)
+    )
     old = await publish(server, entity_id="old")
     older_cursor = old.cursor
     await publish(server, entity_id="old2")
@@ -182,7 +185,10 @@ async def test_concurrent_purgers_split_the_work_without_deadlock(
     make_server: ServerFactory, database_url: str
 ) -> None:
     now = [datetime.now(UTC) - timedelta(days=40)]
-    servers = [await make_server(clock=lambda: now[0], retention_days=30) for _ in range(2)]
+    servers = [
+        await make_server(clock=lambda: now[0], retention_days=30, roles=Roles(retention=False))
+        for _ in range(2)
+    ]
     for start in range(0, 2500, 500):
         await servers[0].events.PublishEvents(
             events_pb2.PublishEventsRequest(

@@ -24,6 +24,7 @@ from tests.support.tokens import ACME, ACME_TOKEN, GLOBEX, GLOBEX_TOKEN, PUBLISH
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as epb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
+from webhook_grpc.app import Roles
 from webhook_grpc.services.replay import EventReplay, ReplayWindow
 
 API = "/api/v1/webhooks"
@@ -213,7 +214,9 @@ async def test_another_subscriptions_test_event_is_never_replayed(
 
 async def test_the_window_is_clamped_to_retention(make_server: ServerFactory) -> None:
     now = [datetime.now(UTC) - timedelta(days=40)]
-    server = await make_server(clock=lambda: now[0], retention_days=30)
+    server = await make_server(
+        clock=lambda: now[0], retention_days=30, roles=Roles(retention=False)
+    )
     await publish(server, entity_id="expired")  # older than retention, not purged yet
     now[0] = datetime.now(UTC)
     kept = await publish(server, entity_id="kept")

@@ -17,6 +17,7 @@ from tests.support.server import RunningServer
 from tests.support.sse import EventStream
 from tests.support.tokens import ACME_TOKEN, GLOBEX_TOKEN, TOKENS
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
+from webhook_grpc.app import Roles
 
 STREAM = "/api/v1/webhooks/events/stream"
 
@@ -127,7 +128,9 @@ async def test_an_expired_cursor_is_an_error_event_then_the_end(
     make_server: ServerFactory, session: aiohttp.ClientSession
 ) -> None:
     now = [datetime.now(UTC) - timedelta(days=40)]
-    server = await make_server(clock=lambda: now[0], retention_days=30)
+    server = await make_server(
+        clock=lambda: now[0], retention_days=30, roles=Roles(retention=False)
+    )
     old = await publish(server, entity_id="old")
     await publish(server, entity_id="old2")
     now[0] = datetime.now(UTC)
