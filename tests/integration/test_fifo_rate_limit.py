@@ -7,10 +7,8 @@ from __future__ import annotations
 import random
 
 from tests.conftest import ServerFactory
-from tests.support.factories import publish_request, subscribe
+from tests.support.factories import publish_in_feed_order, subscribe
 from tests.support.receiver import Receiver
-from tests.support.server import RunningServer
-from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 
 # Retries enough that a delivery failing 30 % of the time never finally fails.
@@ -21,22 +19,6 @@ def failing_randomly(count: int, rate: float, seed: int) -> list[int]:
     """Statuses for `count` requests, `rate` of them 500, the same on every run."""
     rng = random.Random(seed)
     return [500 if rng.random() < rate else 200 for _ in range(count)] + [200]
-
-
-async def publish_in_feed_order(server: RunningServer, count: int) -> list[str]:
-    """`count` events, in feed order (one request, one transaction)."""
-    ids: list[str] = []
-    for start in range(0, count, 500):
-        response = await server.events.PublishEvents(
-            events_pb2.PublishEventsRequest(
-                events=[
-                    publish_request(entity_id=f"p{i}")
-                    for i in range(start, min(count, start + 500))
-                ]
-            )
-        )
-        ids += [e.id for e in response.events]
-    return ids
 
 
 def first_successes(receiver: Receiver, path: str) -> list[str]:

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.factories import publish_request, subscribe
+from tests.support.factories import publish_in_feed_order, subscribe
 from tests.support.network import connection_ports
 from tests.support.processes import ServiceProcess, settings_env
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
-from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
 from webhook_grpc.app import Roles
 from webhook_grpc.services.publishing import EventDraft
@@ -31,21 +30,6 @@ async def api_only(postgres_url: str) -> AsyncIterator[RunningServer]:
     await server.stop()
 
 
-async def publish_batches(server: RunningServer, count: int) -> list[str]:
-    ids: list[str] = []
-    for start in range(0, count, 500):
-        response = await server.events.PublishEvents(
-            events_pb2.PublishEventsRequest(
-                events=[
-                    publish_request(entity_id=f"p{i}")
-                    for i in range(start, min(count, start + 500))
-                ]
-            )
-        )
-        ids += [e.id for e in response.events]
-    return ids
-
-
 async def test_two_dispatchers_share_2000_deliveries_without_duplicates(
     api_only: RunningServer, receiver: Receiver, postgres_url: str
 ) -> None:
@@ -53,7 +37,7 @@ async def test_two_dispatchers_share_2000_deliveries_without_duplicates(
     env = settings_env(postgres_url)
     workers = [ServiceProcess("dispatcher", env) for _ in range(2)]
     try:
-        ids = await publish_batches(api_only, 2000)
+        ids = await publish_in_feed_order(api_only, 2000)
         await receiver.wait_count(2000, timeout=120)
         # Which process sent what: each holds its own (kept-alive) connections to the receiver.
         ports = [connection_ports(worker.process.pid, receiver.port) for worker in workers]
@@ -83,7 +67,7 @@ async def test_killed_dispatcher_loses_nothing(
     env = settings_env(postgres_url, delivery_timeout="2s", lease_duration="4s")
     first = ServiceProcess("dispatcher", env)
     try:
-        ids = await publish_batches(api_only, 300)
+        ids = await publish_in_feed_order(api_only, 300)
         await receiver.wait_count(1, timeout=30)
         in_flight = {r.headers["webhook-id"] for r in receiver.unanswered}
         assert in_flight
@@ -133,7 +117,7 @@ async def test_sigterm_finishes_in_flight_attempts(
     await subscribe(api_only, receiver.url(), ["product.*"])
     worker = ServiceProcess("dispatcher", settings_env(postgres_url, endpoint_concurrency=4))
     try:
-        await publish_batches(api_only, 20)
+        await publish_in_feed_order(api_only, 20)
         await receiver.wait_count(4, timeout=30)
         # Wait in a thread: the receiver runs on this event loop and must keep answering.
         assert await asyncio.to_thread(worker.terminate, 20) == 0

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.factories import subscribe
+from tests.support.factories import publish_in_feed_order, subscribe
 from tests.support.processes import ServiceProcess, settings_env
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
@@ -19,7 +19,6 @@ from .test_fifo_rate_limit import (
     failing_randomly,
     first_successes,
     max_in_any_second,
-    publish_in_feed_order,
     wait_successes,
 )
 

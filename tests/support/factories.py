@@ -117,3 +117,20 @@ async def subscription_of(
         subscriptions_pb2.GetSubscriptionRequest(id=subscription_id)
     )
     return response.subscription
+
+
+async def publish_in_feed_order(server: RunningServer, count: int) -> list[str]:
+    """`count` events published in batches of 500 (one transaction each), so their ids come back
+    in feed order."""
+    ids: list[str] = []
+    for start in range(0, count, 500):
+        response = await server.events.PublishEvents(
+            events_pb2.PublishEventsRequest(
+                events=[
+                    publish_request(entity_id=f"p{i}")
+                    for i in range(start, min(count, start + 500))
+                ]
+            )
+        )
+        ids += [e.id for e in response.events]
+    return ids
