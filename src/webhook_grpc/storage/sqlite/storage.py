@@ -15,6 +15,7 @@ from ..common.registry import CoreRegistry
 from ..common.state import CoreState
 from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
 from ..notifications import Notifier
+from .connection import StopOnce
 from .deliveries import SqliteDeliveries
 from .repositories import SqliteEvents, SqliteFeed, SqliteRetention, SqliteSubscriptions
 
@@ -22,7 +23,13 @@ from .repositories import SqliteEvents, SqliteFeed, SqliteRetention, SqliteSubsc
 def open_sqlite(url: URL) -> SqlStorage:
     """Storage on the SQLite database at `url` (aiosqlite). Only this process's wake-ups
     exist: waiters also poll."""
-    engine = create_async_engine(url)
+
+    def connect() -> StopOnce:
+        # What SQLAlchemy's aiosqlite dialect would connect with, through our connection.
+        arguments, options = engine.dialect.create_connect_args(engine.url)
+        return StopOnce(*arguments, **options)
+
+    engine = create_async_engine(url, async_creator=connect)
     _configure(engine)
     return SqlStorage(engine, Notifier(), _unit, wakeup_precedes_visibility=False)
 
