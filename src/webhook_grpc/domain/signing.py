@@ -117,6 +117,14 @@ def overview_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.digest(secret.encode(), body, "sha256").hex()
 
 
+def _signing_key_parts(signing_key: str) -> tuple[str, str]:
+    """(the Ed25519 private key or "", the shared secret or "") of a signing key."""
+    first, _, second = signing_key.partition(" ")
+    if first.startswith(PRIVATE_KEY_PREFIX):
+        return first, second
+    return "", first
+
+
 def signature_headers(
     secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
@@ -133,9 +141,7 @@ def signature_headers(
     standard = []
     overview = []
     for signing_key in secrets:
-        private_key, _, secret = signing_key.rpartition(" ")
-        if secret.startswith(PRIVATE_KEY_PREFIX):  # a lone private key
-            private_key, secret = secret, ""
+        private_key, secret = _signing_key_parts(signing_key)
         if private_key:
             signature = _ed25519_key(private_key).sign(message)
             standard.append("v1a," + base64.b64encode(signature).decode("ascii"))
