@@ -65,6 +65,31 @@ def test_a_task_that_ignores_cancellation_does_not_hold_the_exit() -> None:
     assert event_loop.run(main(), margin=0.05) == "done"
 
 
+def test_the_clean_up_a_cancellation_starts_ends_before_the_loop_closes() -> None:
+    cleaned_up: list[str] = []
+
+    async def main() -> str:
+        async def clean_up() -> None:
+            for _ in range(20):  # turns of the loop, as a close waits on a worker thread
+                await asyncio.sleep(0)
+            cleaned_up.append("in-flight")
+
+        async def in_flight() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                # As SQLAlchemy does for the connection of a cancelled query: it closes it
+                # in a task of its own, which the cancelled task need not wait for.
+                asyncio.get_running_loop().create_task(clean_up())
+                raise
+
+        asyncio.get_running_loop().create_task(in_flight())
+        return "done"
+
+    assert event_loop.run(main(), margin=60) == "done"
+    assert cleaned_up == ["in-flight"]
+
+
 def test_a_cancellation_without_a_signal_is_not_reported_as_an_interrupt() -> None:
 
     async def main() -> None:

@@ -5,7 +5,8 @@ something else wakes it, and it then waits for every remaining task without a bo
 command idling on a quiet stream, or a gRPC channel whose teardown stalls, can then outlive the
 user's Ctrl-C. Here the signal goes through the loop's own handler (its wake-up descriptor makes
 `epoll` return at once, whichever thread the kernel delivered the signal to), and the tasks left
-after the command get `margin` seconds to end before the loop closes without them."""
+after the command, with the clean-up their cancellation starts, get `margin` seconds to end
+before the loop closes without them."""
 
 from __future__ import annotations
 
@@ -59,15 +60,22 @@ def run(
 
 
 async def _cancel_remaining(margin: float) -> None:
-    tasks = asyncio.all_tasks() - {asyncio.current_task()}
-    for task in tasks:
+    """Cancel the tasks left, then give them `margin` seconds in all to end, and the tasks
+    that their cancellation starts too: those are clean-up (SQLAlchemy closes a cancelled
+    query's connection in a task of its own), which a closing loop would cut short."""
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks() - {current}:
         task.cancel()
-    if not tasks:
+    deadline = loop.time() + margin
+    while pending := asyncio.all_tasks() - {current}:
+        if (timeout := deadline - loop.time()) <= 0:
+            break
+        await asyncio.wait(pending, timeout=timeout)
+    else:
         return
-    _, pending = await asyncio.wait(tasks, timeout=margin)
-    if pending:
-        log.error(
-            "%d tasks did not end when cancelled; exiting without them: %s",
-            len(pending),
-            ", ".join(sorted(task.get_name() for task in pending)),
-        )
+    log.error(
+        "%d tasks did not end when cancelled; exiting without them: %s",
+        len(pending),
+        ", ".join(sorted(task.get_name() for task in pending)),
+    )
