@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from webhook_grpc import metrics
 from webhook_grpc.config import DeliverySettings
@@ -42,16 +42,12 @@ from webhook_grpc.storage.ports import (
 )
 
 from .capacity import DispatchCapacity
+from .pacing import SlotPacer
 from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Paced subscriptions remembered before those whose pace has passed are forgotten.
-_PACED_KEPT = 1000
-# How late a rate-limit slot may start, at least (an interval, for slower rates).
-_SLOT_GRACE = timedelta(milliseconds=20)
 
 
 @dataclass
@@ -123,8 +119,8 @@ class Dispatcher:
         # committed: the lease loop is woken then rather than by the poll.
         self._ordered_unrecorded = False
         recorder.on_committed(self._after_commit)
-        # Rate-limited subscriptions: no attempt starts before this (see `_wait_for_slot`).
-        self._next_start: dict[str, datetime] = {}
+        # Rate-limited subscriptions: when their attempts may start (see `_wait_for_slot`).
+        self._pacer = SlotPacer()
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -345,27 +341,13 @@ class Dispatcher:
 
     async def _wait_for_slot(self, delivery: LeasedDelivery) -> bool:
         """Wait for the slot the subscription's rate limit reserved (SPEC §11); False when it
-        was missed, and the delivery is to be handed back for a new slot. Slots that passed
-        while the lease was loading, or while this process was busy, are not made up in a
-        burst: this process starts them at least an interval apart, and one that would start
-        more than an interval late (when other processes' slots may have come) is given up."""
-        if delivery.not_before is None:
-            return True
-        subscription_id = delivery.subscription_id
-        late = delivery.not_before + max(delivery.interval, _SLOT_GRACE)
-        while True:
-            start = max(delivery.not_before, self._next_start.get(subscription_id, _EPOCH))
+        was missed, and the delivery is to be handed back for a new slot (see pacing.py)."""
+        while (start := self._pacer.start_at(delivery)) is not None:
             wait = (start - self._clock()).total_seconds()
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        now = self._clock()
-        if now > late:
-            return False
-        if len(self._next_start) > _PACED_KEPT:
-            self._next_start = {s: t for s, t in self._next_start.items() if t > now}
-        self._next_start[subscription_id] = now + delivery.interval
-        return True
+        return self._pacer.take(delivery, self._clock())
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
