@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from selenium import webdriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from standardwebhooks.webhooks import Webhook
 
@@ -387,6 +388,10 @@ async def test_an_endpoint_added_with_ed25519_shows_its_public_key(
     assert stored.signing_algorithm == spb.SIGNING_ALGORITHM_ED25519
     assert (stored.public_key, stored.rate_limit_per_second) == (public_key, 20)
     await browser.screenshot("endpoint-ed25519")
+    await browser.click("button", "Rotate secret")  # a new key pair: its public key is shown
+    rotated = str((await browser.element("#new-public-key")).get_attribute("value"))
+    assert rotated.startswith("whpk_") and rotated != public_key
+    await browser.wait(lambda d: d.find_element(By.ID, "public-key").text == rotated)
 
     # The default is HMAC: its secret is shown once, and there is no public key.
     await browser.go("#/endpoints/new")
