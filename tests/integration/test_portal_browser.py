@@ -375,6 +375,10 @@ async def test_an_endpoint_added_with_ed25519_shows_its_public_key(
     field = await browser.element("#created-public-key")
     public_key = str(field.get_attribute("value"))
     assert not await browser.script("return document.querySelector('form.edit').checkVisibility()")
+    # Its shared secret (for X-Webhook-Signature) is shown once, beside the public key.
+    assert str((await browser.element("#created-secret")).get_attribute("value")).startswith(
+        "whsec_"
+    )
     assert public_key.startswith("whpk_")
     await browser.screenshot("endpoint-added-ed25519")
 

@@ -46,10 +46,11 @@ export async function endpointPage({ params: [id] }) {
 
   async function rotate() {
     const result = await api.rotate(id);
-    const what = result.secret ? "secret" : "key";
+    const keyPair = Boolean(result.subscription.public_key);
+    const what = keyPair ? "secret and key" : "secret";
     secretBox.hidden = false;
     secretBox.replaceChildren(
-      h("h2", {}, `New signing ${what}`),
+      h("h2", {}, keyPair ? "New signing secret and key pair" : "New signing secret"),
       ...keyFields(result, "new"),
       h(
         "p",
@@ -138,5 +139,7 @@ function customHeaders(headers) {
 }
 
 function signing(algorithm) {
-  return algorithm === "SIGNING_ALGORITHM_ED25519" ? "Ed25519 (verify with the public key)" : "HMAC-SHA256 (shared secret)";
+  return algorithm === "SIGNING_ALGORITHM_ED25519"
+    ? "Ed25519 (webhook-signature: verify with the public key; X-Webhook-Signature: HMAC with the secret)"
+    : "HMAC-SHA256 (shared secret)";
 }

@@ -10,7 +10,7 @@ export const PAYLOAD_MODES = [
 ];
 export const SIGNING_ALGORITHMS = [
   ["SIGNING_ALGORITHM_HMAC_SHA256", "HMAC-SHA256 with a shared secret (default)"],
-  ["SIGNING_ALGORITHM_ED25519", "Ed25519: verify with a public key, no shared secret"],
+  ["SIGNING_ALGORITHM_ED25519", "Ed25519: verify webhook-signature with a public key"],
 ];
 const FIFO = "ORDERING_FIFO";
 const UNORDERED = "ORDERING_UNORDERED";
