@@ -16,7 +16,7 @@ from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
-from webhook_grpc.domain.cursors import CursorCodec
+from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, PermissionDenied
 from webhook_grpc.domain.filters import FilterInput, compile_filter
 from webhook_grpc.domain.ids import new_id
@@ -180,7 +180,7 @@ class Publisher:
 
     async def _insert(
         self, unit: UnitOfWork, events: list[NewEvent], deliveries: dict[str, list[NewDelivery]]
-    ) -> dict[str, Any]:
+    ) -> dict[str, FeedPosition]:
         rows = [d for each in deliveries.values() for d in each]
         if not self._tracing.enabled:
             return await unit.events.insert_with_deliveries(events, rows)
