@@ -1,7 +1,7 @@
 """events.trace_context: the publisher's W3C trace context, sent on with each delivery
 
 Revision ID: 0007_trace_context
-Revises: 0004_fifo_rate_limit
+Revises: 0006_ed25519_shared_secret
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_trace_context"
-down_revision = "0004_fifo_rate_limit"
+down_revision = "0006_ed25519_shared_secret"
 branch_labels = None
 depends_on = None
 
