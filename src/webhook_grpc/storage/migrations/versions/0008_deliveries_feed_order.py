@@ -32,10 +32,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("event_seq", sa.BigInteger(), server_default="0", nullable=False)
         )
+    # Every delivery has its event (a foreign key, ON DELETE CASCADE); 0 only if one has not.
     op.execute(
         "UPDATE deliveries SET"
-        " event_tx = (SELECT e.tx FROM events AS e WHERE e.id = deliveries.event_id),"
-        " event_seq = (SELECT e.seq FROM events AS e WHERE e.id = deliveries.event_id)"
+        " event_tx = coalesce((SELECT e.tx FROM events AS e"
+        " WHERE e.id = deliveries.event_id), 0),"
+        " event_seq = coalesce((SELECT e.seq FROM events AS e"
+        " WHERE e.id = deliveries.event_id), 0)"
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_subscription")
