@@ -17,9 +17,11 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from webhook_grpc import metrics
+from opentelemetry.trace import Span, Status, StatusCode
+
+from webhook_grpc import metrics, tracing
 from webhook_grpc.config import DeliverySettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
@@ -40,18 +42,15 @@ from webhook_grpc.storage.ports import (
     Wakeups,
     wait_for_wake,
 )
+from webhook_grpc.tracing import Tracing
 
 from .capacity import DispatchCapacity
+from .pacing import SlotPacer
 from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Paced subscriptions remembered before those whose pace has passed are forgotten.
-_PACED_KEPT = 1000
-# How late a rate-limit slot may start, at least (an interval, for slower rates).
-_SLOT_GRACE = timedelta(milliseconds=20)
 
 
 @dataclass
@@ -96,7 +95,9 @@ class Dispatcher:
         recorder: AttemptRecorder,
         box: SecretBox,
         clock: Clock = system_clock,
+        tracing: Tracing = tracing.OFF,
     ) -> None:
+        self._tracing = tracing
         self._storage = storage
         self._box = box
         self._settings = settings
@@ -123,8 +124,8 @@ class Dispatcher:
         # committed: the lease loop is woken then rather than by the poll.
         self._ordered_unrecorded = False
         recorder.on_committed(self._after_commit)
-        # Rate-limited subscriptions: no attempt starts before this (see `_wait_for_slot`).
-        self._next_start: dict[str, datetime] = {}
+        # Rate-limited subscriptions: when their attempts may start (see `_wait_for_slot`).
+        self._pacer = SlotPacer()
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -345,30 +346,39 @@ class Dispatcher:
 
     async def _wait_for_slot(self, delivery: LeasedDelivery) -> bool:
         """Wait for the slot the subscription's rate limit reserved (SPEC §11); False when it
-        was missed, and the delivery is to be handed back for a new slot. Slots that passed
-        while the lease was loading, or while this process was busy, are not made up in a
-        burst: this process starts them at least an interval apart, and one that would start
-        more than an interval late (when other processes' slots may have come) is given up."""
-        if delivery.not_before is None:
-            return True
-        subscription_id = delivery.subscription_id
-        late = delivery.not_before + max(delivery.interval, _SLOT_GRACE)
-        while True:
-            start = max(delivery.not_before, self._next_start.get(subscription_id, _EPOCH))
+        was missed, and the delivery is to be handed back for a new slot (see pacing.py)."""
+        while (start := self._pacer.start_at(delivery)) is not None:
             wait = (start - self._clock()).total_seconds()
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        now = self._clock()
-        if now > late:
-            return False
-        if len(self._next_start) > _PACED_KEPT:
-            self._next_start = {s: t for s, t in self._next_start.items() if t > now}
-        self._next_start[subscription_id] = now + delivery.interval
-        return True
+        return self._pacer.take(delivery, self._clock())
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
+        if not self._tracing.enabled:
+            await self._attempt_and_submit(delivery, batch, None)
+            return
+        event = batch.events[delivery.event_id]
+        # A child of the publisher's context as stored with the event: the POST, and the
+        # receiver's spans after it, join the publisher's trace, whichever process delivers.
+        with self._tracing.tracer.start_as_current_span(
+            "deliver",
+            context=tracing.parent(event.trace_context),
+            attributes={
+                "webhook.event_type": event.type,
+                "webhook.event_id": event.id,
+                "webhook.delivery_id": delivery.id,
+                "webhook.subscription_id": delivery.subscription_id,
+                "webhook.attempt": delivery.attempt_count + 1,
+            },
+            record_exception=False,
+        ) as span:
+            await self._attempt_and_submit(delivery, batch, span)
+
+    async def _attempt_and_submit(
+        self, delivery: LeasedDelivery, batch: _Batch, span: Span | None
+    ) -> None:
         attempted_at, outcome = await self._send(delivery, batch)
         attempt_number = delivery.attempt_count + 1
         if outcome.succeeded:
@@ -383,6 +393,8 @@ class Dispatcher:
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
         _observe(delivery, outcome, status)
+        if span is not None:
+            _describe(span, outcome, status)
         self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
         self._recorder.submit(
             AttemptRecord(
@@ -412,6 +424,10 @@ class Dispatcher:
         headers = delivery_headers(
             target.keys.active(attempted_at), event.id, event.type, timestamp, body
         )
+        if event.trace_context is not None and not self._tracing.enabled:
+            # Tracing off: the publisher's context goes on as it came (with tracing on, the
+            # transport's POST span is sent instead, a descendant of it).
+            headers.update(event.trace_context.headers())
         outcome = await self._transport.post(target.url, body, headers, target.headers)
         return attempted_at, outcome
 
@@ -428,6 +444,15 @@ class Dispatcher:
 
     async def _sleep(self, seconds: float) -> None:
         await wait_for_wake(self._wake, seconds)
+
+
+def _describe(span: Span, outcome: HttpOutcome, status: DeliveryStatus) -> None:
+    if outcome.status_code is not None:
+        span.set_attribute("http.response.status_code", outcome.status_code)
+    span.set_attribute("webhook.delivery_status", status.value)
+    if outcome.error is not None:
+        span.set_attribute("error.type", outcome.error.value)
+        span.set_status(Status(StatusCode.ERROR))
 
 
 def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus) -> None:

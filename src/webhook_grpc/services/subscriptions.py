@@ -23,6 +23,7 @@ from webhook_grpc.domain.models import (
 )
 from webhook_grpc.domain.page_tokens import decode_page_token, encode_page_token
 from webhook_grpc.domain.patterns import validate_patterns
+from webhook_grpc.domain.rate_limit import validate_rate_limit
 from webhook_grpc.domain.signing import (
     ed25519_public_key,
     ed25519_signing_key,
@@ -70,6 +71,7 @@ class SubscriptionService:
         if draft.filter:
             check_filter(draft.filter, "filter")
         headers = validate_custom_headers(draft.headers, "headers")
+        validate_rate_limit(draft.rate_limit_per_second)
         now = self._clock()
         subscription_id = new_id("sub")
         async with self._storage.transaction() as unit:
@@ -138,6 +140,8 @@ class SubscriptionService:
             check_filter(changes.filter, "subscription.filter")
         if changes.headers is not None:
             validate_custom_headers(changes.headers, "subscription.headers")
+        if changes.rate_limit_per_second is not None:
+            validate_rate_limit(changes.rate_limit_per_second, "subscription.rate_limit_per_second")
         async with self._storage.transaction() as unit:
             await _existing(unit, subscription_id, tenant_id, "subscription.id")
             if changes.event_patterns is not None:
