@@ -170,6 +170,15 @@ async def test_bad_input_is_400_with_the_status_json(acme: Http) -> None:
     assert limited.violated_fields() == ["page_size"]
 
 
+async def test_a_deeply_nested_body_is_400_not_an_internal_error(acme: Http) -> None:
+    # Deeper than Python's recursion limit: the JSON decoder itself gives up.
+    deep = b'{"url": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+    reply = await acme.post(f"{API}/subscriptions", raw=deep)
+    assert reply.status == 400, reply.text
+    assert reply.json["code"] == 3
+    assert "nested" in reply.json["message"]
+
+
 async def test_unknown_routes_and_methods_answer_status_json(acme: Http) -> None:
     missing = await acme.get("/api/v1/webhooks/nothing-here")
     assert missing.status == 404
