@@ -61,19 +61,22 @@ def _json_object(text: str, flag: str) -> dict[str, Any]:
         except OSError as error:
             raise CommandError(f"{flag}: cannot read {text[1:]}: {error.strerror}") from None
     try:
-        value = json.loads(text)
+        value: object = json.loads(text)
     except json.JSONDecodeError as error:
         raise CommandError(f"{flag} is not valid JSON: {error}") from None
     except RecursionError:
-        value = None  # deeper than the decoder goes: refused below like any deep value
-    else:
-        if not isinstance(value, dict):
-            raise CommandError(f"{flag} must be a JSON object, got {type(value).__name__}")
-    if value is None or _nesting(value) > MAX_JSON_NESTING:
-        raise CommandError(
-            f"{flag} is nested too deeply: at most {MAX_JSON_NESTING} levels of objects and arrays"
-        )
+        raise _too_deep(flag) from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{flag} must be a JSON object, got {type(value).__name__}")
+    if _nesting(value) > MAX_JSON_NESTING:
+        raise _too_deep(flag)
     return value
+
+
+def _too_deep(flag: str) -> CommandError:
+    return CommandError(
+        f"{flag} is nested too deeply: at most {MAX_JSON_NESTING} levels of objects and arrays"
+    )
 
 
 # Each level of a google.protobuf.Struct is up to three messages deep (Struct, its map entry,
