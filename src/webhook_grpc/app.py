@@ -299,6 +299,7 @@ class App:
                 # What `serve` gives in-flight work on SIGTERM (cli/server.py).
                 shutdown_grace=settings.delivery.delivery_timeout.total_seconds(),
                 cookie_auth=cookie_auth,
+                open_server=auth.is_open,
             )
             portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:

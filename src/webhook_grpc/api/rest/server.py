@@ -14,6 +14,7 @@ from google.protobuf.descriptor import FileDescriptor
 from webhook_grpc.domain.access import Principal
 
 from . import sse
+from .browser_guard import browser_guard
 from .context import RestContext
 from .cookie_auth import CookieAuth
 from .routes import Route, routes_of
@@ -47,6 +48,7 @@ class RestServer:
         openapi: bytes,
         shutdown_grace: float = 1.0,
         cookie_auth: CookieAuth | None = None,
+        open_server: bool = False,
     ) -> None:
         self.routes = routes_of(files)
         self._servicers = servicers
@@ -55,7 +57,10 @@ class RestServer:
         self._shutdown_grace = shutdown_grace
         self._cookie_auth = cookie_auth
         self._closing = asyncio.Event()
-        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
+        self.app = web.Application(
+            client_max_size=max_body_bytes,
+            middlewares=[_as_status, browser_guard(open_server=open_server)],
+        )
         resources: dict[str, web.Resource] = {}
         for route in self.routes:
             resource = resources.get(route.path)
