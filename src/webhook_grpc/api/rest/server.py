@@ -56,6 +56,7 @@ class RestServer:
         self._openapi = openapi
         self._shutdown_grace = shutdown_grace
         self._cookie_auth = cookie_auth
+        self._max_body_bytes = max_body_bytes
         self._closing = asyncio.Event()
         self.app = web.Application(
             client_max_size=max_body_bytes,
@@ -108,6 +109,13 @@ class RestServer:
         success = 201 if route.method.name in CREATED else 200
 
         async def unary(request: web.Request) -> web.StreamResponse:
+            declared = request.content_length
+            if declared is not None and declared > self._max_body_bytes:
+                # At once: waiting for a body that will be refused would hold the connection
+                # for as long as the client likes.
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=self._max_body_bytes, actual_size=declared
+                )
             message = request_message(
                 route, request.match_info, request.query.items(), await request.read()
             )
