@@ -58,6 +58,13 @@ async def test_another_sites_page_cannot_change_the_open_server(
     assert (await http.post(f"{API}/events", EVENT, headers=same_page)).status == 201
     assert len(await _feed(http)) == 3
 
+    # Following a link from another site (a portal link in a web mail) only reads.
+    link = await http.post(f"{API}/portal-sessions", {"tenant_id": "acme"})
+    navigation = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    async with session.get(link.json["url"], headers=navigation) as login_page:
+        assert login_page.status == 200
+        assert "Open the portal" in await login_page.text()
+
 
 async def test_a_rebound_name_cannot_read_or_change_the_open_server(
     make_server: ServerFactory, session: aiohttp.ClientSession

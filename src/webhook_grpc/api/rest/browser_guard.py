@@ -1,11 +1,11 @@
 """What a web page in the caller's browser may not make the HTTP listener do.
 
-The API serves no CORS, so no page of another site is a legitimate caller. A browser still
-*sends* a cross-site POST whose body is `text/plain` (no preflight), and the listener reads any
-body as JSON: without this guard, any page a developer opens could publish events, create
-subscriptions (with `--dev`, pointing at hosts on their network) or open portal sessions on the
-open server of `make run` / `make dev`, which needs no token. Browsers mark such requests
-(`Sec-Fetch-Site`, `Origin`); curl and the SDKs send neither header.
+The API serves no CORS, so no page of another site is a legitimate caller of a method that
+changes something. A browser still *sends* a cross-site POST whose body is `text/plain` (no
+preflight), and the listener reads any body as JSON: without this guard, any page a developer
+opens could publish events, create subscriptions (with `--dev`, pointing at hosts on their
+network) or open portal sessions on the open server of `make run` / `make dev`, which needs no
+token. Browsers mark such requests (`Sec-Fetch-Site`, `Origin`); curl and the SDKs send neither.
 
 DNS rebinding goes further: a page on a name the attacker later resolves to 127.0.0.1 is
 same-origin with the listener, so it can also read the answers. Its requests still carry the
@@ -25,16 +25,20 @@ from aiohttp.typedefs import Middleware
 
 from .status import RestError, rest_error
 
+# A page of another site cannot read what these answer (no CORS), and they change nothing; a
+# link to the portal in a mail (its login page) is such a cross-site GET.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def browser_guard(*, open_server: bool) -> Middleware:
-    """An aiohttp middleware refusing cross-site browser requests, and on an open server
-    requests addressed to a host name other than localhost (PERMISSION_DENIED, 403)."""
+    """An aiohttp middleware refusing cross-site browser requests that may change something,
+    and on an open server requests addressed to a host name other than localhost
+    (PERMISSION_DENIED, 403)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if _cross_site(request):
+        if request.method not in SAFE_METHODS and _cross_site(request):
             raise _refused(
                 "a request from another site's page is refused: this API serves no CORS "
                 "(call it from a server, curl or the SDKs, or from the portal's own pages)"
