@@ -55,9 +55,12 @@ def browser_guard(*, open_server: bool) -> Middleware:
 
 
 def _cross_site(request: web.Request) -> bool:
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return True
-    # The pages' own requests send no Origin (GET) or "null" (Referrer-Policy: no-referrer).
+    # Sec-Fetch-Site is the browser's own verdict, whatever a proxy did to Host or the scheme.
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    # Older browsers: the pages' own requests send no Origin (GET) or "null" (Referrer-Policy:
+    # no-referrer).
     origin = request.headers.get("Origin", "null")
     return origin != "null" and origin != f"{request.scheme}://{request.host}"
 
