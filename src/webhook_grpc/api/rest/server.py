@@ -10,9 +10,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 from google.protobuf.descriptor import FileDescriptor
+from opentelemetry.trace import Status, StatusCode, Tracer
 
 from webhook_grpc.domain.access import Principal
+from webhook_grpc.domain.trace_context import TRACEPARENT, TRACESTATE, TraceContext
 
+from ..tracing import server_span
 from . import sse
 from .browser_guard import browser_guard
 from .context import RestContext
@@ -49,6 +52,7 @@ class RestServer:
         shutdown_grace: float = 1.0,
         cookie_auth: CookieAuth | None = None,
         open_server: bool = False,
+        tracer: Tracer | None = None,
     ) -> None:
         self.routes = routes_of(files)
         self._servicers = servicers
@@ -57,6 +61,7 @@ class RestServer:
         self._shutdown_grace = shutdown_grace
         self._cookie_auth = cookie_auth
         self._max_body_bytes = max_body_bytes
+        self._tracer = tracer
         self._closing = asyncio.Event()
         self.app = web.Application(
             client_max_size=max_body_bytes,
@@ -108,7 +113,7 @@ class RestServer:
         method = getattr(servicer, route.method.name)
         success = 201 if route.method.name in CREATED else 200
 
-        async def unary(request: web.Request) -> web.StreamResponse:
+        async def call(request: web.Request, caller: TraceContext | None) -> web.Response:
             declared = request.content_length
             if declared is not None and declared > self._max_body_bytes:
                 # At once: waiting for a body that will be refused would hold the connection
@@ -122,6 +127,7 @@ class RestServer:
             context = RestContext(
                 request.headers.get("Authorization"),
                 session_principal=await self._session_principal(request),
+                trace_context=caller,
             )
             try:
                 response = await method(message, context)
@@ -130,6 +136,27 @@ class RestServer:
             if not response.DESCRIPTOR.fields:
                 return web.Response(status=204)
             return web.Response(status=success, text=response_json(response), content_type=JSON)
+
+        attributes = {
+            "http.request.method": route.http_method,
+            "http.route": route.path,
+            "rpc.service": route.service.full_name,
+            "rpc.method": route.method.name,
+        }
+        name = f"{route.http_method} {route.path}"
+
+        async def unary(request: web.Request) -> web.StreamResponse:
+            caller = TraceContext.parse(
+                request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE)
+            )
+            if self._tracer is None:
+                return await call(request, caller)
+            with server_span(self._tracer, name, caller, attributes) as span:
+                response = await call(request, caller)
+                span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                return response
 
         async def stream(request: web.Request) -> web.StreamResponse:
             message = request_message(route, request.match_info, request.query.items(), b"")
