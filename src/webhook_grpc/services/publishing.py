@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from webhook_grpc import metrics
 from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
@@ -22,6 +21,7 @@ from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subsc
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage, UnitOfWork, Wakeups
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,12 @@ class Publisher:
         settings: PublishingSettings,
         cursors: CursorCodec,
         notifier: Wakeups,
+        metrics: Metrics,
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
+        self.published = metrics.events_published
+        """Counts events stored by callers (not the service's own `webhook.*` events)."""
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -89,7 +92,7 @@ class Publisher:
             )
         for item in published:
             if item.stored and not item.duplicate:
-                metrics.EVENTS_PUBLISHED.labels(item.event.type).inc()
+                self.published.labels(item.event.type).inc()
         return published
 
     async def publish_in(
