@@ -11,13 +11,14 @@ import psycopg
 import pytest
 
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
-from webhook_grpc.domain.models import AttemptError, DeliveryStatus, Ordering
+from webhook_grpc.domain.models import AttemptError, DeliveryStatus, Ordering, Subscription
 from webhook_grpc.storage import migrate
 from webhook_grpc.storage.factory import open_storage
-from webhook_grpc.storage.ports import NewSubscription, Storage
+from webhook_grpc.storage.ports import Storage
 
 from .conftest import (
     NOW,
+    SECRET,
     add_subscription,
     later,
     new_delivery,
@@ -30,12 +31,12 @@ from .test_leasing import LEASE, lease
 
 async def add_controlled(
     storage: Storage, *, ordering: Ordering = Ordering.UNORDERED, rate: int = 0
-) -> NewSubscription:
+) -> Subscription:
     subscription = dataclasses.replace(
         new_subscription(), ordering=ordering, rate_limit_per_second=rate
     )
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(subscription, SECRET)
     return subscription
 
 
