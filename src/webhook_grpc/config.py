@@ -19,9 +19,8 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -53,7 +52,6 @@ _HOST = re.compile(r"[A-Za-z0-9._-]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 _DATABASE_URL = re.compile(r"(sqlite|postgresql)(\+[A-Za-z0-9_]+)?://")
 _TOKEN_KEYS = ("role", "tenant", "sha256")
-_ROOT = re.compile(r"[a-z_]+")  # the setting of "tokens[1].sha256"
 
 
 class ConfigError(ValueError):
@@ -295,6 +293,24 @@ def _shown(text: str) -> Shown:
 
 _Group = TypeVar("_Group", bound="DataclassInstance")
 
+
+class Group(Generic[_Group]):
+    """A group of settings as an attribute of Settings: `group` with each field set from the
+    setting of its name, unless `derived` computes it; by name, so two fields of one type cannot
+    be swapped."""
+
+    def __init__(self, group: type[_Group], **derived: Callable[[Settings], object]) -> None:
+        self._group = group
+        self._derived = derived
+
+    def __get__(self, settings: Settings, owner: type[Settings]) -> _Group:
+        values = {name: derive(settings) for name, derive in self._derived.items()}
+        for f in fields(self._group):
+            if f.name not in values:
+                values[f.name] = getattr(settings, f.name)
+        return self._group(**values)
+
+
 # Groups: what each part of the service reads, named as the flat settings they come from. They
 # are views built from a validated Settings, so they carry no checks of their own.
 
@@ -398,6 +414,7 @@ class Settings(BaseSettings):
         str_strip_whitespace=True,
         extra="forbid",
         frozen=True,
+        ignored_types=(Group,),
     )
 
     retention_days: Count = Field(30, description="days events stay in the feed before purging")
@@ -499,6 +516,20 @@ class Settings(BaseSettings):
         "key=value fields; text is the same) or json (one object per line)",
     )
 
+    # What each part of the service reads (app.py hands it only that).
+    server = Group(ServerSettings)
+    database = Group(DatabaseSettings)
+    secrets = Group(SecretSettings)
+    delivery = Group(DeliverySettings)
+    targets = Group(TargetSettings)
+    auto_disable = Group(AutoDisableSettings)
+    publishing = Group(
+        PublishingSettings, first_attempt_delay=lambda settings: settings.backoff_schedule[0]
+    )
+    subscriptions = Group(SubscriptionSettings)
+    feed = Group(FeedSettings)
+    retention = Group(RetentionSettings)
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -537,52 +568,6 @@ class Settings(BaseSettings):
         """No tokens configured: every caller is an admin (allowed on loopback only)."""
         return not self.tokens
 
-    @cached_property
-    def server(self) -> ServerSettings:
-        return self._group(ServerSettings)
-
-    @cached_property
-    def database(self) -> DatabaseSettings:
-        return self._group(DatabaseSettings)
-
-    @cached_property
-    def secrets(self) -> SecretSettings:
-        return self._group(SecretSettings)
-
-    @cached_property
-    def delivery(self) -> DeliverySettings:
-        return self._group(DeliverySettings)
-
-    @cached_property
-    def targets(self) -> TargetSettings:
-        return self._group(TargetSettings)
-
-    @cached_property
-    def auto_disable(self) -> AutoDisableSettings:
-        return self._group(AutoDisableSettings)
-
-    @cached_property
-    def publishing(self) -> PublishingSettings:
-        return self._group(PublishingSettings, first_attempt_delay=self.backoff_schedule[0])
-
-    @cached_property
-    def subscriptions(self) -> SubscriptionSettings:
-        return self._group(SubscriptionSettings)
-
-    @cached_property
-    def feed(self) -> FeedSettings:
-        return self._group(FeedSettings)
-
-    @cached_property
-    def retention(self) -> RetentionSettings:
-        return self._group(RetentionSettings)
-
-    def _group(self, group: type[_Group], **derived: object) -> _Group:
-        """`group` with each field set from the setting of its name, unless `derived` gives it;
-        by name, so two fields of one type cannot be swapped."""
-        values = {f.name: getattr(self, f.name) for f in fields(group) if f.name not in derived}
-        return group(**values, **derived)
-
 
 SETTING_FIELDS: Final[dict[str, FieldInfo]] = Settings.model_fields
 
@@ -616,21 +601,21 @@ def load_settings(
     environ: Mapping[str, str] = os.environ if env is None else env
     if config_path is None and environ.get(CONFIG_FILE_ENV):
         config_path = Path(environ[CONFIG_FILE_ENV])
-    # Each layer with where its values come from, for the error messages.
-    layers: list[tuple[Mapping[str, object], Callable[[str], str | None]]] = []
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}  # where a value came from, for its error message
     if config_path is not None:
-        layers.append((_from_file(config_path), lambda _: str(config_path)))
-    layers.append((_Environment(environ)(), env_var))
-    given = {name: value for name, value in (overrides or {}).items() if value is not None}
-    layers.append((given, lambda _: None))
-    values = {name: value for layer, _ in layers for name, value in layer.items()}
+        values |= _from_file(config_path)
+        sources |= dict.fromkeys(values, str(config_path))
+    for name, value in _Environment(environ)().items():
+        values[name], sources[name] = value, env_var(name)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+            sources.pop(name, None)
     try:
         return Settings(**values)
     except ConfigError as error:
-        name = _ROOT.match(error.setting)
-        source = next(
-            (where(name[0]) for layer, where in reversed(layers) if name and name[0] in layer), None
-        )
+        source = sources.get(re.split(r"[.\[]", error.setting)[0])  # "tokens[1].sha256": tokens
         if source is None:
             raise
         raise ConfigError(error.setting, f"{error.message} (from {source})") from None
