@@ -8,7 +8,16 @@ import threading
 from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from webhook_grpc.domain.clock import Clock
 from webhook_grpc.storage.ports import Storage
@@ -22,6 +31,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        # What the process exports besides (memory, CPU, file descriptors, GC, Python version).
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
         self.events_published = Counter(
             "webhook_events_published",
             "Events stored by PublishEvent(s) and SendTestEvent",

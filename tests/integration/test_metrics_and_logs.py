@@ -92,6 +92,8 @@ async def test_two_apps_in_one_process_count_apart(make_server: ServerFactory) -
     published = "webhook_events_published_total"
     assert delta({}, await scrape(first), published, type="product.created") == 1
     assert delta(before, await scrape(second), published, type="product.created") == 0
+    # Each registry also carries the process's own metrics (docs/OPERATIONS.md).
+    assert ("process_resident_memory_bytes", ()) in before
 
 
 async def test_a_timeout_moves_the_latency_histogram_and_the_failure_counter(
