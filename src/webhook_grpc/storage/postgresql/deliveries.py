@@ -15,6 +15,7 @@ from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.subscriptions import DeliveryTarget
+from webhook_grpc.domain.trace_context import TraceContext
 
 from ..common.controlled_lease import (
     CONTROLLED_SQL,
@@ -96,6 +97,7 @@ def _stored_event(row: Any) -> StoredEvent:
         row.e_previous,
         row.e_occurred_at.astimezone(UTC),
         row.e_published_at.astimezone(UTC),
+        trace_context=TraceContext.from_text(row.e_trace_context),
     )
     return StoredEvent(event, FeedPosition(row.e_tx, row.e_seq))
 
