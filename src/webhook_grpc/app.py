@@ -53,7 +53,7 @@ from webhook_grpc.domain.cursors import CursorCodec
 from webhook_grpc.domain.errors import StorageUnavailable
 from webhook_grpc.encryption import SecretBox, SecretKeyError, resolve_box
 from webhook_grpc.encryption.startup import check_keys_open_secrets
-from webhook_grpc.metrics import MetricsServer
+from webhook_grpc.metrics import Metrics, MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
 from webhook_grpc.services.feed import FeedService
@@ -120,6 +120,8 @@ class App:
     port: int = 0
     tracing: Tracing | None = None
     """None: from the OTEL_* variables when it starts (and shut down when it stops)."""
+    metrics: Metrics = field(init=False, default_factory=Metrics)
+    """This App's own: what its parts record and its /metrics serves."""
     storage: Storage = field(init=False)
     box: SecretBox = field(init=False)
     notifier: Wakeups = field(init=False)
@@ -130,7 +132,7 @@ class App:
     dispatcher: Dispatcher | None = field(init=False, default=None)
     transport: HttpTransport | None = field(init=False, default=None)
     recorder: AttemptRecorder | None = field(init=False, default=None)
-    metrics: MetricsServer | None = field(init=False, default=None)
+    metrics_server: MetricsServer | None = field(init=False, default=None)
     http_port: int = 0
     _server: grpc.aio.Server | None = field(init=False, default=None)
     rest: RestServer | None = field(init=False, default=None)
@@ -189,7 +191,13 @@ class App:
             key = await unit.state.get_or_create("cursor_key", lambda: secrets.token_hex(32))
         cursors = CursorCodec(bytes.fromhex(key))
         self.publisher = Publisher(
-            self.storage, settings.publishing, cursors, self.notifier, self.clock, self._tracing
+            self.storage,
+            settings.publishing,
+            cursors,
+            self.notifier,
+            self.metrics,
+            self.clock,
+            self._tracing,
         )
         await self.notifier.start()
 
@@ -203,7 +211,9 @@ class App:
             )
             await self.transport.start()
             self.recorder = AttemptRecorder(
-                self.storage, AutoDisabler(settings.auto_disable, self.publisher), self.clock
+                self.storage,
+                AutoDisabler(settings.auto_disable, self.publisher, self.metrics),
+                self.clock,
             )
             self.recorder.start()
             self.dispatcher = Dispatcher(
@@ -213,21 +223,24 @@ class App:
                 self.transport,
                 self.recorder,
                 self.box,
+                self.metrics,
                 self.clock,
                 self._tracing,
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
-            self.metrics = MetricsServer(settings.server.metrics_listen, self.storage, self.clock)
+            self.metrics_server = MetricsServer(
+                settings.server.metrics_listen, self.metrics, self.storage, self.clock
+            )
             try:
-                self.metrics.start()
+                self.metrics_server.start()
             except OSError as error:
-                self.metrics = None
+                self.metrics_server = None
                 raise StartupError(
                     f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
                     f"{error.strerror or error}"
                 ) from None
-            self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
+            self._tasks.append(asyncio.create_task(self.metrics_server.run(), name="metrics"))
         self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
@@ -256,7 +269,9 @@ class App:
             probe,
             SubscriptionHealthService(self.storage, settings.auto_disable, self.clock),
         )
-        feed = FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier))
+        feed = FeedServicer(
+            auth, FeedService(self.storage, settings.feed, cursors, self.notifier, self.metrics)
+        )
         deliveries = DeliveryServicer(
             auth,
             DeliveryService(self.storage, self.notifier, self.clock),
@@ -373,8 +388,8 @@ class App:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.metrics is not None:
-            self.metrics.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         # Absent only when start failed before creating them.
         if hasattr(self, "notifier"):
             await self.notifier.stop()

@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
 
-from webhook_grpc import metrics, tracing
+from webhook_grpc import tracing
 from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
@@ -25,6 +25,7 @@ from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.domain.trace_context import TraceContext
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage, UnitOfWork, Wakeups
 from webhook_grpc.tracing import Tracing
 
@@ -66,10 +67,13 @@ class Publisher:
         settings: PublishingSettings,
         cursors: CursorCodec,
         notifier: Wakeups,
+        metrics: Metrics,
         clock: Clock = system_clock,
         tracing: Tracing = tracing.OFF,
     ) -> None:
         self._storage = storage
+        self.published = metrics.events_published
+        """Counts events stored by callers (not the service's own `webhook.*` events)."""
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -116,7 +120,7 @@ class Publisher:
             )
         for item in published:
             if item.stored and not item.duplicate:
-                metrics.EVENTS_PUBLISHED.labels(item.event.type).inc()
+                self.published.labels(item.event.type).inc()
         return published
 
     async def publish_in(

@@ -7,13 +7,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..common.engine import READ_ONLY
-from ..common.portal_sessions import CorePortalSessions
-from ..common.registry import CoreRegistry
-from ..common.state import CoreState
-from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
+from ..common.unit_of_work import DriverRepositories, SqlStorage
 from ..notifications import Notifier
 from .deliveries import SqliteDeliveries
 from .repositories import SqliteEvents, SqliteFeed, SqliteRetention, SqliteSubscriptions
@@ -24,21 +21,17 @@ def open_sqlite(url: URL) -> SqlStorage:
     exist: waiters also poll."""
     engine = create_async_engine(url)
     _configure(engine)
-    return SqlStorage(engine, Notifier(), _unit, wakeup_precedes_visibility=False)
+    return SqlStorage(engine, Notifier(), REPOSITORIES.unit, wakeup_precedes_visibility=False)
 
 
-def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
-    state = CoreState(conn, sqlite.insert)
-    return SqlUnitOfWork(
-        events=SqliteEvents(conn),
-        deliveries=SqliteDeliveries(conn),
-        subscriptions=SqliteSubscriptions(conn),
-        registry=CoreRegistry(conn, sqlite.insert),
-        feed=SqliteFeed(conn),
-        retention=SqliteRetention(conn, state),
-        state=state,
-        portal_sessions=CorePortalSessions(conn),
-    )
+REPOSITORIES = DriverRepositories(
+    events=SqliteEvents,
+    deliveries=SqliteDeliveries,
+    subscriptions=SqliteSubscriptions,
+    feed=SqliteFeed,
+    retention=SqliteRetention,
+    insert=sqlite.insert,
+)
 
 
 def _configure(engine: AsyncEngine) -> None:
