@@ -575,3 +575,8 @@ SCENARIOS = {
     "signing": signing,
     "filters": filters,
 }
+
+# Scenarios in modules of their own (which read DURATION and SCALE from here at run time).
+from .sqlite import sqlite  # noqa: E402
+
+SCENARIOS["sqlite"] = sqlite
