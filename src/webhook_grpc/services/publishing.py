@@ -22,7 +22,14 @@ from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subsc
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
-from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage, UnitOfWork, Wakeups
+from webhook_grpc.storage.ports import (
+    NewDelivery,
+    NewEvent,
+    PublishContext,
+    Storage,
+    UnitOfWork,
+    Wakeups,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +89,15 @@ class Publisher:
         for index, draft in enumerate(drafts):
             self._validate(draft, f"events[{index}]." if batch else "")
         # Publishing writes with one atomic call, so it needs no transaction around it; its
-        # reads see everything committed before it began.
+        # reads see everything committed before it began. Where writes queue for one writer
+        # (SQLite) they are read before joining the queue.
+        context = None
+        if self._storage.serialises_writes:
+            async with self._storage.read() as reader:
+                context = await _context(reader, drafts)
         async with self._storage.autocommit() as unit:
             published = await self.publish_in(
-                unit, drafts, field_prefix="events[{}]." if batch else ""
+                unit, drafts, field_prefix="events[{}]." if batch else "", context=context
             )
         for item in published:
             if item.stored and not item.duplicate:
@@ -99,14 +111,15 @@ class Publisher:
         *,
         field_prefix: str = "",
         only_subscription: Subscription | None = None,
+        context: PublishContext | None = None,
     ) -> list[Published]:
         """Publish in `unit` (the caller's, or an autocommit one); the dispatchers and feed
         streams are woken once it commits. `only_subscription` delivers to that one
-        subscription instead of every matching one (SendTestEvent)."""
+        subscription instead of every matching one (SendTestEvent). `context`: the types,
+        schemas and recipients if already read."""
         now = self._clock()
-        context = await unit.events.publish_context(
-            {d.type for d in drafts}, {d.tenant_id for d in drafts}
-        )
+        if context is None:
+            context = await _context(unit, drafts)
         for index, draft in enumerate(drafts):
             if draft.type not in context.known_types:
                 raise InvalidArgument(
@@ -244,6 +257,12 @@ class Publisher:
         return replace(
             stored.event, cursor=self._cursors.encode(stored.event.tenant_id, stored.position)
         )
+
+
+async def _context(unit: UnitOfWork, drafts: Sequence[EventDraft]) -> PublishContext:
+    return await unit.events.publish_context(
+        {d.type for d in drafts}, {d.tenant_id for d in drafts}
+    )
 
 
 def _matching(recipients: list[Recipient], event: NewEvent, now: datetime) -> list[str]:

@@ -30,6 +30,10 @@ class SqliteStorage(SqlStorage):
         super().__init__(engine, Notifier(), _unit, wakeup_precedes_visibility=False)
         self.writer = Writer(engine, _unit)
 
+    @property
+    def serialises_writes(self) -> bool:
+        return True
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlUnitOfWork]:
         async with self.writer.transaction() as unit:
