@@ -66,13 +66,15 @@ async def growth(cluster: Cluster) -> dict[str, float]:
             await asyncio.to_thread(_fill, grown_url, rows, subscriptions)
             fill_s = time.perf_counter() - began
             rates: dict[str, list[dict[str, float]]] = {"empty": [], "grown": []}
-            for label in ("empty", "grown", "grown", "empty"):
+            # --smoke only shows that the figures come: one phase each.
+            smoke = scenarios.SCALE < 1
+            for label in ("empty", "grown") if smoke else ("empty", "grown", "grown", "empty"):
                 on, names = (cluster, empty_names) if label == "empty" else (grown, grown_names)
                 rates[label].append(await _phase(on, names))
         finally:
             grown.close()
-    empty = {k: sum(r[k] for r in rates["empty"]) / 2 for k in ("publish", "delivery")}
-    loaded = {k: sum(r[k] for r in rates["grown"]) / 2 for k in ("publish", "delivery")}
+    empty = {k: _mean([r[k] for r in rates["empty"]]) for k in ("publish", "delivery")}
+    loaded = {k: _mean([r[k] for r in rates["grown"]]) for k in ("publish", "delivery")}
     return {
         "growth_old_rows": float(rows),
         "growth_fill_s": fill_s,
@@ -83,6 +85,10 @@ async def growth(cluster: Cluster) -> dict[str, float]:
         "delivery_grown_dps": loaded["delivery"],
         "delivery_growth_ratio": loaded["delivery"] / empty["delivery"],
     }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 async def _subscribe(cluster: Cluster, prefix: str) -> list[str]:
