@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from webhook_grpc import logs
+from webhook_grpc import logs, tracing
 from webhook_grpc._gen.webhooks.v1 import (
     deliveries_pb2,
     deliveries_pb2_grpc,
@@ -43,6 +43,7 @@ from webhook_grpc.api.rest import openapi
 from webhook_grpc.api.rest.cookie_auth import CookieAuth
 from webhook_grpc.api.rest.server import OPENAPI_PATH, RestServer
 from webhook_grpc.api.subscriptions import SubscriptionServicer
+from webhook_grpc.api.tracing import TracingInterceptor
 from webhook_grpc.config import ServerSettings, Settings
 from webhook_grpc.dispatch.dispatcher import Dispatcher
 from webhook_grpc.dispatch.recorder import AttemptRecorder
@@ -68,6 +69,7 @@ from webhook_grpc.services.target_guard import TargetGuard
 from webhook_grpc.storage import migrate, process_lock
 from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.ports import Storage, Wakeups
+from webhook_grpc.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,8 @@ class App:
     roles: Roles = field(default_factory=Roles)
     clock: Clock = system_clock
     port: int = 0
+    tracing: Tracing | None = None
+    """None: from the OTEL_* variables when it starts (and shut down when it stops)."""
     storage: Storage = field(init=False)
     box: SecretBox = field(init=False)
     notifier: Wakeups = field(init=False)
@@ -132,10 +136,17 @@ class App:
     rest: RestServer | None = field(init=False, default=None)
     _lock: process_lock.ProcessLock | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _own_tracing: bool = field(init=False, default=False)
 
     async def start(self) -> None:
         settings = self.settings
         logs.guard_secrets()
+        if self.tracing is None:
+            try:
+                self.tracing = tracing.from_environment()
+            except tracing.TracingConfigError as error:
+                raise StartupError(str(error)) from None
+            self._own_tracing = True
         if self.roles.api:
             _check_open_mode(settings.server)
             _check_listen(settings.server.listen, "")
@@ -178,7 +189,7 @@ class App:
             key = await unit.state.get_or_create("cursor_key", lambda: secrets.token_hex(32))
         cursors = CursorCodec(bytes.fromhex(key))
         self.publisher = Publisher(
-            self.storage, settings.publishing, cursors, self.notifier, self.clock
+            self.storage, settings.publishing, cursors, self.notifier, self.clock, self._tracing
         )
         await self.notifier.start()
 
@@ -188,6 +199,7 @@ class App:
                 delivery.delivery_timeout,
                 settings.targets.allow_private_targets,
                 max_connections=delivery.dispatcher_concurrency,
+                tracing=self._tracing,
             )
             await self.transport.start()
             self.recorder = AttemptRecorder(
@@ -202,6 +214,7 @@ class App:
                 self.recorder,
                 self.box,
                 self.clock,
+                self._tracing,
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
@@ -228,9 +241,12 @@ class App:
         guard = TargetGuard(
             settings.targets.allow_http_targets, settings.targets.allow_private_targets
         )
-        server = grpc.aio.server(
-            interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
-        )
+        traced = self._tracing.enabled
+        interceptors: list[grpc.aio.ServerInterceptor] = [RequestDecodingGuard()]
+        if traced:
+            # Outermost: the span covers the decoding guard's refusals too.
+            interceptors.insert(0, TracingInterceptor(self._tracing.tracer))
+        server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
         probe = ProbeService(self.storage, self.publisher)
         # One servicer per service, shared by the gRPC server and the REST listener.
         events = EventServicer(auth, self.publisher, registry)
@@ -299,6 +315,7 @@ class App:
                 # What `serve` gives in-flight work on SIGTERM (cli/server.py).
                 shutdown_grace=settings.delivery.delivery_timeout.total_seconds(),
                 cookie_auth=cookie_auth,
+                tracer=self._tracing.tracer if traced else None,
             )
             portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:
@@ -316,6 +333,10 @@ class App:
                 self.http_port,
                 OPENAPI_PATH,
             )
+
+    @property
+    def _tracing(self) -> Tracing:
+        return self.tracing or tracing.OFF
 
     def _portal_base_url(self) -> str | None:
         """Where portal links point: the HTTP listener (a wildcard host as localhost)."""
@@ -359,6 +380,9 @@ class App:
             await self.notifier.stop()
         if hasattr(self, "storage"):
             await self.storage.dispose()
+        if self._own_tracing and self.tracing is not None:
+            # Exports what is buffered; the exporter's timeouts bound it.
+            await asyncio.to_thread(self.tracing.shutdown)
         self._release_lock()
 
     def _release_lock(self) -> None:

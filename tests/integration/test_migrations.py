@@ -166,3 +166,46 @@ def test_0006_gives_existing_ed25519_subscriptions_a_sealed_shared_secret(
     assert box.open(_stored(url)[0], "sub_old") == f"{private_key} {secret}"
     downgrade(url, before, box)
     assert box.open(_stored(url)[0], "sub_old") == private_key
+
+
+def test_0008_gives_existing_deliveries_their_events_feed_position(
+    fresh_database_url: str,
+) -> None:
+    url = fresh_database_url
+    before = importlib.import_module(f"{VERSIONS}.0008_deliveries_feed_order").down_revision
+    upgrade(url, before)
+    engine = sa.create_engine(sync_url(url))
+    now = datetime(2026, 11, 1)
+    try:
+        for n in (1, 2):  # one transaction each: on PostgreSQL each event gets its own tx
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO events (id, tenant_id, type, entity_id, data, occurred_at,"
+                        " published_at) VALUES (:id, 'acme', 'product.created', 'p', '{}', :now,"
+                        " :now)"
+                    ),
+                    {"id": f"evt_{n}", "now": now},
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO deliveries (id, tenant_id, event_id, subscription_id,"
+                        " event_type, status, attempt_count, next_attempt_at, created_at,"
+                        " updated_at) VALUES (:id, 'acme', :event, 'sub_1', 'product.created',"
+                        " 'pending', 0, :now, :now, :now)"
+                    ),
+                    {"id": f"dlv_{n}", "event": f"evt_{n}", "now": now},
+                )
+        upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT d.event_tx, d.event_seq, e.tx, e.seq FROM deliveries AS d"
+                    " JOIN events AS e ON e.id = d.event_id ORDER BY d.id"
+                )
+            ).all()
+        assert [(r.event_tx, r.event_seq) for r in rows] == [(r.tx, r.seq) for r in rows]
+        assert [r.event_seq for r in rows] != [0, 0]
+    finally:
+        engine.dispose()
+    downgrade(url, before)

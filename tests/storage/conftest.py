@@ -34,6 +34,7 @@ def new_event(
     entity_id: str = "p1",
     published_at: datetime = NOW,
     idempotency_key: str | None = None,
+    trace_context: str | None = None,
 ) -> NewEvent:
     return NewEvent(
         id=new_id("evt"),
@@ -45,6 +46,7 @@ def new_event(
         occurred_at=published_at,
         published_at=published_at,
         idempotency_key=idempotency_key,
+        trace_context=trace_context,
     )
 
 

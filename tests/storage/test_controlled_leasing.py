@@ -12,8 +12,6 @@ import pytest
 
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.models import AttemptError, DeliveryStatus, Ordering
-from webhook_grpc.storage import migrate
-from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.ports import NewSubscription, Storage
 
 from .conftest import (
@@ -26,6 +24,12 @@ from .conftest import (
     publish,
 )
 from .test_leasing import LEASE, lease
+
+# For what only PostgreSQL has (row locks, concurrent writers): `storage` and `database_url`
+# on PostgreSQL alone.
+ON_POSTGRES = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 async def add_controlled(
@@ -179,21 +183,82 @@ async def test_a_429_pushes_the_rate_limit_past_its_retry(storage: Storage) -> N
     assert len((await lease(storage, later(20), token="lease_3")).deliveries) >= 1
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 async def test_a_controlled_subscription_another_dispatcher_is_leasing_is_skipped(
-    postgres_url: str,
+    storage: Storage, database_url: str
 ) -> None:
-    await asyncio.to_thread(migrate.upgrade, postgres_url)
-    storage = open_storage(postgres_url)
-    try:
-        fifo = await add_controlled(storage, ordering=Ordering.FIFO)
-        plain = await add_subscription(storage)
-        await publish_in_order(storage, fifo.id, [NOW])
-        await publish_in_order(storage, plain.id, [NOW])
-        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
-            # Another dispatcher, in the middle of leasing from it, holds the row's lock.
-            await other.execute("SELECT 1 FROM subscriptions WHERE id = %s FOR UPDATE", [fifo.id])
-            work = await asyncio.wait_for(lease(storage), timeout=5)
-        assert [d.subscription_id for d in work.deliveries] == [plain.id]
-    finally:
-        await storage.dispose()
+    fifo = await add_controlled(storage, ordering=Ordering.FIFO)
+    plain = await add_subscription(storage)
+    await publish_in_order(storage, fifo.id, [NOW])
+    await publish_in_order(storage, plain.id, [NOW])
+    async with await psycopg.AsyncConnection.connect(database_url) as other:
+        # Another dispatcher, in the middle of leasing from it, holds the row's lock.
+        await other.execute("SELECT 1 FROM subscriptions WHERE id = %s FOR UPDATE", [fifo.id])
+        work = await asyncio.wait_for(lease(storage), timeout=5)
+    assert [d.subscription_id for d in work.deliveries] == [plain.id]
+
+
+async def test_a_replayed_delivery_takes_its_place_in_feed_order(storage: Storage) -> None:
+    """A delivery queued later for a stored event (ReplayEvents) goes by its event's feed
+    position, not by when it was queued: behind the earlier event's, before the later one's."""
+    fifo = await add_controlled(storage, ordering=Ordering.FIFO)
+    first, replayed, last = new_event(), new_event(), new_event()
+    await publish(storage, [first], [new_delivery(first, fifo.id)])
+    await publish(storage, [replayed])
+    await publish(storage, [last], [new_delivery(last, fifo.id)])
+    async with storage.transaction() as unit:
+        await unit.deliveries.insert([new_delivery(replayed, fifo.id)])
+    taken = []
+    for n in range(3):
+        [head] = (await lease(storage, later(n), token=f"lease_{n}")).deliveries
+        await record(storage, head, DeliveryStatus.SUCCEEDED, at=later(n))
+        taken.append(head.event_id)
+    assert taken == [first["id"], replayed["id"], last["id"]]
+
+
+@ON_POSTGRES
+async def test_many_fifo_heads_lease_in_one_call_skipping_a_locked_subscription(
+    storage: Storage, database_url: str
+) -> None:
+    subscriptions = sorted(
+        [await add_controlled(storage, ordering=Ordering.FIFO) for _ in range(4)],
+        key=lambda s: s.id,
+    )
+    queues = {s.id: await publish_in_order(storage, s.id, [NOW, NOW]) for s in subscriptions}
+    busy, *free = subscriptions
+    async with await psycopg.AsyncConnection.connect(database_url) as other:
+        await other.execute("SELECT 1 FROM subscriptions WHERE id = %s FOR UPDATE", [busy.id])
+        two = (await lease(storage, limit=2)).deliveries
+        rest = (await lease(storage, token="lease_2")).deliveries
+    # Two heads of the first free subscriptions, then the third one's head: never a second
+    # delivery of a subscription in flight, nothing of the locked one.
+    assert [d.id for d in two] == [queues[s.id][0] for s in free[:2]]
+    assert [d.id for d in rest] == [queues[free[2].id][0]]
+    assert all(d.ordered for d in two + rest)
+    [locked_head] = (await lease(storage, token="lease_3")).deliveries
+    assert locked_head.id == queues[busy.id][0]
+
+
+@ON_POSTGRES
+async def test_a_fifo_head_waits_for_an_older_transaction_still_open(storage: Storage) -> None:
+    """An event whose transaction began earlier sorts first in the feed even when it commits
+    later: its delivery goes first, and the later one is not leased while it may still come."""
+    fifo = await add_controlled(storage, ordering=Ordering.FIFO)
+    early, late = new_event(entity_id="early"), new_event(entity_id="late")
+    async with storage.transaction() as writer:
+        await writer.events.insert_with_deliveries([early], [new_delivery(early, fifo.id)])
+        await publish(storage, [late], [new_delivery(late, fifo.id)])
+        assert (await lease(storage)).deliveries == []
+    [head] = (await lease(storage, token="lease_2")).deliveries
+    assert head.event_id == early["id"]
+
+
+async def test_controlled_leases_stop_at_the_limit_fifo_heads_first(storage: Storage) -> None:
+    limited = await add_controlled(storage, rate=10)
+    fifo = await add_controlled(storage, ordering=Ordering.FIFO)
+    await publish_in_order(storage, limited.id, [NOW] * 5)
+    [head, _] = await publish_in_order(storage, fifo.id, [NOW] * 2)
+    work = await lease(storage, limit=3)
+    assert [d.subscription_id for d in work.deliveries] == [fifo.id, limited.id, limited.id]
+    assert work.deliveries[0].id == head
+    assert [d.not_before for d in work.deliveries[1:]] == [NOW, later(0.1)]

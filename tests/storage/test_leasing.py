@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from webhook_grpc.domain.models import DisabledReason
+from webhook_grpc.domain.trace_context import TraceContext
 from webhook_grpc.storage import migrate
 from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.ports import LeasedWork, LeaseRequest, Storage
@@ -123,3 +124,24 @@ async def test_lease_skips_rows_another_transaction_has_locked(postgres_url: str
         assert leased.id == free["id"]
     finally:
         await storage.dispose()
+
+
+async def test_an_event_keeps_its_publishers_trace_context_to_the_lease(storage: Storage) -> None:
+    traced = TraceContext.parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=a,other=b"
+    )
+    assert traced is not None
+    subscription = await add_subscription(storage)
+    with_context = new_event(entity_id="p1", trace_context=traced.text())
+    without = new_event(entity_id="p2")
+    await publish(
+        storage,
+        [with_context, without],
+        [new_delivery(with_context, subscription.id), new_delivery(without, subscription.id)],
+    )
+    work = await lease(storage)
+    assert work.events[with_context["id"]].event.trace_context == traced
+    assert work.events[without["id"]].event.trace_context is None
+    async with storage.read() as unit:
+        read = await unit.events.by_ids([with_context["id"]])
+    assert read[with_context["id"]].event.trace_context == traced

@@ -18,6 +18,7 @@ from webhook_grpc._gen.webhooks.v1 import (
 )
 from webhook_grpc.app import App, Roles
 from webhook_grpc.config import load_settings
+from webhook_grpc.tracing import OFF, Tracing
 
 # The settings every test server runs with, shared with the TypeScript client's tests; each
 # server listens on a port of its own.
@@ -81,12 +82,18 @@ class RunningServer:
 
 
 async def start_server(
-    database_url: str, *, roles: Roles | None = None, clock: Any = None, **overrides: Any
+    database_url: str,
+    *,
+    roles: Roles | None = None,
+    clock: Any = None,
+    tracing: Tracing = OFF,
+    **overrides: Any,
 ) -> RunningServer:
+    """Tracing is off unless a test hands its own (never from this process's OTEL_* variables)."""
     settings = load_settings(
         None, env={}, overrides={**TEST_SETTINGS, "database_url": database_url, **overrides}
     )
-    app = App(settings, roles or Roles(), **({"clock": clock} if clock else {}))
+    app = App(settings, roles or Roles(), **({"clock": clock} if clock else {}), tracing=tracing)
     await app.start()
     target = f"127.0.0.1:{app.port}"
     return RunningServer(app, grpc.aio.insecure_channel(target), target)

@@ -37,6 +37,8 @@ def test_ordinary_headers_pass_unchanged() -> None:
         "Trailers",
         "Transfer-Encoding",
         "Upgrade",
+        "traceparent",
+        "TraceState",
     ],
 )
 def test_reserved_headers_are_refused_whatever_their_case(name: str) -> None:

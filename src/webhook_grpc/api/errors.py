@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from webhook_grpc.domain import errors
 
 from .storable_text import require_storable_text
+from .tracing import record_status
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,17 @@ INTERNAL = rpc_status.to_status(
 
 
 async def abort_for(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
-    """End the call with the status that `error` maps to."""
+    """End the call with the status that `error` maps to (set on its span, when traced)."""
     if isinstance(error, errors.DomainError):
-        await context.abort_with_status(status_for(error))
+        status = status_for(error)
+        record_status(status.code)
+        await context.abort_with_status(status)
     if isinstance(error, errors.StorageUnavailable):
         log.warning("database unavailable: %s", error)
+        record_status(UNAVAILABLE.code)
         await context.abort_with_status(UNAVAILABLE)
     log.exception("unexpected error in %s", type(error).__name__, exc_info=error)
+    record_status(INTERNAL.code)
     await context.abort_with_status(INTERNAL)
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 

@@ -14,6 +14,7 @@ from webhook_grpc.services.registry import EventTypeInfo, RegistryService
 from . import convert
 from .auth import Authenticator, scoped_tenant
 from .errors import unary
+from .tracing import trace_parent
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
@@ -29,7 +30,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: pb.PublishEventRequest, context: Any
     ) -> pb.PublishEventResponse:
         principal = self._auth.authenticate(context, Role.PUBLISHER)
-        [published] = await self._publisher.publish([_draft(principal, request, "")])
+        [published] = await self._publisher.publish(
+            [_draft(principal, request, "")], trace_parent=trace_parent(context)
+        )
         return pb.PublishEventResponse(
             event=convert.event(published.event), duplicate=published.duplicate
         )
@@ -43,7 +46,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             _draft(principal, item, f"events[{index}].")
             for index, item in enumerate(request.events)
         ]
-        published = await self._publisher.publish(drafts, batch=True)
+        published = await self._publisher.publish(
+            drafts, batch=True, trace_parent=trace_parent(context)
+        )
         return pb.PublishEventsResponse(events=[convert.event(p.event) for p in published])
 
     @unary

@@ -19,7 +19,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from webhook_grpc import metrics
+from opentelemetry.trace import Span, Status, StatusCode
+
+from webhook_grpc import metrics, tracing
 from webhook_grpc.config import DeliverySettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
@@ -40,6 +42,7 @@ from webhook_grpc.storage.ports import (
     Wakeups,
     wait_for_wake,
 )
+from webhook_grpc.tracing import Tracing
 
 from .capacity import DispatchCapacity
 from .recorder import AttemptRecorder
@@ -96,7 +99,9 @@ class Dispatcher:
         recorder: AttemptRecorder,
         box: SecretBox,
         clock: Clock = system_clock,
+        tracing: Tracing = tracing.OFF,
     ) -> None:
+        self._tracing = tracing
         self._storage = storage
         self._box = box
         self._settings = settings
@@ -369,6 +374,29 @@ class Dispatcher:
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
+        if not self._tracing.enabled:
+            await self._attempt_and_submit(delivery, batch, None)
+            return
+        event = batch.events[delivery.event_id]
+        # A child of the publisher's context as stored with the event: the POST, and the
+        # receiver's spans after it, join the publisher's trace, whichever process delivers.
+        with self._tracing.tracer.start_as_current_span(
+            "deliver",
+            context=tracing.parent(event.trace_context),
+            attributes={
+                "webhook.event_type": event.type,
+                "webhook.event_id": event.id,
+                "webhook.delivery_id": delivery.id,
+                "webhook.subscription_id": delivery.subscription_id,
+                "webhook.attempt": delivery.attempt_count + 1,
+            },
+            record_exception=False,
+        ) as span:
+            await self._attempt_and_submit(delivery, batch, span)
+
+    async def _attempt_and_submit(
+        self, delivery: LeasedDelivery, batch: _Batch, span: Span | None
+    ) -> None:
         attempted_at, outcome = await self._send(delivery, batch)
         attempt_number = delivery.attempt_count + 1
         if outcome.succeeded:
@@ -383,6 +411,8 @@ class Dispatcher:
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
         _observe(delivery, outcome, status)
+        if span is not None:
+            _describe(span, outcome, status)
         self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
         self._recorder.submit(
             AttemptRecord(
@@ -412,6 +442,10 @@ class Dispatcher:
         headers = delivery_headers(
             target.keys.active(attempted_at), event.id, event.type, timestamp, body
         )
+        if event.trace_context is not None and not self._tracing.enabled:
+            # Tracing off: the publisher's context goes on as it came (with tracing on, the
+            # transport's POST span is sent instead, a descendant of it).
+            headers.update(event.trace_context.headers())
         outcome = await self._transport.post(target.url, body, headers, target.headers)
         return attempted_at, outcome
 
@@ -428,6 +462,15 @@ class Dispatcher:
 
     async def _sleep(self, seconds: float) -> None:
         await wait_for_wake(self._wake, seconds)
+
+
+def _describe(span: Span, outcome: HttpOutcome, status: DeliveryStatus) -> None:
+    if outcome.status_code is not None:
+        span.set_attribute("http.response.status_code", outcome.status_code)
+    span.set_attribute("webhook.delivery_status", status.value)
+    if outcome.error is not None:
+        span.set_attribute("error.type", outcome.error.value)
+        span.set_status(Status(StatusCode.ERROR))
 
 
 def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus) -> None:

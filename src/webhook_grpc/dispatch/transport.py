@@ -14,10 +14,12 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from webhook_grpc import __version__
+from webhook_grpc import __version__, tracing
 from webhook_grpc.domain.custom_headers import is_reserved_header
 from webhook_grpc.domain.models import AttemptError
+from webhook_grpc.tracing import Tracing
 
 from .resolver import ForbiddenTargetError, GuardedResolver, check_literal_host
 
@@ -47,7 +49,9 @@ class HttpTransport:
         timeout: timedelta,
         allow_private: bool,
         max_connections: int = 256,
+        tracing: Tracing = tracing.OFF,
     ) -> None:
+        self._tracing = tracing
         self._timeout = aiohttp.ClientTimeout(total=timeout.total_seconds())
         self._allow_private = allow_private
         self._max_connections = max_connections
@@ -81,10 +85,39 @@ class HttpTransport:
         custom_headers: Mapping[str, str] | None = None,
     ) -> HttpOutcome:
         """POST `body` with `headers` (the signed ones) and the subscription's
-        `custom_headers`; where a custom header names one the service sets, the service's wins."""
-        assert self._session is not None, "transport not started"
+        `custom_headers`; where a custom header names one the service sets, the service's wins.
+        With tracing on, the POST is a client span, whose context `traceparent` carries."""
         if custom_headers:
             headers = with_custom_headers(headers, custom_headers)
+        if not self._tracing.enabled:
+            return await self._post(url, body, headers)
+        parts = urlsplit(url)
+        # Neither the path nor the query: a webhook URL often holds a token in either.
+        attributes: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+            "url.scheme": parts.scheme,
+        }
+        with self._tracing.tracer.start_as_current_span(
+            "POST",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            traced = dict(headers)
+            tracing.inject(traced)
+            outcome = await self._post(url, body, traced)
+            if outcome.status_code is not None:
+                span.set_attribute("http.response.status_code", outcome.status_code)
+            if outcome.error is not None:
+                span.set_attribute("error.type", outcome.error.value)
+                span.set_status(Status(StatusCode.ERROR))
+            return outcome
+
+    async def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpOutcome:
+        assert self._session is not None, "transport not started"
         started = time.perf_counter()
 
         def elapsed() -> timedelta:

@@ -1,7 +1,8 @@
 """Custom request headers of a subscription (SPEC §11): which a subscriber may add.
 
 Refused, whatever their case: the headers the service itself sends on every delivery (SPEC §4:
-the signatures, `webhook-*`, `X-Webhook-*`, `User-Agent`, `Content-Type`), the ones that frame
+the signatures, `webhook-*`, `X-Webhook-*`, `User-Agent`, `Content-Type`, and the W3C trace
+context `traceparent` and `tracestate`), the ones that frame
 the request (`Host`, `Content-Length`, `Content-Encoding`, `Expect`) and hop-by-hop headers
 (RFC 9110 §7.6.1), which a proxy would strip or act on. A consumer could otherwise be handed a
 forged signature, or a body it cannot parse.
@@ -25,6 +26,9 @@ _RESERVED: Final = frozenset(
         # sent by the service on every delivery
         "content-type",
         "user-agent",
+        # the publisher's trace context (W3C Trace Context), sent on by the service
+        "traceparent",
+        "tracestate",
         # framing
         "host",
         "content-length",

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.trace_context import TraceContext
 
 T = TypeVar("T")
 
@@ -131,6 +132,8 @@ class Event:
     occurred_at: datetime
     published_at: datetime
     cursor: str = ""
+    trace_context: TraceContext | None = None
+    """The publisher's trace context, sent on with each delivery (never in a body or the feed)."""
 
 
 @dataclass(frozen=True)

@@ -127,4 +127,5 @@ def project_event(event: Event, rules: FieldRules, cursor: str | None = None) ->
         event.occurred_at,
         event.published_at,
         event.cursor if cursor is None else cursor,
+        event.trace_context,
     )

@@ -9,12 +9,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from webhook_grpc import metrics
+from opentelemetry.trace import Span, SpanKind
+
+from webhook_grpc import metrics, tracing
 from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
-from webhook_grpc.domain.cursors import CursorCodec
+from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, PermissionDenied
 from webhook_grpc.domain.filters import FilterInput, compile_filter
 from webhook_grpc.domain.ids import new_id
@@ -22,6 +24,7 @@ from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subsc
 from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
+from webhook_grpc.domain.trace_context import TraceContext
 from webhook_grpc.storage.ports import (
     NewDelivery,
     NewEvent,
@@ -30,6 +33,7 @@ from webhook_grpc.storage.ports import (
     UnitOfWork,
     Wakeups,
 )
+from webhook_grpc.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +74,38 @@ class Publisher:
         cursors: CursorCodec,
         notifier: Wakeups,
         clock: Clock = system_clock,
+        tracing: Tracing = tracing.OFF,
     ) -> None:
         self._storage = storage
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
         self._clock = clock
+        self._tracing = tracing
 
     async def publish(
-        self, drafts: Sequence[EventDraft], *, batch: bool = False
+        self,
+        drafts: Sequence[EventDraft],
+        *,
+        batch: bool = False,
+        trace_parent: TraceContext | None = None,
     ) -> list[Published]:
         """Publish callers' events atomically: all are stored with their deliveries, or none
-        is. The service's own `webhook.*` types are refused here."""
+        is. The service's own `webhook.*` types are refused here. `trace_parent` is the
+        caller's trace context: stored with the events (with tracing on, the `publish` span's,
+        its child), each delivery carries it on."""
+        if not self._tracing.enabled:
+            return await self._publish(drafts, batch, trace_parent)
+        with self._tracing.tracer.start_as_current_span(
+            "publish", context=tracing.parent(trace_parent) if trace_parent else None
+        ) as span:
+            published = await self._publish(drafts, batch, tracing.current())
+            _describe(span, published)
+            return published
+
+    async def _publish(
+        self, drafts: Sequence[EventDraft], batch: bool, trace_context: TraceContext | None
+    ) -> list[Published]:
         if batch and not drafts:
             raise InvalidArgument("events", "at least one event is required")
         if len(drafts) > MAX_BATCH:
@@ -97,7 +121,11 @@ class Publisher:
                 context = await _context(reader, drafts)
         async with self._storage.autocommit() as unit:
             published = await self.publish_in(
-                unit, drafts, field_prefix="events[{}]." if batch else "", context=context
+                unit,
+                drafts,
+                field_prefix="events[{}]." if batch else "",
+                trace_context=trace_context,
+                context=context,
             )
         for item in published:
             if item.stored and not item.duplicate:
@@ -111,13 +139,18 @@ class Publisher:
         *,
         field_prefix: str = "",
         only_subscription: Subscription | None = None,
+        trace_context: TraceContext | None = None,
         context: PublishContext | None = None,
     ) -> list[Published]:
         """Publish in `unit` (the caller's, or an autocommit one); the dispatchers and feed
         streams are woken once it commits. `only_subscription` delivers to that one
-        subscription instead of every matching one (SendTestEvent). `context`: the types,
-        schemas and recipients if already read."""
+        subscription instead of every matching one (SendTestEvent). The events keep
+        `trace_context`, or the current span's (tracing on). `context`: the types, schemas and
+        recipients if already read."""
         now = self._clock()
+        if trace_context is None and self._tracing.enabled:
+            trace_context = tracing.current()
+        stored_context = trace_context.text() if trace_context else None
         if context is None:
             context = await _context(unit, drafts)
         for index, draft in enumerate(drafts):
@@ -127,7 +160,7 @@ class Publisher:
                     f"event type {draft.type!r} is not registered; register it with "
                     "RegisterEventType first",
                 )
-        events = [self._event_row(draft, context.schemas, now) for draft in drafts]
+        events = [self._event_row(draft, context.schemas, now, stored_context) for draft in drafts]
         hidden = {
             row["id"]
             for draft, row in zip(drafts, events, strict=True)
@@ -138,9 +171,7 @@ class Publisher:
             row["id"]: self._delivery_rows(row, context.recipients, only_subscription, now)
             for row in stored
         }
-        positions = await unit.events.insert_with_deliveries(
-            stored, [d for rows in deliveries.values() for d in rows]
-        )
+        positions = await self._insert(unit, stored, deliveries)
         if positions:
             unit.on_commit(self._notifier.wake)
         earlier = await self._earlier_events(unit, stored, positions)
@@ -161,9 +192,25 @@ class Publisher:
             results.append(Published(event, duplicate=False, delivery_ids=ids))
         return results
 
+    async def _insert(
+        self, unit: UnitOfWork, events: list[NewEvent], deliveries: dict[str, list[NewDelivery]]
+    ) -> dict[str, FeedPosition]:
+        rows = [d for each in deliveries.values() for d in each]
+        if not self._tracing.enabled:
+            return await unit.events.insert_with_deliveries(events, rows)
+        with self._tracing.tracer.start_as_current_span(
+            "INSERT events", kind=SpanKind.CLIENT, attributes={"db.operation.name": "INSERT"}
+        ) as span:
+            span.set_attribute("db.collection.name", "events")
+            span.set_attribute("webhook.delivery_count", len(rows))
+            return await unit.events.insert_with_deliveries(events, rows)
+
     @staticmethod
     def _event_row(
-        draft: EventDraft, schemas: dict[str, dict[str, Classification]], now: datetime
+        draft: EventDraft,
+        schemas: dict[str, dict[str, Classification]],
+        now: datetime,
+        trace_context: str | None,
     ) -> NewEvent:
         rules = schemas[entity_of(draft.type)]
         return {
@@ -176,6 +223,7 @@ class Publisher:
             "occurred_at": draft.occurred_at or now,
             "published_at": now,
             "idempotency_key": draft.idempotency_key or None,
+            "trace_context": trace_context,
         }
 
     def _delivery_rows(
@@ -306,6 +354,18 @@ def _event(row: NewEvent, published_at: datetime, cursor: str) -> Event:
         published_at=published_at,
         cursor=cursor,
     )
+
+
+def _describe(span: Span, published: list[Published]) -> None:
+    """What a publish span tells: the types, counts and ids (never data: it may be personal)."""
+    types = sorted({p.event.type for p in published})
+    span.set_attribute("webhook.event_types", types)
+    span.set_attribute("webhook.event_count", len(published))
+    if len(published) == 1:
+        [only] = published
+        span.set_attribute("webhook.event_id", only.event.id)
+        span.set_attribute("webhook.duplicate", only.duplicate)
+    span.set_attribute("webhook.delivery_count", sum(len(p.delivery_ids) for p in published))
 
 
 def _json_size(value: dict[str, Any]) -> int:

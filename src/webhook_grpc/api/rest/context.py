@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import grpc
 
 from webhook_grpc.domain.access import Principal
+from webhook_grpc.domain.trace_context import TraceContext
 
 from .status import RestError, from_grpc_status, rest_error
 
@@ -26,10 +27,14 @@ class RestContext:
         authorization: str | None,
         writer: Writer | None = None,
         session_principal: Principal | None = None,
+        trace_context: TraceContext | None = None,
     ) -> None:
         self._metadata: Metadata = (
             (("authorization", authorization),) if authorization is not None else ()
         )
+        if trace_context is not None:
+            # The caller's traceparent, as gRPC metadata would carry it.
+            self._metadata += tuple(trace_context.headers().items())
         self._writer = writer
         # Set for a portal session's call (cookie_auth.py); the Authenticator takes it as is.
         self.session_principal = session_principal

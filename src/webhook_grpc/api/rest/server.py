@@ -10,9 +10,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 from google.protobuf.descriptor import FileDescriptor
+from opentelemetry.trace import Status, StatusCode, Tracer
 
 from webhook_grpc.domain.access import Principal
+from webhook_grpc.domain.trace_context import TRACEPARENT, TRACESTATE, TraceContext
 
+from ..tracing import server_span
 from . import sse
 from .context import RestContext
 from .cookie_auth import CookieAuth
@@ -47,6 +50,7 @@ class RestServer:
         openapi: bytes,
         shutdown_grace: float = 1.0,
         cookie_auth: CookieAuth | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.routes = routes_of(files)
         self._servicers = servicers
@@ -54,6 +58,7 @@ class RestServer:
         self._openapi = openapi
         self._shutdown_grace = shutdown_grace
         self._cookie_auth = cookie_auth
+        self._tracer = tracer
         self._closing = asyncio.Event()
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
         resources: dict[str, web.Resource] = {}
@@ -102,13 +107,14 @@ class RestServer:
         method = getattr(servicer, route.method.name)
         success = 201 if route.method.name in CREATED else 200
 
-        async def unary(request: web.Request) -> web.StreamResponse:
+        async def call(request: web.Request, caller: TraceContext | None) -> web.Response:
             message = request_message(
                 route, request.match_info, request.query.items(), await request.read()
             )
             context = RestContext(
                 request.headers.get("Authorization"),
                 session_principal=await self._session_principal(request),
+                trace_context=caller,
             )
             try:
                 response = await method(message, context)
@@ -117,6 +123,27 @@ class RestServer:
             if not response.DESCRIPTOR.fields:
                 return web.Response(status=204)
             return web.Response(status=success, text=response_json(response), content_type=JSON)
+
+        attributes = {
+            "http.request.method": route.http_method,
+            "http.route": route.path,
+            "rpc.service": route.service.full_name,
+            "rpc.method": route.method.name,
+        }
+        name = f"{route.http_method} {route.path}"
+
+        async def unary(request: web.Request) -> web.StreamResponse:
+            caller = TraceContext.parse(
+                request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE)
+            )
+            if self._tracer is None:
+                return await call(request, caller)
+            with server_span(self._tracer, name, caller, attributes) as span:
+                response = await call(request, caller)
+                span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                return response
 
         async def stream(request: web.Request) -> web.StreamResponse:
             message = request_message(route, request.match_info, request.query.items(), b"")

@@ -1,10 +1,11 @@
 """The lease of subscriptions under delivery controls (SPEC §11): FIFO ordering and rate limits.
 
-Their deliveries are leased apart from the others, in a transaction that first locks the row
-of each such subscription with due work (on PostgreSQL FOR UPDATE SKIP LOCKED, so another
-dispatcher skips it instead of waiting; SQLite's write lock serialises the whole lease). Every
-later statement takes a fresh snapshot while the locks are held, so it sees every lease and
-attempt committed before: no two dispatchers can lease from one controlled subscription at once.
+Their deliveries are leased apart from the others, after the rows of the subscriptions with due
+work are locked: no two dispatchers can lease from one controlled subscription at once. Here is
+SQLite's lease, statement by statement in the caller's write transaction (its write lock
+serialises the whole lease, and every statement sees everything committed before).
+PostgreSQL's does the same in one statement (`_LEASE_CONTROLLED` in postgresql/deliveries.py):
+FOR UPDATE SKIP LOCKED, so another dispatcher skips a locked subscription instead of waiting.
 
 - FIFO: only the oldest pending delivery in feed order (events' tx, seq), when it is due and no
   other delivery of the subscription is leased (a lease not yet expired). A failing head stays
@@ -24,7 +25,6 @@ from sqlalchemy import (
     ColumnElement,
     Exists,
     Select,
-    and_,
     bindparam,
     case,
     exists,
@@ -41,20 +41,18 @@ from webhook_grpc.domain.models import Ordering
 from webhook_grpc.domain.rate_limit import RateLimit, RateState, reserve
 
 from ..ports import LeasedWork, LeaseRequest
-from ..tables import DeliveryRow, EventRow, SubscriptionRow
+from ..tables import DeliveryRow, SubscriptionRow
 from ..tables.base import table_of
 from ..tables.subscriptions import CONTROLLED as CONTROLLED_PREDICATE
 from .events import by_ids
 from .subscriptions import delivery_targets
 
 D = table_of(DeliveryRow)
-E = table_of(EventRow)
 S = table_of(SubscriptionRow)
 PENDING = "pending"
 FIFO = Ordering.FIFO.value
 TOO_MANY_REQUESTS = 429
 
-SUBSCRIPTIONS = S
 CONTROLLED = or_(S.c.ordering == FIFO, S.c.rate_limit_per_second > 0)
 CONTROLLED_SQL = CONTROLLED_PREDICATE
 
@@ -186,39 +184,38 @@ async def _fifo_heads(
     conn: AsyncConnection, now: datetime, subscription_ids: list[str]
 ) -> dict[str, str]:
     """For each FIFO subscription whose oldest pending delivery (in feed order) is due and none
-    of whose deliveries is leased: that delivery's id."""
-    ranked = (
-        select(
-            D.c.id,
-            D.c.subscription_id,
-            D.c.next_attempt_at,
-            func.row_number()
-            .over(partition_by=D.c.subscription_id, order_by=(E.c.tx, E.c.seq, D.c.id))
-            .label("rank"),
-        )
-        .join(E, E.c.id == D.c.event_id)
-        .where(D.c.subscription_id.in_(subscription_ids), D.c.status == PENDING)
-        .subquery("ranked")
+    of whose deliveries is leased: that delivery's id. The head comes from the index
+    (subscription_id, status, event_tx, event_seq), without reading the backlog."""
+    queued = D.alias("queued")
+    head = (
+        select(queued.c.id)
+        .where(queued.c.subscription_id == S.c.id, queued.c.status == PENDING)
+        .order_by(queued.c.event_tx, queued.c.event_seq)
+        .limit(1)
+        .scalar_subquery()
     )
     rows = await conn.execute(
-        select(ranked.c.subscription_id, ranked.c.id).where(
-            and_(
-                ranked.c.rank == 1,
-                ranked.c.next_attempt_at <= now,
-                ~_in_flight(ranked.c.subscription_id, now),
-            )
+        select(S.c.id.label("subscription_id"), D.c.id)
+        .select_from(S)
+        .join(D, D.c.id == head)
+        .where(
+            S.c.id.in_(subscription_ids),
+            D.c.next_attempt_at <= now,
+            ~_in_flight(S.c.id, now),
         )
     )
     return {row.subscription_id: row.id for row in rows}
 
 
 def _in_flight(subscription_id: ColumnElement[str], now: datetime) -> Exists:
-    """Whether a delivery of the subscription is leased (a lease that has not expired)."""
+    """Whether a delivery of the subscription is leased (a lease that has not expired): from
+    the partial index ix_deliveries_leased."""
+    leased = D.alias("leased")
     return exists().where(
-        D.c.subscription_id == subscription_id,
-        D.c.status == PENDING,
-        D.c.lease_token.is_not(None),
-        D.c.next_attempt_at > now,
+        leased.c.subscription_id == subscription_id,
+        leased.c.lease_token.is_not(None),
+        leased.c.status == PENDING,
+        leased.c.next_attempt_at > now,
     )
 
 

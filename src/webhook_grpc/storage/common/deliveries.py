@@ -17,12 +17,13 @@ from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.models import Attempt, AttemptError, Delivery, DeliveryStatus
 
 from ..ports import LeasedWork, LeaseRequest, NewDelivery
-from ..tables import AttemptRow, DeliveryRow, SubscriptionRow
+from ..tables import AttemptRow, DeliveryRow, EventRow, SubscriptionRow
 from ..tables.base import table_of
 from .controlled_lease import next_slot_after
 
 D = table_of(DeliveryRow)
 A = table_of(AttemptRow)
+E = table_of(EventRow)
 S = table_of(SubscriptionRow)
 PENDING = DeliveryStatus.PENDING.value
 # Due rows a lease looks at, in multiples of the lease size: enough to find work for several
@@ -264,8 +265,18 @@ class CoreDeliveries(ABC):
         return result.rowcount
 
     async def insert(self, deliveries: Sequence[NewDelivery]) -> None:
+        """Deliveries of stored events (a replay), each given its event's feed position."""
         if deliveries:
             await self._conn.execute(D.insert(), [dict(d) for d in deliveries])
+            of_event = E.c.id == D.c.event_id
+            await self._conn.execute(
+                update(D)
+                .where(D.c.id.in_([d["id"] for d in deliveries]))
+                .values(
+                    event_tx=select(E.c.tx).where(of_event).scalar_subquery(),
+                    event_seq=select(E.c.seq).where(of_event).scalar_subquery(),
+                )
+            )
 
     async def pending_summary(self) -> tuple[int, datetime | None]:
         count, oldest = (

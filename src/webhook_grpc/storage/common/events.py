@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.models import Event, StoredEvent
+from webhook_grpc.domain.trace_context import TraceContext
 
 from ..ports import NewDelivery, NewEvent, PublishContext
 from ..tables import DeliveryRow, EventRow
@@ -33,6 +34,7 @@ EVENT_COLUMNS = (
     E.c.published_at,
     E.c.tx,
     E.c.seq,
+    E.c.trace_context,
 )
 
 
@@ -48,6 +50,7 @@ def to_stored(row: Row[*tuple[Any, ...]]) -> StoredEvent:
             previous=m["previous"],
             occurred_at=m["occurred_at"],
             published_at=m["published_at"],
+            trace_context=TraceContext.from_text(m["trace_context"]),
         ),
         FeedPosition(m["tx"], m["seq"]),
     )

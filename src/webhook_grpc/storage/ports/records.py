@@ -27,6 +27,8 @@ class NewEvent(TypedDict):
     occurred_at: datetime
     published_at: datetime
     idempotency_key: str | None
+    trace_context: str | None
+    """`TraceContext.text()` of the publisher's trace context, sent on with each delivery."""
 
 
 class NewDelivery(TypedDict):

@@ -8,26 +8,23 @@ events and subscriptions of the leased rows, and committed without waiting for t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.models import Event, StoredEvent
+from webhook_grpc.domain.rate_limit import RateLimit
 from webhook_grpc.domain.subscriptions import DeliveryTarget
+from webhook_grpc.domain.trace_context import TraceContext
 
-from ..common.controlled_lease import (
-    CONTROLLED_SQL,
-    SUBSCRIPTIONS,
-    lease_controlled,
-    push_after_too_many_requests,
-    with_due_work,
-)
+from ..common.controlled_lease import CONTROLLED_SQL, push_after_too_many_requests
 from ..common.deliveries import LEASE_WINDOW, CoreDeliveries, attempt_values
 from ..common.events import EVENT_COLUMNS
 from ..common.subscriptions import DELIVERY_TARGET_COLUMNS, delivery_target
 from ..ports import LeasedWork, LeaseRequest
 from . import psycopg_path
+from .repositories import HORIZON_SQL
 
 
 class PostgresDeliveries(CoreDeliveries):
@@ -45,22 +42,34 @@ class PostgresDeliveries(CoreDeliveries):
             work.deliveries.append(
                 LeasedDelivery(row.id, row.event_id, row.subscription_id, row.attempt_count, token)
             )
-            if row.e_id is not None and row.event_id not in work.events:
-                work.events[row.event_id] = _stored_event(row)
-            if row.s_id is not None and row.subscription_id not in work.targets:
-                work.targets[row.subscription_id] = _target(row)
+            _add_event_and_target(work, row)
         room = request.limit - len(work.deliveries)
         if rows and rows[0].controlled_due and room > 0:
             work = work.merged(await self._lease_controlled(request, room))
         return work
 
     async def _lease_controlled(self, request: LeaseRequest, room: int) -> LeasedWork:
-        async with psycopg_path.transaction(self._conn):
-            await self.relax_durability()
-            locked = await self._conn.execute(
-                with_due_work(request).with_for_update(of=SUBSCRIPTIONS, skip_locked=True)
+        """Up to `room` deliveries of subscriptions under delivery controls, in one statement
+        (`_LEASE_CONTROLLED`)."""
+        params = _lease_params(request) | {"limit": room}
+        rows = await psycopg_path.fetch_all(self._conn, _LEASE_CONTROLLED, params)
+        work = LeasedWork([], {}, {})
+        for row in rows:
+            limit = RateLimit(row.rate) if row.rate > 0 else None
+            work.deliveries.append(
+                LeasedDelivery(
+                    row.id,
+                    row.event_id,
+                    row.subscription_id,
+                    row.attempt_count,
+                    request.lease_token,
+                    not_before=row.start.astimezone(UTC) if row.start is not None else None,
+                    interval=limit.interval if limit is not None else timedelta(0),
+                    ordered=row.fifo,
+                )
             )
-            return await lease_controlled(self._conn, request, [r.id for r in locked], room)
+            _add_event_and_target(work, row)
+        return work
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         if records:
@@ -84,6 +93,14 @@ def _lease_params(request: LeaseRequest) -> dict[str, Any]:
     }
 
 
+def _add_event_and_target(work: LeasedWork, row: Any) -> None:
+    """The leased row's event and subscription, unless purged or deleted since."""
+    if row.e_id is not None and row.event_id not in work.events:
+        work.events[row.event_id] = _stored_event(row)
+    if row.s_id is not None and row.subscription_id not in work.targets:
+        work.targets[row.subscription_id] = _target(row)
+
+
 def _stored_event(row: Any) -> StoredEvent:
     """The leased row's event (columns `e_*`). psycopg reads timestamps in the session's time
     zone, so they are turned into UTC here."""
@@ -96,6 +113,7 @@ def _stored_event(row: Any) -> StoredEvent:
         row.e_previous,
         row.e_occurred_at.astimezone(UTC),
         row.e_published_at.astimezone(UTC),
+        trace_context=TraceContext.from_text(row.e_trace_context),
     )
     return StoredEvent(event, FeedPosition(row.e_tx, row.e_seq))
 
@@ -118,7 +136,12 @@ def _target(row: Any) -> DeliveryTarget:
 
 _RELAX = "SELECT set_config('synchronous_commit', 'off', true)"
 # Subscriptions under delivery controls (the partial index ix_subscriptions_controlled): the
-# plain lease leaves them to `lease_controlled`, and tells whether any of them has work now.
+# plain lease leaves them to `_LEASE_CONTROLLED`, and tells whether any of them has work now.
+# "Has a due delivery" is a scalar subquery, one probe of ix_deliveries_subscription_feed per
+# controlled subscription: as EXISTS, PostgreSQL may turn it into a semi-join that reads every
+# pending delivery of those subscriptions (12 ms at one FIFO subscription with 20,000 pending),
+# and with LIMIT 1 alone it may walk ix_deliveries_due through every due row of every
+# subscription (47 ms beside 100,000 others); the ORDER BY in that index's order rules both out.
 _CONTROLLED = CONTROLLED_SQL
 _CONTROLLED_DUE = f"""
     SELECT EXISTS (
@@ -130,10 +153,11 @@ _CONTROLLED_DUE = f"""
               SELECT 1 FROM deliveries AS cf
               WHERE cf.subscription_id = cs.id AND cf.status = 'pending'
                 AND cf.lease_token IS NOT NULL AND cf.next_attempt_at > %(now)s))
-          AND EXISTS (
-              SELECT 1 FROM deliveries AS cd
-              WHERE cd.subscription_id = cs.id AND cd.status = 'pending'
-                AND cd.next_attempt_at <= %(now)s)
+          AND (SELECT true FROM deliveries AS cd
+               WHERE cd.subscription_id = cs.id AND cd.status = 'pending'
+                 AND cd.next_attempt_at <= %(now)s
+               ORDER BY cd.event_tx, cd.event_seq
+               LIMIT 1)
     ) AS controlled_due
 """
 
@@ -198,6 +222,112 @@ _LEASE_WORK = f"""
     LEFT JOIN events AS e ON e.id = leased.event_id
     LEFT JOIN subscriptions AS s ON s.id = leased.subscription_id
     WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+"""
+
+# The lease of subscriptions under delivery controls (SPEC §11; storage/common/controlled_lease.py
+# tells the rules, and SQLite's path), in one autocommit statement:
+# - `candidate` locks the rows of controlled subscriptions with due work, a free rate-limit slot
+#   and, if FIFO, nothing in flight, FOR UPDATE SKIP LOCKED: another dispatcher leasing from one
+#   holds its lock, and this statement skips it instead of waiting.
+# - The other CTEs read this statement's snapshot, taken before those locks: a lease another
+#   dispatcher committed in between would be invisible. Every controlled lease therefore writes
+#   its subscription's row (`moved`; for FIFO without a rate limit an unchanged value, still a
+#   new row version), and `locked` keeps only rows whose locked version is the one in the
+#   snapshot (ctid); a changed one is left for the next lease.
+# - A FIFO subscription's head is its oldest pending delivery in feed order, straight from
+#   ix_deliveries_subscription_feed (LIMIT 1, no sort); it is leased when due, and only once no
+#   transaction that could still commit an older event is running (the feed's horizon,
+#   docs/FEED_ORDERING.md), so a late commit cannot slip a delivery in before it.
+# - A rate-limited one's earliest due deliveries, up to its room and a second's worth of slots,
+#   each on its slot: base + (n - 1) * interval, base = max(now, next_slot_at); the lease lasts
+#   as much longer as its slot is ahead, and `next_slot_at` moves to the last slot + interval
+#   (domain/rate_limit.py's `reserve` with burst 1, as SQL).
+# FIFO heads come first, then by subscription id and slot, up to `limit` in all.
+_HORIZON = HORIZON_SQL.replace("%", "%%")
+_LEASED = "f.lease_token IS NOT NULL AND f.status = 'pending'"
+_LEASE_CONTROLLED = f"""
+    WITH candidate AS MATERIALIZED (
+        SELECT s.id, s.ordering, s.rate_limit_per_second AS rate, s.next_slot_at,
+               s.ctid AS version
+        FROM subscriptions AS s
+        WHERE ({_CONTROLLED})
+          AND (s.next_slot_at IS NULL OR s.next_slot_at <= %(now)s)
+          AND s.id <> ALL(CAST(%(full)s AS text[]))
+          AND (SELECT true FROM deliveries AS d
+               WHERE d.subscription_id = s.id AND d.status = 'pending'
+                 AND d.next_attempt_at <= %(now)s
+               ORDER BY d.event_tx, d.event_seq
+               LIMIT 1)
+          AND NOT (s.ordering = 'fifo' AND EXISTS (
+              SELECT 1 FROM deliveries AS f
+              WHERE f.subscription_id = s.id AND {_LEASED} AND f.next_attempt_at > %(now)s))
+        ORDER BY s.id
+        LIMIT CAST(%(limit)s AS int)
+        FOR UPDATE OF s SKIP LOCKED
+    ), locked AS (
+        SELECT c.id, c.ordering = 'fifo' AS fifo, c.rate,
+               GREATEST(COALESCE(c.next_slot_at, %(now)s), %(now)s) AS base,
+               CASE WHEN c.rate > 0 THEN make_interval(secs => 1.0 / c.rate) END AS step,
+               GREATEST(LEAST(COALESCE(
+                   (SELECT r.room
+                    FROM unnest(CAST(%(room_ids)s AS text[]), CAST(%(room)s AS int[]))
+                         AS r(subscription_id, room)
+                    WHERE r.subscription_id = c.id),
+                   CAST(%(per_subscription)s AS int)), c.rate), 1) AS quota
+        FROM candidate AS c
+        JOIN subscriptions AS seen ON seen.id = c.id AND seen.ctid = c.version
+    ), pick AS (
+        SELECT l.id AS subscription_id, head.id, 0 AS kind, head.next_attempt_at AS due
+        FROM locked AS l
+        CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at, d.event_tx FROM deliveries AS d
+            WHERE d.subscription_id = l.id AND d.status = 'pending'
+            ORDER BY d.event_tx, d.event_seq
+            LIMIT 1
+        ) AS head
+        WHERE l.fifo AND head.next_attempt_at <= %(now)s AND head.event_tx < {_HORIZON}
+        UNION ALL
+        SELECT l.id, due.id, 1, due.next_attempt_at
+        FROM locked AS l
+        CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM deliveries AS d
+            WHERE d.subscription_id = l.id AND d.status = 'pending'
+              AND d.next_attempt_at <= %(now)s
+            ORDER BY d.next_attempt_at, d.id
+            LIMIT l.quota
+        ) AS due
+        WHERE NOT l.fifo
+    ), chosen AS (
+        SELECT p.id, p.subscription_id, l.fifo, l.rate,
+               l.base + l.step * (row_number() OVER (
+                   PARTITION BY p.subscription_id ORDER BY p.due, p.id) - 1) AS start,
+               row_number() OVER (ORDER BY p.kind, p.subscription_id, p.due, p.id) AS n
+        FROM pick AS p JOIN locked AS l ON l.id = p.subscription_id
+    ), leased AS (
+        UPDATE deliveries AS d
+        SET next_attempt_at = %(lease_until)s + GREATEST(c.start - %(now)s, interval '0'),
+            lease_token = %(lease_token)s
+        FROM chosen AS c
+        WHERE c.n <= CAST(%(limit)s AS int)
+          AND d.id = c.id AND d.status = 'pending' AND d.next_attempt_at <= %(now)s
+        RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, c.fifo, c.rate, c.start,
+                  c.n
+    ), moved AS (
+        UPDATE subscriptions AS s
+        SET next_slot_at = CASE WHEN s.rate_limit_per_second > 0
+            THEN (SELECT max(leased.start) + make_interval(secs => 1.0 / s.rate_limit_per_second)
+                  FROM leased WHERE leased.subscription_id = s.id)
+            ELSE s.next_slot_at END
+        WHERE s.id IN (SELECT leased.subscription_id FROM leased)
+        RETURNING 1
+    )
+    SELECT leased.id, leased.event_id, leased.subscription_id, leased.attempt_count,
+           leased.fifo, leased.rate, leased.start, {_EVENT_VALUES}, {_TARGET_VALUES}
+    FROM leased
+    LEFT JOIN events AS e ON e.id = leased.event_id
+    LEFT JOIN subscriptions AS s ON s.id = leased.subscription_id
+    WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+    ORDER BY leased.n
 """
 
 # One prepared statement for the whole batch, which travels as one JSON document (one

@@ -60,27 +60,30 @@ _CONTEXT = """
 
 # Events and their deliveries in one statement (a data-modifying CTE): atomic by itself, so
 # publishing needs no BEGIN and COMMIT round trips. Joining on the inserted events drops the
-# deliveries of an event skipped as an idempotent repeat. The batch travels as one JSON
+# deliveries of an event skipped as an idempotent repeat, and gives each delivery its event's
+# feed position. The batch travels as one JSON
 # document: the statement text is the same for every batch size (prepared once), and one
 # json.dumps costs far less than adapting a parameter per column and row.
 _PUBLISH = """
     WITH batch AS (SELECT CAST(%(batch)s AS json) AS doc),
     inserted AS (
         INSERT INTO events (id, tenant_id, type, entity_id, data, previous, occurred_at,
-                            published_at, idempotency_key)
+                            published_at, idempotency_key, trace_context)
         SELECT e.id, e.tenant_id, e.type, e.entity_id, e.data, e.previous, e.occurred_at,
-               e.published_at, e.idempotency_key
+               e.published_at, e.idempotency_key, e.trace_context
         FROM batch, json_to_recordset(batch.doc -> 'events')
              AS e(id text, tenant_id text, type text, entity_id text, data json, previous json,
-                  occurred_at timestamptz, published_at timestamptz, idempotency_key text)
+                  occurred_at timestamptz, published_at timestamptz, idempotency_key text,
+                  trace_context text)
         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id, tx, seq
     ), delivered AS (
         INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, event_type, status,
                                 attempt_count, next_attempt_at, lease_token, created_at,
-                                updated_at)
+                                updated_at, event_tx, event_seq)
         SELECT d.id, d.tenant_id, d.event_id, d.subscription_id, d.event_type, d.status,
-               d.attempt_count, d.next_attempt_at, d.lease_token, d.created_at, d.updated_at
+               d.attempt_count, d.next_attempt_at, d.lease_token, d.created_at, d.updated_at,
+               inserted.tx, inserted.seq
         FROM batch, json_to_recordset(batch.doc -> 'deliveries')
              AS d(id text, tenant_id text, event_id text, subscription_id text,
                   event_type text, status text, attempt_count int,

@@ -22,8 +22,7 @@ _RETENTION_LOCK_KEY = "webhook_grpc:retention"
 # another application's batch job) hold this feed back. An id that ended between the snapshot
 # and the pg_stat_activity read is not attributed elsewhere, so it counts: the error is only
 # ever towards waiting. backend_xid is 32 bits; it is compared with the id's low 32 bits.
-_HORIZON = text(
-    """(SELECT coalesce(
+HORIZON_SQL = """(SELECT coalesce(
         (SELECT min(xip::text::bigint) FROM pg_snapshot_xip(s.snap) AS xip
          WHERE NOT EXISTS (
              SELECT 1 FROM pg_stat_activity AS a
@@ -31,7 +30,7 @@ _HORIZON = text(
                AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
         pg_snapshot_xmax(s.snap)::text::bigint)
      FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
-)
+_HORIZON = text(HORIZON_SQL)
 
 
 class PostgresSubscriptions(CoreSubscriptions):

@@ -41,7 +41,15 @@ class SqliteEvents(CoreEvents):
         )
         result = await self._conn.execute(statement, list(events))
         positions = {row.id: FeedPosition(row.tx, row.seq) for row in result}
-        inserted: list[Any] = [d for d in deliveries if d["event_id"] in positions]
+        inserted: list[Any] = [
+            {
+                **d,
+                "event_tx": positions[d["event_id"]].tx,
+                "event_seq": positions[d["event_id"]].seq,
+            }
+            for d in deliveries
+            if d["event_id"] in positions
+        ]
         if inserted:
             await self._conn.execute(D.insert(), inserted)
         return positions

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, BigIntKey, UtcDateTime
+
+LEASED = "lease_token IS NOT NULL AND status = 'pending'"
 
 
 class DeliveryRow(Base):
@@ -20,7 +22,17 @@ class DeliveryRow(Base):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
-        Index("ix_deliveries_subscription", "subscription_id", "status"),
+        # A subscription's deliveries by status; its pending ones in feed order (the FIFO head).
+        Index(
+            "ix_deliveries_subscription_feed", "subscription_id", "status", "event_tx", "event_seq"
+        ),
+        # The deliveries leased now (or whose lease expired unrecorded): few, whatever the backlog.
+        Index(
+            "ix_deliveries_leased",
+            "subscription_id",
+            sqlite_where=text(LEASED),
+            postgresql_where=text(LEASED),
+        ),
         Index("ix_deliveries_tenant_created", "tenant_id", "created_at", "id"),
     )
 
@@ -31,6 +43,10 @@ class DeliveryRow(Base):
     )
     subscription_id: Mapped[str] = mapped_column(String(40))
     event_type: Mapped[str] = mapped_column(String(128))
+    # The event's feed position (events.tx, seq), copied so that an index orders a
+    # subscription's deliveries in feed order.
+    event_tx: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    event_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(16))
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     # While pending: when the next attempt is due. A lease moves it forward by the lease duration,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, text
+from sqlalchemy import JSON, BigInteger, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, BigIntKey, UtcDateTime
@@ -39,3 +39,5 @@ class EventRow(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     published_at: Mapped[datetime] = mapped_column(UtcDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # The publisher's W3C trace context (domain/trace_context.py's text form), or NULL.
+    trace_context: Mapped[str | None] = mapped_column(Text, nullable=True)
