@@ -1,7 +1,7 @@
 """deliveries carry their event's feed position; indexes for the FIFO lease
 
 Revision ID: 0008_deliveries_feed_order
-Revises: 0006_ed25519_shared_secret
+Revises: 0007_trace_context
 Create Date: 2026-11-30
 
 A FIFO subscription's head is its oldest pending delivery in feed order (the event's tx, seq).
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_deliveries_feed_order"
-down_revision = "0006_ed25519_shared_secret"
+down_revision = "0007_trace_context"
 branch_labels = None
 depends_on = None
 
