@@ -34,6 +34,9 @@ TARGETS = {
     "dispatcher_rss_mb": ("<=", 300),
     "rest_publish_ratio": (">=", 0.8),
     "filter_overhead_ratio": (">=", 0.9),
+    "sqlite_publish_p99_ms": ("<=", 100),
+    "delivery_growth_ratio": (">=", 0.8),
+    "publish_growth_ratio": (">=", 0.8),
 }
 SMOKE_DURATION = 0.5
 SMOKE_SCALE = 0.05

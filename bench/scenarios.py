@@ -575,3 +575,10 @@ SCENARIOS = {
     "signing": signing,
     "filters": filters,
 }
+
+# Scenarios in modules of their own (which read DURATION and SCALE from here at run time).
+from .growth import growth  # noqa: E402
+from .sqlite import sqlite  # noqa: E402
+
+SCENARIOS["sqlite"] = sqlite
+SCENARIOS["growth"] = growth

@@ -103,6 +103,10 @@ class SqlStorage:
     def wakeup_precedes_visibility(self) -> bool:
         return self._wakeup_precedes_visibility
 
+    @property
+    def serialises_writes(self) -> bool:
+        return False
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
