@@ -108,6 +108,12 @@ class Roles:
     dispatcher: bool = True
     retention: bool = True
     migrate: bool = True
+    queue_metrics: bool = True
+    """Refresh the queue gauges (pending deliveries, oldest age): one process of `serve
+    --workers N` does, so that summing the workers' metrics counts the queue once."""
+    worker: int | None = None
+    """The index of this process under `serve --workers N` (cli/workers.py): it then shares
+    its listening ports with the other workers (SO_REUSEPORT), which checked them already."""
 
 
 @dataclass
@@ -136,11 +142,8 @@ class App:
     async def start(self) -> None:
         settings = self.settings
         logs.guard_secrets()
-        if self.roles.api:
-            _check_open_mode(settings.server)
-            _check_listen(settings.server.listen, "")
-            if settings.server.http_listen:
-                _check_listen(settings.server.http_listen, " (http_listen)")
+        if self.roles.api and self.roles.worker is None:
+            check_api_listen(settings.server)
         if settings.server.metrics_listen:
             _check_listen(settings.server.metrics_listen, " (metrics_listen)")
         try:
@@ -214,7 +217,8 @@ class App:
                     f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
                     f"{error.strerror or error}"
                 ) from None
-            self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
+            if self.roles.queue_metrics:
+                self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
         self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
@@ -228,8 +232,12 @@ class App:
         guard = TargetGuard(
             settings.targets.allow_http_targets, settings.targets.allow_private_targets
         )
+        # Port sharing only among the workers of one `serve --workers N`: otherwise a second
+        # server on the same port would silently take half of the calls.
+        reuse_port = self.roles.worker is not None
         server = grpc.aio.server(
-            interceptors=[RequestDecodingGuard()], options=[("grpc.so_reuseport", 0)]
+            interceptors=[RequestDecodingGuard()],
+            options=[("grpc.so_reuseport", int(reuse_port))],
         )
         probe = ProbeService(self.storage, self.publisher)
         # One servicer per service, shared by the gRPC server and the REST listener.
@@ -274,7 +282,12 @@ class App:
         await server.start()
         self._server = server
         host = listen.rpartition(":")[0]
-        log.info("webhook-grpc listening on %s:%d", host, self.port)
+        if self.roles.worker is None:
+            log.info("webhook-grpc listening on %s:%d", host, self.port)
+        else:
+            log.info(
+                "webhook-grpc listening on %s:%d (worker %d)", host, self.port, self.roles.worker
+            )
         if auth.is_open:
             log.warning(
                 "NO TOKENS CONFIGURED: the API is open to every caller on %s:%d "
@@ -302,7 +315,9 @@ class App:
             )
             portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:
-                self.http_port = await self.rest.start(settings.server.http_listen)
+                self.http_port = await self.rest.start(
+                    settings.server.http_listen, reuse_port=reuse_port
+                )
             except OSError as error:
                 await server.stop(None)
                 self._server = None
@@ -365,6 +380,14 @@ class App:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def check_api_listen(settings: ServerSettings) -> None:
+    """The API's addresses: refused when open to the network without tokens, or taken."""
+    _check_open_mode(settings)
+    _check_listen(settings.listen, "")
+    if settings.http_listen:
+        _check_listen(settings.http_listen, " (http_listen)")
 
 
 def _check_listen(address: str, setting: str) -> None:

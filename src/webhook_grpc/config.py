@@ -263,6 +263,7 @@ class ServerSettings:
     tokens: tuple[TokenConfig, ...]
     metrics_listen: str
     serve_dispatcher: bool
+    workers: int
     log_level: str
     log_format: str
 
@@ -423,6 +424,14 @@ class Settings:
             _bool, "`serve` also runs a dispatcher; false for API-only processes (scale-out)"
         ),
     )
+    workers: int = field(
+        default=1,
+        metadata=_meta(
+            _int,
+            "`serve` processes sharing the gRPC and REST ports (SO_REUSEPORT); above 1 needs "
+            "PostgreSQL",
+        ),
+    )
     metrics_listen: str = field(
         default="",
         metadata=_meta(_str, "Prometheus metrics address host:port; empty: off", shown="(off)"),
@@ -492,6 +501,7 @@ class Settings:
             "max_streams",
             "dispatcher_concurrency",
             "endpoint_concurrency",
+            "workers",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
