@@ -4,6 +4,7 @@ and dispatchers as real processes on loopback, each stopped at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -105,13 +106,24 @@ class Process:
     def usage(self) -> Usage:
         """CPU time of the process so far (all threads), and how long its main thread (the
         event loop) has waited for a CPU while runnable."""
-        with open(f"/proc/{self.popen.pid}/stat") as stat:
-            # The fields after the command name, which is in parentheses and may hold spaces.
-            fields = stat.read().rpartition(")")[2].split()
-        with open(f"/proc/{self.popen.pid}/task/{self.popen.pid}/schedstat") as schedstat:
-            waited_ns = int(schedstat.read().split()[1])
-        ticks = os.sysconf("SC_CLK_TCK")
-        return Usage((int(fields[11]) + int(fields[12])) / ticks, waited_ns / 1e9)
+        return _usage(self.popen.pid)
+
+    def tree_usage(self) -> Usage:
+        """`usage` summed over the process and its children (the workers of `serve --workers
+        N`); the loop waiting of each main thread is summed too."""
+        total = Usage()
+        for pid in [self.popen.pid, *_children(self.popen.pid)]:
+            with contextlib.suppress(FileNotFoundError):  # ended meanwhile
+                total += _usage(pid)
+        return total
+
+    def rss_kb(self) -> int:
+        """Resident memory now (VmRSS), in KiB."""
+        with open(f"/proc/{self.popen.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def peak_rss_mb(self) -> float:
         with open(f"/proc/{self.popen.pid}/status") as status:
@@ -119,6 +131,34 @@ class Process:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
         return 0.0
+
+
+def _usage(pid: int) -> Usage:
+    with open(f"/proc/{pid}/stat") as stat:
+        # The fields after the command name, which is in parentheses and may hold spaces.
+        fields = stat.read().rpartition(")")[2].split()
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as schedstat:
+        waited_ns = int(schedstat.read().split()[1])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return Usage((int(fields[11]) + int(fields[12])) / ticks, waited_ns / 1e9)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (from /proc/<pid>/task/*/children)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                direct = [int(child) for child in children.read().split()]
+        except FileNotFoundError:
+            continue
+        for child in direct:
+            found += [child, *_children(child)]
+    return found
 
 
 def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
@@ -173,13 +213,15 @@ class Cluster:
             return result
 
     def start_server(self, **settings: Any) -> None:
-        port = free_port()
-        self.target = f"127.0.0.1:{port}"
+        """The scenarios' server (`target`, `http`); `server()` is its process."""
+        _, self.target, self.http = self.start_another_server("server", **settings)
+
+    def start_another_server(self, name: str, **settings: Any) -> tuple[Process, str, str]:
+        """A `serve` process (`workers` in `settings` for several) on ports of its own: the
+        process, its gRPC target and its REST base URL."""
+        target = f"127.0.0.1:{free_port()}"
         http_listen = f"127.0.0.1:{free_port()}"
-        self.http = f"http://{http_listen}"
-        env = _service_env(
-            self.database_url, listen=self.target, http_listen=http_listen, **settings
-        )
+        env = _service_env(self.database_url, listen=target, http_listen=http_listen, **settings)
         # A session of its own, as a deployed server has: with autogroup scheduling (the
         # default on desktop kernels and on the development machine) a server in the load
         # generator's session shares one CPU budget with it, which measured in gRPC's favour
@@ -187,8 +229,10 @@ class Cluster:
         popen = subprocess.Popen(
             [sys.executable, "-m", "webhook_grpc", "serve"], env=env, start_new_session=True
         )
-        self.processes.append(Process(popen, "server"))
-        _wait_health(self.target)
+        process = Process(popen, name)
+        self.processes.append(process)
+        _wait_health(target)
+        return process, target, f"http://{http_listen}"
 
     def server(self) -> Process:
         """The process `start_server` started."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,10 @@ from psycopg.types.json import Json
 from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2, subscriptions_pb2
 
 from .harness import Cluster, Stubs, Usage, analyze, event_request, percentile, truncate
+from .idle_stream import idle_stream
 from .signing import signing_figures
+from .tenants import tenants_latency
+from .workers import publish_unary
 
 DURATION = 10.0
 SCALE = 1.0
@@ -81,28 +85,6 @@ async def raw_publish_txns(database_url: str, workers: int, duration: float) -> 
         for conn in connections:
             await conn.close()
     return sum(counts) / duration
-
-
-async def publish_unary(cluster: Cluster) -> dict[str, float]:
-    stubs = Stubs(cluster.target)
-    try:
-        await stubs.subscribe(cluster.receiver_url("unary"), ["product.*"])
-        counter = iter(range(10**9))
-
-        async def call() -> None:
-            await stubs.events.PublishEvent(event_request(next(counter)))
-
-        await _closed_loop(16, scaled_seconds(2.0), call)  # warm-up
-        done = await _closed_loop(16, DURATION, call)
-    finally:
-        await stubs.close()
-    eps = done / DURATION
-    raw = await raw_publish_txns(cluster.database_url, 16, DURATION)
-    return {
-        "publish_unary_eps": eps,
-        "publish_unary_raw_tps": raw,
-        "publish_unary_ratio": eps / raw,
-    }
 
 
 async def publish_batch(cluster: Cluster) -> dict[str, float]:
@@ -312,9 +294,14 @@ async def _settle(cluster: Cluster, endpoint: str, expected: int, timeout: float
 
 
 async def _paced_publish(
-    stubs: Stubs, rate: float, duration: float, event_type: str
+    stubs: Stubs,
+    rate: float,
+    duration: float,
+    event_type: str,
+    make: Callable[[int], events_pb2.PublishEventRequest] | None = None,
 ) -> dict[str, float]:
-    """Publish at `rate` events/s (open loop); returns publish start time (epoch) by event id."""
+    """Publish at `rate` events/s (open loop) the events `make(i)` (default: `event_request`);
+    returns publish start time (epoch) by event id."""
     started: dict[str, float] = {}
     interval = 1 / rate
     begin = time.perf_counter()
@@ -322,7 +309,9 @@ async def _paced_publish(
 
     async def one(i: int) -> None:
         sent = time.time()
-        response = await stubs.events.PublishEvent(event_request(i, event_type))
+        response = await stubs.events.PublishEvent(
+            make(i) if make else event_request(i, event_type)
+        )
         started[response.event.id] = sent
 
     i = 0
@@ -574,4 +563,6 @@ SCENARIOS = {
     "delivery_ed25519": delivery_ed25519,
     "signing": signing,
     "filters": filters,
+    "tenants": tenants_latency,
+    "idle_stream": idle_stream,
 }
