@@ -56,6 +56,8 @@ async def run(names: list[str]) -> dict[str, dict[str, float]]:
             cluster.start_receiver()
             cluster.start_server(serve_dispatcher=False)
             for name in names:
+                if name not in scenarios.LIVE_DISPATCHER:
+                    cluster.stop_live_dispatcher()  # it would deliver this one's events
                 began = time.perf_counter()
                 result = await scenarios.SCENARIOS[name](cluster)
                 figures[name] = result

@@ -190,6 +190,7 @@ class Cluster:
     target: str = ""
     http: str = ""
     """The server's REST base URL."""
+    live: Process | None = None
 
     def start_receiver(self) -> None:
         self.receiver_port = free_port()
@@ -237,6 +238,19 @@ class Cluster:
     def server(self) -> Process:
         """The process `start_server` started."""
         return next(process for process in self.processes if process.name == "server")
+
+    def live_dispatcher(self) -> Process:
+        """A dispatcher with the default settings, shared by the scenarios that only need one
+        running (`scenarios.LIVE_DISPATCHER`): started by the first, stopped by `run` before
+        any other scenario. A start costs 1-5 s on this machine, much of `make bench-smoke`."""
+        if self.live is None or self.live.popen.poll() is not None:
+            self.live = self.start_dispatcher()
+        return self.live
+
+    def stop_live_dispatcher(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def start_dispatcher(self, **settings: Any) -> Process:
         env = _service_env(self.database_url, **settings)

@@ -176,7 +176,7 @@ async def delivery(
 async def fifo(cluster: Cluster) -> dict[str, float]:
     """Deliveries per second to one FIFO endpoint answering at once: one attempt at a time,
     each after the previous one is recorded (SPEC §11), so bounded by the round trips."""
-    events = 2000
+    events = scaled(2000)
     truncate(cluster.database_url)
     await _reset_receiver(cluster)
     stubs = Stubs(cluster.target)
@@ -228,7 +228,7 @@ async def _publish_and_deliver(cluster: Cluster, filter: str) -> float:
     await _reset_receiver(cluster)
     names = [f"f{i}" for i in range(endpoints)]
     stubs = Stubs(cluster.target)
-    dispatcher = cluster.start_dispatcher()
+    cluster.live_dispatcher()
     try:
         for name in names:
             await stubs.subscribe(cluster.receiver_url(name), ["product.*"], filter=filter)
@@ -243,7 +243,6 @@ async def _publish_and_deliver(cluster: Cluster, filter: str) -> float:
         delivered = sum([(await cluster.receiver_stats(n))["unique"] for n in names])
         return delivered / (time.perf_counter() - began)
     finally:
-        dispatcher.stop()
         await stubs.close()
 
 
@@ -328,7 +327,7 @@ async def latency(cluster: Cluster) -> dict[str, float]:
     truncate(cluster.database_url)
     await _reset_receiver(cluster)
     stubs = Stubs(cluster.target)
-    dispatcher = cluster.start_dispatcher()
+    cluster.live_dispatcher()
     try:
         await stubs.subscribe(cluster.receiver_url("latency"), ["product.*"])
         await _warm_up(cluster, stubs, "latency")
@@ -336,7 +335,6 @@ async def latency(cluster: Cluster) -> dict[str, float]:
         await _settle(cluster, "latency", len(started), timeout=2.0)
         arrivals = (await cluster.receiver_stats("latency", arrivals=True))["arrivals"]
     finally:
-        dispatcher.stop()
         await stubs.close()
     latencies = [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals]
     return {
@@ -552,7 +550,6 @@ SCENARIOS = {
     "publish_unary": publish_unary,
     "publish_batch": publish_batch,
     "delivery": delivery,
-    "latency": latency,
     "feed_catchup": feed_catchup,
     "feed_tail": feed_tail,
     "isolation": isolation,
@@ -562,7 +559,12 @@ SCENARIOS = {
     "rest": rest,
     "delivery_ed25519": delivery_ed25519,
     "signing": signing,
-    "filters": filters,
+    # These three share one running dispatcher (Cluster.live_dispatcher), so they run together.
+    "latency": latency,
     "tenants": tenants_latency,
+    "filters": filters,
     "idle_stream": idle_stream,
 }
+LIVE_DISPATCHER = frozenset({"latency", "tenants", "filters"})
+"""Scenarios that need a dispatcher running and nothing more: they share one (`python -m
+bench` stops it before any other scenario, whose events it would deliver)."""

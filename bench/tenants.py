@@ -52,7 +52,7 @@ async def tenants_latency(cluster: Cluster) -> dict[str, float]:
     truncate(cluster.database_url)
     await scenarios._reset_receiver(cluster)
     stubs = Stubs(cluster.target)
-    dispatcher = cluster.start_dispatcher()
+    cluster.live_dispatcher()
     try:
         await _subscribe_all(stubs, cluster, tenants)
         # Wait for the dispatcher's first deliveries (its start-up is not latency), then forget.
@@ -73,7 +73,6 @@ async def tenants_latency(cluster: Cluster) -> dict[str, float]:
             (await cluster.receiver_stats(name, arrivals=True))["arrivals"] for name in ENDPOINTS
         ]
     finally:
-        dispatcher.stop()
         await stubs.close()
     latencies = [
         (endpoint[event_id] - sent) * 1000
