@@ -396,29 +396,33 @@ async def feed_tail(cluster: Cluster) -> dict[str, float]:
 
 
 async def isolation(cluster: Cluster) -> dict[str, float]:
-    """A healthy endpoint's p99 alone, then beside one that hangs to the delivery timeout."""
+    """A healthy endpoint's p99 alone, then beside one that hangs to the delivery timeout.
+    One dispatcher serves both runs (the hanging endpoint comes only in the second)."""
     p99 = []
-    for hanging in (False, True):
-        truncate(cluster.database_url)
-        await _reset_receiver(cluster)
-        stubs = Stubs(cluster.target)
-        dispatcher = cluster.start_dispatcher(delivery_timeout="2s", lease_duration="10s")
-        try:
-            await stubs.subscribe(cluster.receiver_url("healthy"), ["product.*"])
-            await _warm_up(cluster, stubs, "healthy")
-            if hanging:
-                await stubs.subscribe(cluster.receiver_url("hang", seconds="5"), ["product.*"])
-            started = await _paced_publish(stubs, 100, DURATION, "product.created")
-            await _settle(cluster, "healthy", len(started), timeout=2.0)
-            arrivals = (await cluster.receiver_stats("healthy", arrivals=True))["arrivals"]
-        finally:
-            dispatcher.stop(timeout=10)
-            await stubs.close()
-        p99.append(
-            percentile(
-                [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals], 0.99
+    dispatcher = cluster.start_dispatcher(delivery_timeout="2s", lease_duration="10s")
+    try:
+        for hanging in (False, True):
+            truncate(cluster.database_url)
+            await _reset_receiver(cluster)
+            stubs = Stubs(cluster.target)
+            try:
+                await stubs.subscribe(cluster.receiver_url("healthy"), ["product.*"])
+                await _warm_up(cluster, stubs, "healthy")
+                if hanging:
+                    await stubs.subscribe(cluster.receiver_url("hang", seconds="5"), ["product.*"])
+                started = await _paced_publish(stubs, 100, DURATION, "product.created")
+                await _settle(cluster, "healthy", len(started), timeout=2.0)
+                arrivals = (await cluster.receiver_stats("healthy", arrivals=True))["arrivals"]
+            finally:
+                await stubs.close()
+            p99.append(
+                percentile(
+                    [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals],
+                    0.99,
+                )
             )
-        )
+    finally:
+        dispatcher.stop(timeout=10)
     return {
         "isolation_p99_alone_ms": p99[0],
         "isolation_p99_beside_hang_ms": p99[1],
