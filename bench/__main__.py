@@ -34,6 +34,9 @@ TARGETS = {
     "dispatcher_rss_mb": ("<=", 300),
     "rest_publish_ratio": (">=", 0.8),
     "filter_overhead_ratio": (">=", 0.9),
+    "publish_workers2_ratio": (">=", 0.5),
+    "tenants_1000_latency_p99_ms": ("<=", 50),
+    "idle_stream_kb": ("<=", 200),
 }
 SMOKE_DURATION = 0.5
 SMOKE_SCALE = 0.05

@@ -96,6 +96,7 @@ class Process:
 
     def stop(self, timeout: float = 30) -> None:
         if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGCONT)  # a stopped process would not see SIGTERM
             self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
