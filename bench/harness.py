@@ -234,6 +234,8 @@ class Cluster:
         process = Process(popen, name)
         self.processes.append(process)
         _wait_health(target)
+        # Health answers once one worker listens: wait for all of them.
+        _wait_listeners(int(target.rpartition(":")[2]), int(settings.get("workers", 1)))
         return process, target, f"http://{http_listen}"
 
     def server(self) -> Process:
@@ -275,6 +277,23 @@ def _wait_port(port: int, timeout: float = 20) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _wait_listeners(port: int, count: int, timeout: float = 60) -> None:
+    """Until `count` sockets listen on `port` (SO_REUSEPORT: one per worker), from /proc."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as lines:
+                for line in list(lines)[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                        listening += 1
+        if listening >= count:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"fewer than {count} processes listen on port {port}")
 
 
 def _wait_health(target: str, timeout: float = 30) -> None:

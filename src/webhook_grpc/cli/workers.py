@@ -5,8 +5,11 @@ per-call path (docs/PERFORMANCE.md), and is bound by one core. The API is statel
 --workers N` runs N copies of it: each binds the same gRPC and REST addresses with SO_REUSEPORT
 and the kernel spreads new connections over them. This process only supervises:
 
-* it checks the addresses and migrates the database once, then starts the workers (spawned, not
-  forked: gRPC does not survive a fork), each a whole `serve` on the same settings;
+* it checks the addresses and migrates the database once, then forks the workers, each a whole
+  `serve` on the same settings. Forking is safe here because this process never creates a gRPC
+  object, an event loop, a thread or a database connection it keeps (gRPC's own multiprocessing
+  example forks the same way, before any server exists), and it makes a worker's start cheap:
+  the modules are imported once, here;
 * every worker runs a dispatcher when `serve_dispatcher` is on (dispatchers share one PostgreSQL
   queue by design) and the feed (PostgreSQL's NOTIFY reaches every process); worker 0 alone runs
   the retention purge and refreshes the queue gauges;
@@ -112,7 +115,7 @@ def _metrics_listen(address: str, index: int) -> str:
 
 
 def _start(settings: Settings, index: int) -> BaseProcess:
-    process = multiprocessing.get_context("spawn").Process(
+    process = multiprocessing.get_context("fork").Process(
         target=_worker, args=(settings, index), name=f"webhook-grpc worker {index}"
     )
     process.start()
