@@ -4,7 +4,6 @@ same run, so the ratio holds on a noisy shared machine even when absolute number
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -198,23 +197,17 @@ async def fifo(cluster: Cluster) -> dict[str, float]:
 
 
 async def scaleout(cluster: Cluster) -> dict[str, float]:
-    """The same backlog drained by one dispatcher, then by two. Both processes start once (a
-    start costs seconds here) and wait stopped (SIGSTOP) while each backlog is published."""
     endpoints, events = 8, scaled(2500)
-    dispatchers = [cluster.start_dispatcher() for _ in range(2)]
     rates = []
-    try:
-        for processes in (1, 2):
-            for dispatcher in dispatchers:
-                dispatcher.popen.send_signal(signal.SIGSTOP)
-            names = await _backlog(cluster, endpoints, events)
-            for dispatcher in dispatchers[:processes]:
-                dispatcher.popen.send_signal(signal.SIGCONT)
+    for processes in (1, 2):
+        names = await _backlog(cluster, endpoints, events)
+        workers = [cluster.start_dispatcher() for _ in range(processes)]
+        try:
             rates.append(await _drain_rate(cluster, names, endpoints * events, timeout=120))
-            await _reset_receiver(cluster)
-    finally:
-        for dispatcher in dispatchers:
-            dispatcher.stop()
+        finally:
+            for worker in workers:
+                worker.stop()
+        await _reset_receiver(cluster)
     return {
         "scaleout_1_dps": rates[0],
         "scaleout_2_dps": rates[1],
