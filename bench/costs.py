@@ -125,14 +125,21 @@ async def costs(cluster: Cluster, duration: float) -> dict[str, float]:
         figures |= _per_unit("publish_workers2", *await _measured(database, pooled, publish_two))
         pooled.stop()
 
-        # Delivery: a backlog over 4 endpoints drained by one dispatcher, started and warm
+        # Delivery: a backlog over 4 endpoints (the warm-up one too) drained by one dispatcher, started and warm
         # before (its start-up is no delivery's cost), stopped (SIGSTOP) while the backlog is
-        # published, so that the interval holds only the delivering.
+        # published, so that the interval holds only the delivering. Nothing may TRUNCATE
+        # while it is stopped: it may hold a transaction open.
+        truncate(cluster.database_url)
+        await scenarios._reset_receiver(cluster)
         dispatcher = cluster.start_dispatcher()
         await stubs.subscribe(cluster.receiver_url("warm"), ["product.*"])
         await scenarios._warm_up(cluster, stubs, "warm")
         dispatcher.popen.send_signal(signal.SIGSTOP)
-        names = await scenarios._backlog(cluster, 4, 5000)
+        names = ["warm", "d1", "d2", "d3"]
+        for name in names[1:]:
+            await stubs.subscribe(cluster.receiver_url(name), ["product.*"])
+        await stubs.publish_backlog(5000)
+        analyze(cluster.database_url)
 
         async def drain() -> int:
             dispatcher.popen.send_signal(signal.SIGCONT)
