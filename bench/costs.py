@@ -42,7 +42,8 @@ class Database:
                 )
             ]
             row = conn.execute(
-                "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, blks_hit + blks_read"
+                "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, blks_hit + blks_read,"
+                " sessions"
                 " FROM pg_stat_database WHERE datname = %s",
                 (self.name,),
             ).fetchone()
@@ -55,12 +56,13 @@ class Database:
             "updated": row[2],
             "deleted": row[3],
             "blocks": row[4],
+            "sessions": row[5],
         }
 
     def delta(self, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         # Backends present at both ends (the pools are warm by then).
         cpu = sum(after[k] - before[k] for k in after if k.startswith("pid") and k in before)
-        counters = ("commits", "inserted", "updated", "deleted", "blocks")
+        counters = ("commits", "inserted", "updated", "deleted", "blocks", "sessions")
         return {"pg_cpu": cpu, **{k: after[k] - before[k] for k in counters}}
 
 
@@ -95,6 +97,7 @@ def _per_unit(prefix: str, done: float, db: dict[str, float], cpu: float) -> dic
         f"{prefix}_pg_commits": db["commits"] / unit,
         f"{prefix}_pg_rows_written": (db["inserted"] + db["updated"] + db["deleted"]) / unit,
         f"{prefix}_pg_blocks_touched": db["blocks"] / unit,
+        f"{prefix}_pg_connections_opened": db["sessions"] / unit,
     }
 
 
@@ -125,10 +128,10 @@ async def costs(cluster: Cluster, duration: float) -> dict[str, float]:
         figures |= _per_unit("publish_workers2", *await _measured(database, pooled, publish_two))
         pooled.stop()
 
-        # Delivery: a backlog over 4 endpoints (the warm-up one too) drained by one dispatcher, started and warm
-        # before (its start-up is no delivery's cost), stopped (SIGSTOP) while the backlog is
-        # published, so that the interval holds only the delivering. Nothing may TRUNCATE
-        # while it is stopped: it may hold a transaction open.
+        # Delivery: a backlog over 4 endpoints (the warm-up one among them) drained by one
+        # dispatcher, started and warm before (its start-up is no delivery's cost) and stopped
+        # (SIGSTOP) while the backlog is published, so that the interval holds only the
+        # delivering. Nothing may TRUNCATE while it is stopped: it may hold a transaction open.
         truncate(cluster.database_url)
         await scenarios._reset_receiver(cluster)
         dispatcher = cluster.start_dispatcher()
