@@ -241,7 +241,7 @@ async def test_target_and_token_from_the_environment_flags_win(
 # subscriptions
 
 
-async def test_an_ed25519_subscription_shows_its_public_key_and_no_secret(cli: Cli) -> None:
+async def test_an_ed25519_subscription_shows_its_public_key_and_its_secret(cli: Cli) -> None:
     created = await cli(
         "subscriptions",
         "create",
@@ -257,7 +257,9 @@ async def test_an_ed25519_subscription_shows_its_public_key_and_no_secret(cli: C
     fields = dict(line.split(None, 1) for line in created.stdout.splitlines())
     assert fields["signing_algorithm"] == "ed25519"
     assert fields["public_key"].startswith("whpk_")
-    assert "secret" not in fields and "shown only now" not in created.stderr
+    # The shared secret keys X-Webhook-Signature (SPEC §12); the private key is never shown.
+    assert fields["secret"].startswith("whsec_") and "shown only now" in created.stderr
+    assert "whsk_" not in created.stdout
 
 
 async def test_subscription_commands(cli: Cli) -> None:

@@ -14,7 +14,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tests.support.databases import PostgresDatabase
-from webhook_grpc.domain.signing import generate_secret
+from webhook_grpc.domain.signing import (
+    ed25519_public_key,
+    generate_ed25519_private_key,
+    generate_secret,
+    validate_secret,
+)
 from webhook_grpc.encryption import SecretBox, generate_key, parse_key
 from webhook_grpc.storage.migrate import downgrade, upgrade
 from webhook_grpc.storage.tables import Base
@@ -68,20 +73,28 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         fresh.drop()
 
 
-def _insert_plain_subscription(database_url: str, secret: str, previous: str) -> None:
+def _insert_subscription(database_url: str, secret: str, previous: str, **columns: str) -> None:
+    """Row 'sub_old' as an older schema holds it; `columns`: values of columns it adds."""
     engine = sa.create_engine(sync_url(database_url))
     now = datetime(2026, 11, 1, tzinfo=UTC)
+    names = "".join(f", {name}" for name in columns)
+    values = "".join(f", :{name}" for name in columns)
     try:
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "INSERT INTO subscriptions (id, tenant_id, url, event_patterns, description,"
                     " status, payload_mode, metadata, secret, previous_secret,"
-                    " failure_window_start, created_at, updated_at) VALUES ('sub_old', 'acme',"
-                    " 'https://example.test/', '[\"*\"]', '', 'active', 'full', '{}', :secret,"
-                    " :previous, :now, :now, :now)"
+                    f" failure_window_start, created_at, updated_at{names}) VALUES ('sub_old',"
+                    " 'acme', 'https://example.test/', '[\"*\"]', '', 'active', 'full', '{}',"
+                    f" :secret, :previous, :now, :now, :now{values})"
                 ),
-                {"secret": secret, "previous": previous, "now": now.replace(tzinfo=None)},
+                {
+                    "secret": secret,
+                    "previous": previous,
+                    "now": now.replace(tzinfo=None),
+                    **columns,
+                },
             )
     finally:
         engine.dispose()
@@ -108,7 +121,7 @@ def test_0005_seals_plain_text_secrets_and_the_downgrade_opens_them(
     url = fresh_database_url
     secret, previous = generate_secret(), generate_secret()
     upgrade(url, "0001")
-    _insert_plain_subscription(url, secret, previous)
+    _insert_subscription(url, secret, previous)
     before = importlib.import_module(f"{VERSIONS}.0005_secrets_at_rest").down_revision
     upgrade(url, before)
     with pytest.raises(RuntimeError, match="needs the secret keys"):
@@ -121,3 +134,35 @@ def test_0005_seals_plain_text_secrets_and_the_downgrade_opens_them(
     assert box.open(sealed_previous, "sub_old") == previous
     downgrade(url, "0001", box)
     assert _stored(url) == (secret, previous)
+
+
+def test_0006_gives_existing_ed25519_subscriptions_a_sealed_shared_secret(
+    fresh_database_url: str,
+) -> None:
+    url = fresh_database_url
+    box = SecretBox([parse_key(generate_key())])
+    before = importlib.import_module(f"{VERSIONS}.0006_ed25519_shared_secret").down_revision
+    upgrade(url, before, box)
+    # Mid-rotation, as a subscription created and rotated before 0006 is stored.
+    private_key, previous_key = generate_ed25519_private_key(), generate_ed25519_private_key()
+    sealed_previous = box.seal(previous_key, "sub_old")
+    _insert_subscription(
+        url,
+        box.seal(private_key, "sub_old"),
+        sealed_previous,
+        signing_algorithm="ed25519",
+        public_key=ed25519_public_key(private_key),
+    )
+    with pytest.raises(RuntimeError, match="needs the secret keys"):
+        upgrade(url)  # the row cannot be opened and sealed again without a key
+    upgrade(url, "head", box)
+    sealed, still_previous = _stored(url)
+    assert sealed.startswith("whenc:v1:")
+    kept_key, secret = box.open(sealed, "sub_old").split(" ")
+    assert kept_key == private_key  # same key pair: receivers' public key still verifies
+    validate_secret(secret)
+    assert still_previous == sealed_previous  # no shared secret before: it stays v1a only
+    upgrade(url, "head", box)  # idempotent
+    assert box.open(_stored(url)[0], "sub_old") == f"{private_key} {secret}"
+    downgrade(url, before, box)
+    assert box.open(_stored(url)[0], "sub_old") == private_key

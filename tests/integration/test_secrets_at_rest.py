@@ -24,6 +24,7 @@ from tests.support.databases import in_ci
 from tests.support.factories import deliveries_of, publish, subscribe
 from tests.support.receiver import Receiver
 from tests.support.server import TEST_SETTINGS, RunningServer, start_server
+from tests.support.signatures import overview_valid
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc.app import StartupError
@@ -33,12 +34,17 @@ from webhook_grpc.storage.ports import SealedSecrets
 TEST_KEY = TEST_SETTINGS["secret_key"][0]
 
 
-async def _stored_private_key(server: RunningServer, subscription_id: str) -> str:
-    """The Ed25519 private key as the dispatcher opens it (the test has the key)."""
+async def _stored_private_keys(server: RunningServer, subscription_id: str) -> list[str]:
+    """The Ed25519 private keys (current and previous) as the dispatcher opens them (the test
+    has the encryption key): each is stored with its shared secret, ``whsk_… whsec_…``."""
     async with server.app.storage.read() as unit:
         keys = await unit.subscriptions.signing_keys(subscription_id)
-    assert keys is not None
-    return server.app.box.open(keys.secret, subscription_id)
+    assert keys is not None and keys.previous_secret is not None
+    opened = [
+        server.app.box.open(sealed, subscription_id)
+        for sealed in (keys.secret, keys.previous_secret)
+    ]
+    return [signing_key.partition(" ")[0] for signing_key in opened]
 
 
 def _needles(secrets: list[str]) -> list[bytes]:
@@ -92,6 +98,9 @@ async def test_no_secret_in_database_dump_logs_or_metrics_and_deliveries_verify(
     rotated = await server.subscriptions.RotateSubscriptionSecret(
         spb.RotateSubscriptionSecretRequest(id=hmac_sub.subscription.id)
     )
+    ed_rotated = await server.subscriptions.RotateSubscriptionSecret(
+        spb.RotateSubscriptionSecretRequest(id=ed_sub.subscription.id)
+    )
     receiver.on("/failing", statuses=[500])
     await subscribe(server, receiver.url("/failing"))
     await publish(server)
@@ -105,10 +114,17 @@ async def test_no_secret_in_database_dump_logs_or_metrics_and_deliveries_verify(
         Webhook(secret).verify(hmac_request.body, headers)
         verify(headers, hmac_request.body, secret)
     [ed_request] = receiver.at("/ed")
-    verify(dict(ed_request.headers), ed_request.body, ed_sub.subscription.public_key)
+    ed_headers = {k.lower(): v for k, v in ed_request.headers.items()}
+    for public_key in (ed_sub.subscription.public_key, ed_rotated.subscription.public_key):
+        verify(ed_headers, ed_request.body, public_key)
+    for secret in (ed_sub.secret, ed_rotated.secret):
+        assert overview_valid(ed_headers["x-webhook-signature"], ed_request.body, secret)
 
-    private_key = await _stored_private_key(server, ed_sub.subscription.id)
-    needles = _needles([hmac_sub.secret, rotated.secret, private_key])
+    private_keys = await _stored_private_keys(server, ed_sub.subscription.id)
+    assert all(key.startswith("whsk_") for key in private_keys)
+    needles = _needles(
+        [hmac_sub.secret, rotated.secret, ed_sub.secret, ed_rotated.secret, *private_keys]
+    )
     metrics = await _scrape(server)
     logged = "\n".join(
         f"{record.getMessage()} {json.dumps(vars(record), default=str)}"

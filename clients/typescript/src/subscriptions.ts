@@ -21,7 +21,7 @@ import {
 
 /** How much of the event a delivery carries: the projected entity, or only its id. */
 export type PayloadModeName = "full" | "thin";
-/** How deliveries are signed: a shared `whsec_` secret, or an Ed25519 key pair (`whpk_` public key). */
+/** How deliveries are signed: a shared `whsec_` secret, or an Ed25519 key pair (`whpk_` public key) beside it. */
 export type SigningAlgorithmName = "hmac-sha256" | "ed25519";
 /** `"fifo"`: one delivery at a time in feed order; a failing one holds those behind it. */
 export type OrderingName = "unordered" | "fifo";
@@ -60,7 +60,7 @@ export interface NewSubscription extends TenantOptions {
   /** Default `"full"`. */
   payloadMode?: PayloadModeName;
   metadata?: Readonly<Record<string, string>>;
-  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. Not for Ed25519. */
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when left out. Ed25519 too: it keys `X-Webhook-Signature`. */
   secret?: string;
   /**
    * A CEL expression over the event (`type`, `entity_id`, `data`, `previous`); only events it
@@ -70,8 +70,8 @@ export interface NewSubscription extends TenantOptions {
   /** Up to 10 extra request headers sent with every delivery. */
   headers?: Readonly<Record<string, string>>;
   /**
-   * Default `"hmac-sha256"`. With `"ed25519"` the service generates the key pair and returns no
-   * secret: verify deliveries with `subscription.publicKey` (`whpk_…`).
+   * Default `"hmac-sha256"`. With `"ed25519"` the service also generates a key pair: verify
+   * `webhook-signature` with `subscription.publicKey` (`whpk_…`); the secret keys `X-Webhook-Signature`.
    */
   signingAlgorithm?: SigningAlgorithmName;
   /** Default `"unordered"`. */
@@ -286,7 +286,8 @@ export class Subscriptions {
   }
 
   /**
-   * Replace the secret (given, or generated). The old secret keeps signing alongside the new one
+   * Replace the secret (given, or generated); an Ed25519 subscription also gets a new key pair
+   * (`subscription.publicKey`). The old secret (and key) keep signing alongside the new ones
    * for `gracePeriodMs` (server default 24 hours; 0 ends it at once).
    */
   async rotateSecret(

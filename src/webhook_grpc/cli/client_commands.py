@@ -141,8 +141,9 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         "--signing-algorithm",
         choices=("hmac-sha256", "ed25519"),
         default="hmac-sha256",
-        help="ed25519: the service keeps the private key and shows the public key "
-        "(whpk_…, verify with it); no secret (default: hmac-sha256)",
+        help="ed25519: webhook-signature is signed with a key pair the service keeps; verify "
+        "with the public key it shows (whpk_…); the secret still keys X-Webhook-Signature "
+        "(default: hmac-sha256)",
     )
     create.add_argument(
         "--filter",
@@ -278,8 +279,6 @@ async def _create(client: WebhooksClient, args: argparse.Namespace) -> int:
         output.emit_json(
             {"subscription": output.message_json(created.subscription), "secret": created.secret}
         )
-    elif not created.secret:  # Ed25519: nothing secret to show
-        output.emit_fields(output.subscription_fields(created.subscription))
     else:
         output.emit_fields(
             [*output.subscription_fields(created.subscription), ("secret", created.secret)]

@@ -3,7 +3,13 @@
 Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 over ``{id}.{timestamp}.{body}``, keyed with the
 base64-decoded part of the secret after ``whsec_``. The overview's scheme: ``sha256=`` + hex
 HMAC-SHA256 of the raw body, keyed with the secret string exactly as issued. Ed25519 (SPEC §12):
-``v1a,`` + base64 Ed25519 signature over the same ``{id}.{timestamp}.{body}``.
+``v1a,`` + base64 Ed25519 signature over the same ``{id}.{timestamp}.{body}``, in place of ``v1,``;
+the overview's header stays, keyed with the subscription's shared secret.
+
+What a subscription signs with (one sealed value in storage) is its *signing key*: an HMAC
+subscription's ``whsec_`` secret, or an Ed25519 subscription's private key and shared secret
+together, ``whsk_… whsec_…`` (they rotate together). A lone ``whsk_`` key signs ``v1a,`` only: the
+previous key of a rotation begun before Ed25519 subscriptions had a shared secret.
 """
 
 from __future__ import annotations
@@ -74,6 +80,11 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def ed25519_signing_key(private_key: str, secret: str) -> str:
+    """An Ed25519 subscription's signing key: its private key and its shared secret."""
+    return f"{private_key} {secret}"
+
+
 def generate_ed25519_private_key() -> str:
     """Return a new Ed25519 private key: ``whsk_`` + base64 of its 32-byte seed."""
     return PRIVATE_KEY_PREFIX + base64.b64encode(token_bytes(32)).decode("ascii")
@@ -106,28 +117,39 @@ def overview_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.digest(secret.encode(), body, "sha256").hex()
 
 
+def _signing_key_parts(signing_key: str) -> tuple[str, str]:
+    """(the Ed25519 private key or "", the shared secret or "") of a signing key."""
+    first, _, second = signing_key.partition(" ")
+    if first.startswith(PRIVATE_KEY_PREFIX):
+        return first, second
+    return "", first
+
+
 def signature_headers(
     secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
-    """The signature headers of one attempt, one signature per key (current first).
+    """The signature headers of one attempt, one signature per signing key (current first).
 
-    A ``whsec_`` secret signs ``v1,`` and the overview's ``X-Webhook-Signature``; a ``whsk_``
-    Ed25519 private key signs ``v1a,`` only: the body-only HMAC would need a shared secret,
-    which an Ed25519 subscription does not have."""
+    A ``whsec_`` secret signs ``v1,`` and the overview's ``X-Webhook-Signature``; an Ed25519
+    signing key ``whsk_… whsec_…`` signs ``v1a,`` with the private key and
+    ``X-Webhook-Signature`` with the shared secret (SPEC §12: ``webhook-signature`` carries
+    ``v1a`` only)."""
     if not secrets:
         raise ValueError("at least one secret is needed to sign a delivery")
     # Built once and shared by every secret: the body can be up to max_payload_bytes.
     message = _standard_message(msg_id, timestamp, body)
     standard = []
     overview = []
-    for secret in secrets:
-        if secret.startswith(PRIVATE_KEY_PREFIX):
-            signature = _ed25519_key(secret).sign(message)
+    for signing_key in secrets:
+        private_key, secret = _signing_key_parts(signing_key)
+        if private_key:
+            signature = _ed25519_key(private_key).sign(message)
             standard.append("v1a," + base64.b64encode(signature).decode("ascii"))
-            continue
-        digest = hmac.digest(_standard_key(secret), message, "sha256")
-        standard.append("v1," + base64.b64encode(digest).decode("ascii"))
-        overview.append("sha256=" + hmac.digest(secret.encode(), body, "sha256").hex())
+        else:
+            digest = hmac.digest(_standard_key(secret), message, "sha256")
+            standard.append("v1," + base64.b64encode(digest).decode("ascii"))
+        if secret:
+            overview.append("sha256=" + hmac.digest(secret.encode(), body, "sha256").hex())
     headers = {STANDARD_SIGNATURE_HEADER: " ".join(standard)}
     if overview:
         headers[OVERVIEW_SIGNATURE_HEADER] = " ".join(overview)
@@ -149,7 +171,8 @@ def delivery_headers(
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """What the dispatcher signs with: the current secret, and the previous one while rotating.
+    """What the dispatcher signs with: the current signing key (a secret, or an Ed25519 private
+    key with its shared secret), and the previous one while rotating.
 
     Sealed as storage holds them, or opened (encryption/) to sign; never in a repr, so an
     opened key cannot reach a log line or an error through a printed record."""

@@ -25,6 +25,7 @@ from webhook_grpc.domain.page_tokens import decode_page_token, encode_page_token
 from webhook_grpc.domain.patterns import validate_patterns
 from webhook_grpc.domain.signing import (
     ed25519_public_key,
+    ed25519_signing_key,
     generate_ed25519_private_key,
     generate_secret,
     validate_secret,
@@ -59,8 +60,8 @@ class SubscriptionService:
         self._clock = clock
 
     async def create(self, draft: SubscriptionDraft) -> tuple[Subscription, str]:
-        """Validate and store a subscription; returns it with its secret (shown only here; empty
-        for Ed25519, whose private key never leaves the service)."""
+        """Validate and store a subscription; returns it with its secret (shown only here and on
+        rotation; an Ed25519 subscription's private key is never shown)."""
         _require_tenant(draft.tenant_id)
         await self._guard.check(draft.url, "url")
         _validate_text_fields(draft.description, draft.metadata)
@@ -219,17 +220,14 @@ async def _existing(
 
 def _new_signing_key(algorithm: SigningAlgorithm, given_secret: str) -> tuple[str, str, str]:
     """(the key to sign with, what the caller is shown, the public key) for a new subscription
-    or a rotation: an HMAC secret (given or generated) or a generated Ed25519 key pair."""
-    if algorithm is SigningAlgorithm.ED25519:
-        if given_secret:
-            raise InvalidArgument(
-                "secret", "Ed25519 subscriptions take no secret: the service generates the key pair"
-            )
-        private_key = generate_ed25519_private_key()
-        return private_key, "", ed25519_public_key(private_key)
+    or a rotation: a shared secret (given or generated) and, for Ed25519, a generated key pair
+    beside it (SPEC §12: X-Webhook-Signature keeps the HMAC with the shared secret)."""
     if given_secret:
         validate_secret(given_secret, "secret")
     secret = given_secret or generate_secret()
+    if algorithm is SigningAlgorithm.ED25519:
+        private_key = generate_ed25519_private_key()
+        return ed25519_signing_key(private_key, secret), secret, ed25519_public_key(private_key)
     return secret, secret, ""
 
 

@@ -82,8 +82,9 @@ class Subscriptions:
         deliveries, it is not shown again. A ``whsec_`` secret may be supplied; one is generated
         otherwise. `filter` is a CEL expression over the event (``type``, ``entity_id``,
         ``data``, ``previous``): only events it matches are delivered. `headers` (up to 10) are
-        sent with every delivery. With ``signing_algorithm="ed25519"`` the service generates a
-        key pair and returns no secret: verify with ``.subscription.public_key`` (``whpk_...``).
+        sent with every delivery. With ``signing_algorithm="ed25519"`` the service also
+        generates a key pair: verify ``webhook-signature`` with ``.subscription.public_key``
+        (``whpk_...``); the secret still keys ``X-Webhook-Signature``.
         ``ordering="fifo"`` delivers one at a time in feed order (a failing delivery
         holds the ones behind it through its retries); ``rate_limit_per_second`` caps attempts
         to the endpoint over every dispatcher together (0: no limit).
@@ -232,8 +233,8 @@ class Subscriptions:
     ) -> subscriptions_pb2.RotateSubscriptionSecretResponse:
         """Replace the secret (given, or generated); returns ``.subscription`` and ``.secret``.
 
-        An Ed25519 subscription gets a new key pair instead (give no secret): ``.secret`` is
-        empty and ``.subscription.public_key`` is the new public key.
+        An Ed25519 subscription also gets a new key pair: ``.subscription.public_key`` is the
+        new public key.
 
         The old secret keeps signing alongside the new one for `grace_period` (server default
         24 hours; ``timedelta(0)`` ends it at once).

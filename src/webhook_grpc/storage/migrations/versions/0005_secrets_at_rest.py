@@ -16,32 +16,21 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 from webhook_grpc.encryption import SecretBox
+from webhook_grpc.storage.migrations.sealing import secret_box, subscription_secrets
 
 revision = "0005_secrets_at_rest"
 down_revision = "0003_filters_headers"
 branch_labels = None
 depends_on = None
 
-_subscriptions = sa.table(
-    "subscriptions",
-    sa.column("id", sa.String),
-    sa.column("secret", sa.Text),
-    sa.column("previous_secret", sa.Text),
-    sa.column("signing_algorithm", sa.String),
-)
+_subscriptions = subscription_secrets
 
 
 def _box() -> SecretBox:
-    box = context.config.attributes.get("secret_box")
-    if not isinstance(box, SecretBox):
-        raise RuntimeError(
-            "migration 0005_secrets_at_rest needs the secret keys: run it with "
-            "`webhook-grpc migrate` (it reads secret_key), not with bare alembic"
-        )
-    return box
+    return secret_box(revision)
 
 
 def upgrade() -> None:

@@ -229,7 +229,8 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
   metadata: { [key: string]: string };
 
   /**
-   * "whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519.
+   * "whsec_" + base64 of 24 to 64 bytes; generated when empty. For Ed25519 too: it keys
+   * X-Webhook-Signature.
    *
    * @generated from field: string secret = 7;
    */
@@ -265,7 +266,8 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
 
   /**
    * Defaults to SIGNING_ALGORITHM_HMAC_SHA256. With SIGNING_ALGORITHM_ED25519 the service
-   * generates the key pair and returns no secret: the subscription carries the public key.
+   * also generates a key pair: the subscription carries the public key, the private key never
+   * leaves the service.
    *
    * @generated from field: webhooks.v1.SigningAlgorithm signing_algorithm = 30;
    */
@@ -573,7 +575,7 @@ export type RotateSubscriptionSecretRequest = Message<"webhooks.v1.RotateSubscri
   id: string;
 
   /**
-   * The new secret; generated when empty. Ed25519 subscriptions get a new key pair (leave empty).
+   * The new secret; generated when empty. Ed25519 subscriptions also get a new key pair.
    *
    * @generated from field: string secret = 3;
    */
@@ -604,7 +606,7 @@ export type RotateSubscriptionSecretResponse = Message<"webhooks.v1.RotateSubscr
   subscription?: Subscription | undefined;
 
   /**
-   * Empty for Ed25519 subscriptions: subscription.public_key is the new public key.
+   * The new secret; for Ed25519 subscriptions subscription.public_key is the new public key.
    *
    * @generated from field: string secret = 2;
    */
@@ -811,7 +813,8 @@ export enum SigningAlgorithm {
   HMAC_SHA256 = 1,
 
   /**
-   * "v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature.
+   * "v1a," Ed25519 signatures; receivers verify with public_key. X-Webhook-Signature stays
+   * the body-only HMAC with the subscription's shared secret.
    *
    * @generated from enum value: SIGNING_ALGORITHM_ED25519 = 2;
    */

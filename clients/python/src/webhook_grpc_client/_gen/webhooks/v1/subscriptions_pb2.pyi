@@ -126,7 +126,9 @@ class _SigningAlgorithmEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sign
     SIGNING_ALGORITHM_HMAC_SHA256: _SigningAlgorithm.ValueType  # 1
     """"v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature."""
     SIGNING_ALGORITHM_ED25519: _SigningAlgorithm.ValueType  # 2
-    """"v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature."""
+    """"v1a," Ed25519 signatures; receivers verify with public_key. X-Webhook-Signature stays
+    the body-only HMAC with the subscription's shared secret.
+    """
 
 class SigningAlgorithm(_SigningAlgorithm, metaclass=_SigningAlgorithmEnumTypeWrapper):
     """SigningAlgorithm is how deliveries are signed (webhook-signature)."""
@@ -136,7 +138,9 @@ SIGNING_ALGORITHM_UNSPECIFIED: SigningAlgorithm.ValueType  # 0
 SIGNING_ALGORITHM_HMAC_SHA256: SigningAlgorithm.ValueType  # 1
 """"v1," HMAC-SHA256 with the shared "whsec_" secret, plus the body-only X-Webhook-Signature."""
 SIGNING_ALGORITHM_ED25519: SigningAlgorithm.ValueType  # 2
-""""v1a," Ed25519 signatures; receivers verify with public_key. No X-Webhook-Signature."""
+""""v1a," Ed25519 signatures; receivers verify with public_key. X-Webhook-Signature stays
+the body-only HMAC with the subscription's shared secret.
+"""
 Global___SigningAlgorithm: _TypeAlias = SigningAlgorithm  # noqa: Y015
 
 @_typing.final
@@ -384,7 +388,9 @@ class CreateSubscriptionRequest(_message.Message):
     payload_mode: Global___PayloadMode.ValueType
     """Defaults to PAYLOAD_MODE_FULL."""
     secret: _builtins.str
-    """"whsec_" + base64 of 24 to 64 bytes; generated when empty. Must be empty for Ed25519."""
+    """"whsec_" + base64 of 24 to 64 bytes; generated when empty. For Ed25519 too: it keys
+    X-Webhook-Signature.
+    """
     ordering: Global___Ordering.ValueType
     """Defaults to ORDERING_UNORDERED."""
     rate_limit_per_second: _builtins.int
@@ -393,7 +399,8 @@ class CreateSubscriptionRequest(_message.Message):
     """A CEL expression over the projected event; see Subscription.filter."""
     signing_algorithm: Global___SigningAlgorithm.ValueType
     """Defaults to SIGNING_ALGORITHM_HMAC_SHA256. With SIGNING_ALGORITHM_ED25519 the service
-    generates the key pair and returns no secret: the subscription carries the public key.
+    also generates a key pair: the subscription carries the public key, the private key never
+    leaves the service.
     """
     @_builtins.property
     def event_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -727,7 +734,7 @@ class RotateSubscriptionSecretRequest(_message.Message):
     tenant_id: _builtins.str
     id: _builtins.str
     secret: _builtins.str
-    """The new secret; generated when empty. Ed25519 subscriptions get a new key pair (leave empty)."""
+    """The new secret; generated when empty. Ed25519 subscriptions also get a new key pair."""
     @_builtins.property
     def grace_period(self) -> _duration_pb2.Duration:
         """How long the old secret keeps signing; defaults to 24 hours. Zero ends it at once."""
@@ -755,7 +762,7 @@ class RotateSubscriptionSecretResponse(_message.Message):
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
-    """Empty for Ed25519 subscriptions: subscription.public_key is the new public key."""
+    """The new secret; for Ed25519 subscriptions subscription.public_key is the new public key."""
     @_builtins.property
     def subscription(self) -> Global___Subscription: ...
     def __init__(
