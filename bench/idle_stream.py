@@ -21,23 +21,24 @@ PER_TENANT = 20
 
 
 async def _open_streams(stubs: Stubs, count: int) -> list[Any]:
-    """`count` open streams, each having received one event (published once all are open)."""
-    tenants = [f"idle-{i // PER_TENANT:03d}" for i in range(count)]
-    calls = [
-        stubs.feed.StreamEvents(feed_pb2.StreamEventsRequest(tenant_id=t, from_latest=True))
-        for t in tenants
-    ]
-    # The call starts when its first message is asked for: ask, then publish for each tenant
-    # until every stream has an event (a stream opened after its tenant's event sees the next).
-    firsts = [asyncio.ensure_future(_first_event(call)) for call in calls]
-    while not all(first.done() for first in firsts):
-        for tenant in sorted(set(tenants)):
-            request = event_request(0)
-            request.tenant_id = tenant
-            await stubs.events.PublishEvent(request)
-        await asyncio.wait(firsts, timeout=0.5)
-    for first in firsts:
-        first.result()
+    """`count` open streams, each having received one event. A tenant's streams are opened
+    together, then its events published until each of them has one (a stream that starts
+    after an event sees the next); one tenant at a time, as clients arrive, not all at once:
+    every event wakes each of its tenant's streams, and each reads from the database."""
+    calls: list[Any] = []
+    for first in range(0, count, PER_TENANT):
+        tenant = f"idle-{first // PER_TENANT:03d}"
+        request = feed_pb2.StreamEventsRequest(tenant_id=tenant, from_latest=True)
+        opened = [stubs.feed.StreamEvents(request) for _ in range(min(PER_TENANT, count - first))]
+        firsts = [asyncio.ensure_future(_first_event(call)) for call in opened]
+        while not all(task.done() for task in firsts):
+            event = event_request(0)
+            event.tenant_id = tenant
+            await stubs.events.PublishEvent(event)
+            await asyncio.wait(firsts, timeout=0.5)
+        for task in firsts:
+            task.result()
+        calls += opened
     return calls
 
 
