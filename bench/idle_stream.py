@@ -1,10 +1,10 @@
 """The `idle_stream` scenario: server memory per open, idle StreamEvents call (issue 20).
 
 Opens STREAMS feed streams (from the latest event, 20 per tenant: `max_streams_per_tenant`),
-proves each open by one event per tenant arriving on every stream, then reads the server's
-resident memory: (RSS with the streams - RSS before) / STREAMS. A warm-up round of streams is
-opened and closed first, so that the code paths' first use (imports, caches, the allocator's
-first arenas) is not counted as the streams' cost."""
+proves each open by its first heartbeat, then reads the server's resident memory: (RSS with
+the streams - RSS before) / STREAMS. A warm-up round of streams is opened and closed first, so
+that the code paths' first use (imports, caches, the allocator's first arenas) is not counted
+as the streams' cost."""
 
 from __future__ import annotations
 
@@ -14,55 +14,54 @@ from typing import Any
 from webhook_grpc._gen.webhooks.v1 import feed_pb2
 
 from . import scenarios
-from .harness import Cluster, Stubs, event_request, truncate
+from .harness import Cluster, Stubs, truncate
 
-STREAMS = 500
+STREAMS = 300
 PER_TENANT = 20
 
 
 async def _open_streams(stubs: Stubs, count: int) -> list[Any]:
-    """`count` open streams, each having received one event. A tenant's streams are opened
-    together, then its events published until each of them has one (a stream that starts
-    after an event sees the next); one tenant at a time, as clients arrive, not all at once:
-    every event wakes each of its tenant's streams, and each reads from the database."""
-    calls: list[Any] = []
-    for first in range(0, count, PER_TENANT):
-        tenant = f"idle-{first // PER_TENANT:03d}"
-        request = feed_pb2.StreamEventsRequest(tenant_id=tenant, from_latest=True)
-        opened = [stubs.feed.StreamEvents(request) for _ in range(min(PER_TENANT, count - first))]
-        firsts = [asyncio.ensure_future(_first_event(call)) for call in opened]
-        while not all(task.done() for task in firsts):
-            event = event_request(0)
-            event.tenant_id = tenant
-            await stubs.events.PublishEvent(event)
-            await asyncio.wait(firsts, timeout=0.5)
-        for task in firsts:
-            task.result()
-        calls += opened
+    """`count` open streams, each having received its first heartbeat (nothing is published:
+    every event would wake every stream of the process, and each would read)."""
+    calls = [
+        stubs.feed.StreamEvents(
+            feed_pb2.StreamEventsRequest(tenant_id=f"idle-{i // PER_TENANT:03d}", from_latest=True)
+        )
+        for i in range(count)
+    ]
+    await asyncio.gather(*(call.read() for call in calls))
     return calls
 
 
-async def _first_event(call: Any) -> None:
-    async for message in call:
-        if message.events:
-            return
-
-
 async def idle_stream(cluster: Cluster) -> dict[str, float]:
+    """idle_stream_kb, and the CPU an idle stream costs: each reads the database every
+    `poll_interval` (and at each wake-up, i.e. each event published to any tenant). On a server
+    of its own with the default poll_interval (1 s; the bench's servers poll every 200 ms) and
+    a heartbeat every second, which proves a stream open without publishing."""
     truncate(cluster.database_url)
-    server = cluster.server()
     count = scenarios.scaled(STREAMS)
-    stubs = Stubs(cluster.target)
+    server, target, _ = cluster.start_another_server(
+        "idle_streams", serve_dispatcher=False, poll_interval="1s", feed_heartbeat="1s"
+    )
+    stubs = Stubs(target)
     try:
         for call in await _open_streams(stubs, count):  # warm-up
             call.cancel()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(scenarios.scaled_seconds(1.0))
         before = server.rss_kb()
         calls = await _open_streams(stubs, count)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(scenarios.scaled_seconds(1.0))
         after = server.rss_kb()
+        idle_from = server.usage()
+        await asyncio.sleep(scenarios.DURATION / 2)
+        idle_cpu = (server.usage() - idle_from).cpu
         for call in calls:
             call.cancel()
     finally:
         await stubs.close()
-    return {"idle_stream_kb": (after - before) / count, "idle_stream_count": float(count)}
+        server.stop()
+    return {
+        "idle_stream_kb": (after - before) / count,
+        "idle_stream_cpu_us_per_s": idle_cpu * 1e6 / count / (scenarios.DURATION / 2),
+        "idle_stream_count": float(count),
+    }

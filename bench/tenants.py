@@ -52,7 +52,7 @@ async def tenants_latency(cluster: Cluster) -> dict[str, float]:
     truncate(cluster.database_url)
     await scenarios._reset_receiver(cluster)
     stubs = Stubs(cluster.target)
-    cluster.live_dispatcher()
+    dispatcher = cluster.live_dispatcher()
     try:
         await _subscribe_all(stubs, cluster, tenants)
         # Wait for the dispatcher's first deliveries (its start-up is not latency), then forget.
@@ -64,11 +64,13 @@ async def tenants_latency(cluster: Cluster) -> dict[str, float]:
             await asyncio.sleep(0.05)
         await scenarios._reset_receiver(cluster)
 
+        before = (dispatcher.usage(), cluster.server().usage())
         started = await scenarios._paced_publish(
             stubs, RATE, scenarios.DURATION, "product.created", lambda i: _event(i, tenants)
         )
         for name in ENDPOINTS:
             await scenarios._settle(cluster, name, len(started), timeout=2.0)
+        used = (dispatcher.usage() - before[0], cluster.server().usage() - before[1])
         arrivals = [
             (await cluster.receiver_stats(name, arrivals=True))["arrivals"] for name in ENDPOINTS
         ]
@@ -84,4 +86,9 @@ async def tenants_latency(cluster: Cluster) -> dict[str, float]:
         "tenants_1000_latency_p50_ms": percentile(latencies, 0.5),
         "tenants_1000_latency_p99_ms": percentile(latencies, 0.99),
         "tenants_1000_delivered_fraction": len(latencies) / max(2 * len(started), 1),
+        # Where the time goes: CPU per delivery (dispatcher) and per publish (server), and the
+        # share of the interval the dispatcher's loop waited for a CPU while it had work.
+        "tenants_dispatcher_cpu_ms": used[0].cpu * 1000 / max(len(latencies), 1),
+        "tenants_server_cpu_ms": used[1].cpu * 1000 / max(len(started), 1),
+        "tenants_dispatcher_loop_waiting": used[0].loop_waiting / scenarios.DURATION,
     }
