@@ -16,20 +16,23 @@ from webhook_grpc._gen.webhooks.v1 import feed_pb2
 from . import scenarios
 from .harness import Cluster, Stubs, truncate
 
-STREAMS = 300
+STREAMS = 100
+"""Each idle stream reads the database once a `poll_interval`: with a few hundred, a server on
+this loaded 2-core machine ran out of pooled connections (docs/SCALING.md)."""
 PER_TENANT = 20
 
 
 async def _open_streams(stubs: Stubs, count: int) -> list[Any]:
     """`count` open streams, each having received its first heartbeat (nothing is published:
     every event would wake every stream of the process, and each would read)."""
-    calls = [
-        stubs.feed.StreamEvents(
-            feed_pb2.StreamEventsRequest(tenant_id=f"idle-{i // PER_TENANT:03d}", from_latest=True)
+    calls: list[Any] = []
+    for first in range(0, count, PER_TENANT):  # a tenant's streams at a time
+        request = feed_pb2.StreamEventsRequest(
+            tenant_id=f"idle-{first // PER_TENANT:03d}", from_latest=True
         )
-        for i in range(count)
-    ]
-    await asyncio.gather(*(call.read() for call in calls))
+        opened = [stubs.feed.StreamEvents(request) for _ in range(min(PER_TENANT, count - first))]
+        await asyncio.gather(*(call.read() for call in opened))
+        calls += opened
     return calls
 
 
