@@ -45,6 +45,7 @@ log = logging.getLogger("webhook_grpc")
 # Beyond the grace period and the shutdown margin of each worker: how long this process waits
 # for the workers to exit after passing SIGTERM on, before it kills them.
 KILL_MARGIN = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def run_workers(settings: Settings, margin: float) -> int:
@@ -71,6 +72,10 @@ def run_workers(settings: Settings, margin: float) -> int:
             else ""
         )
         migrate.upgrade(url, "head", resolve_box(settings.secrets.secret_key, url))
+        # Held back until the supervisor handles them: a SIGTERM while the workers are being
+        # forked must neither kill this process alone nor reach a worker before its own
+        # handlers are in place (each worker unblocks them when it starts).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         workers = [
             _start(
                 dataclasses.replace(
@@ -132,8 +137,9 @@ def _supervise(workers: list[BaseProcess], grace: float) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     old_wakeup = signal.set_wakeup_fd(wake_write)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         sentinels = {worker.sentinel: worker for worker in workers}
         ended: list[BaseProcess] = []
@@ -155,7 +161,9 @@ def _supervise(workers: list[BaseProcess], grace: float) -> int:
     if ended:
         codes = [worker.exitcode for worker in ended]
         return next((code for code in codes if code and code > 0), 1)
-    return 0 if all(worker.exitcode == 0 for worker in workers) else 1
+    # A worker still starting when the signal came ends by SIGTERM itself.
+    clean = (0, -signal.SIGTERM)
+    return 0 if all(worker.exitcode in clean for worker in workers) else 1
 
 
 def _how(worker: BaseProcess) -> str:
@@ -183,6 +191,12 @@ def _worker(settings: Settings, index: int) -> None:
 
     from . import event_loop, server
 
+    # Blocked since the fork (run_workers). Until serve installs its handlers, SIGTERM ends the
+    # worker at once and SIGINT (a Ctrl-C reaches the whole process group) is left to the
+    # supervisor, which passes SIGTERM on.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     logs.configure(settings.server.log_level, settings.server.log_format)
     roles = Roles(migrate=False, retention=index == 0, queue_metrics=index == 0, worker=index)
     try:
