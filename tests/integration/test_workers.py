@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -60,13 +61,15 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.postgres
 async def test_workers_answer_on_one_port_each_and_stop_together(postgres_url: str) -> None:
-    service = await LoggingProcess.start("serve", settings_env(postgres_url, workers=2))
+    env = settings_env(postgres_url, workers=2, metrics_listen="127.0.0.1:0")
+    service = await LoggingProcess.start("serve", env)
     channels: list[grpc.aio.Channel] = []
     writers: list[asyncio.StreamWriter] = []
     try:
         pids = await worker_pids(service, 2)
         # Both workers log the same ports (the supervisor chose them for listen port 0).
-        await service.wait_for_line(r"listening on [^ ]+ \(worker 1\)")
+        for index in range(2):
+            await service.wait_for_line(rf"listening on [^ ]+ \(worker {index}\)")
         port, rest_port = await service.port(), await http_port(service)
         assert len({line for line in service.stderr if f"127.0.0.1:{port} (worker" in line}) == 2
 
@@ -89,6 +92,18 @@ async def test_workers_answer_on_one_port_each_and_stop_together(postgres_url: s
             writer.write(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             assert head.startswith(b"HTTP/1.1 200"), head
+
+        # Metrics: each worker its own port (port 0 here: each a free one), each its counters.
+        metrics_ports = set()
+        for line in service.stderr:  # each logs it before it listens for calls
+            if match := re.search(r"metrics on http://[^ ]+:(\d+)/metrics", line):
+                metrics_ports.add(int(match.group(1)))
+        assert len(metrics_ports) == 2
+        for metrics_port in metrics_ports:
+            reader, writer = await asyncio.open_connection("127.0.0.1", metrics_port)
+            writers.append(writer)
+            writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert b"webhook_feed_streams_open" in await asyncio.wait_for(reader.read(), 10)
 
         assert await service.terminate() == 0
         assert [pid for pid in pids if alive(pid)] == []
