@@ -52,11 +52,12 @@ async def http_port(service: LoggingProcess) -> int:
 
 
 def alive(pid: int) -> bool:
+    """Running (an exited process not yet reaped by its new parent counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
 
 
 @pytest.mark.postgres
@@ -140,5 +141,21 @@ async def test_more_than_one_worker_is_refused_on_sqlite(tmp_path: Path) -> None
         await service.wait_for_line("workers = 2 needs PostgreSQL")
         assert code == 2
         assert not any("listening on" in line for line in service.stderr)
+    finally:
+        await service.close()
+
+
+@pytest.mark.postgres
+async def test_workers_end_when_the_supervisor_is_killed(postgres_url: str) -> None:
+    service = await LoggingProcess.start("serve", settings_env(postgres_url, workers=2))
+    try:
+        pids = await worker_pids(service, 2)
+        for index in range(2):
+            await service.wait_for_line(rf"listening on [^ ]+ \(worker {index}\)")
+        service.process.kill()
+        # No orphan keeps serving on the shared port: each gets SIGTERM and stops as serve does.
+        # The wait ends once every process holding the output pipe (the workers too) is gone.
+        await asyncio.wait_for(service.process.wait(), 60)
+        assert [pid for pid in pids if alive(pid)] == []
     finally:
         await service.close()

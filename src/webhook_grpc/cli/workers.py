@@ -19,12 +19,14 @@ and the kernel spreads new connections over them. This process only supervises:
   does; one still running after the grace period and a margin is killed;
 * a worker that exits on its own (a crash, a failed start) stops the others, and `serve` exits
   non-zero: whatever runs `serve` (systemd, Kubernetes) restarts the whole service, rather than
-  this process hiding a crash loop.
+  this process hiding a crash loop; a supervisor that dies (SIGKILL, the OOM killer) takes its
+  workers with it (SIGTERM from the kernel, on Linux).
 
 SQLite serves one process (storage/process_lock.py), so more than one worker is refused there."""
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -46,6 +48,7 @@ log = logging.getLogger("webhook_grpc")
 # for the workers to exit after passing SIGTERM on, before it kills them.
 KILL_MARGIN = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PR_SET_PDEATHSIG = 1
 
 
 def run_workers(settings: Settings, margin: float) -> int:
@@ -121,7 +124,7 @@ def _metrics_listen(address: str, index: int) -> str:
 
 def _start(settings: Settings, index: int) -> BaseProcess:
     process = multiprocessing.get_context("fork").Process(
-        target=_worker, args=(settings, index), name=f"webhook-grpc worker {index}"
+        target=_worker, args=(settings, index, os.getpid()), name=f"webhook-grpc worker {index}"
     )
     process.start()
     log.info("started worker %d (pid %d)", index, process.pid)
@@ -185,7 +188,19 @@ def _stop(workers: list[BaseProcess], grace: float) -> None:
             worker.join()
 
 
-def _worker(settings: Settings, index: int) -> None:
+def _end_with(supervisor: int) -> None:
+    """SIGTERM this worker when the supervisor dies, however it dies (Linux: PR_SET_PDEATHSIG):
+    an orphaned worker would go on serving on the shared port beside a restarted service."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # not Linux: the supervisor's SIGTERM only
+        return
+    if os.getppid() != supervisor:  # it died before the request
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(settings: Settings, index: int, supervisor: int) -> None:
     """A worker process: a whole `serve` sharing the ports (multiprocessing's target)."""
     from webhook_grpc.app import App, Roles
 
@@ -196,6 +211,7 @@ def _worker(settings: Settings, index: int) -> None:
     # supervisor, which passes SIGTERM on.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with(supervisor)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     logs.configure(settings.server.log_level, settings.server.log_format)
     roles = Roles(migrate=False, retention=index == 0, queue_metrics=index == 0, worker=index)
