@@ -110,6 +110,12 @@ class Roles:
     dispatcher: bool = True
     retention: bool = True
     migrate: bool = True
+    queue_metrics: bool = True
+    """Refresh the queue gauges (pending deliveries, oldest age): one process of `serve
+    --workers N` does, so that summing the workers' metrics counts the queue once."""
+    worker: int | None = None
+    """The index of this process under `serve --workers N` (cli/workers.py): it then shares
+    its listening ports with the other workers (SO_REUSEPORT), which checked them already."""
 
 
 @dataclass
@@ -149,11 +155,8 @@ class App:
             except tracing.TracingConfigError as error:
                 raise StartupError(str(error)) from None
             self._own_tracing = True
-        if self.roles.api:
-            _check_open_mode(settings.server)
-            _check_listen(settings.server.listen, "")
-            if settings.server.http_listen:
-                _check_listen(settings.server.http_listen, " (http_listen)")
+        if self.roles.api and self.roles.worker is None:
+            check_api_listen(settings.server)
         if settings.server.metrics_listen:
             _check_listen(settings.server.metrics_listen, " (metrics_listen)")
         try:
@@ -240,7 +243,8 @@ class App:
                     f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
                     f"{error.strerror or error}"
                 ) from None
-            self._tasks.append(asyncio.create_task(self.metrics_server.run(), name="metrics"))
+            if self.roles.queue_metrics:
+                self._tasks.append(asyncio.create_task(self.metrics_server.run(), name="metrics"))
         self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
@@ -259,7 +263,12 @@ class App:
         if traced:
             # Outermost: the span covers the decoding guard's refusals too.
             interceptors.insert(0, TracingInterceptor(self._tracing.tracer))
-        server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
+        # Port sharing only among the workers of one `serve --workers N`: otherwise a second
+        # server on the same port would silently take half of the calls.
+        reuse_port = self.roles.worker is not None
+        server = grpc.aio.server(
+            interceptors=interceptors, options=[("grpc.so_reuseport", int(reuse_port))]
+        )
         probe = ProbeService(self.storage, self.publisher)
         # One servicer per service, shared by the gRPC server and the REST listener.
         events = EventServicer(auth, self.publisher, registry)
@@ -305,7 +314,12 @@ class App:
         await server.start()
         self._server = server
         host = listen.rpartition(":")[0]
-        log.info("webhook-grpc listening on %s:%d", host, self.port)
+        if self.roles.worker is None:
+            log.info("webhook-grpc listening on %s:%d", host, self.port)
+        else:
+            log.info(
+                "webhook-grpc listening on %s:%d (worker %d)", host, self.port, self.roles.worker
+            )
         if auth.is_open:
             log.warning(
                 "NO TOKENS CONFIGURED: the API is open to every caller on %s:%d "
@@ -334,7 +348,9 @@ class App:
             )
             portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:
-                self.http_port = await self.rest.start(settings.server.http_listen)
+                self.http_port = await self.rest.start(
+                    settings.server.http_listen, reuse_port=reuse_port
+                )
             except OSError as error:
                 await server.stop(None)
                 self._server = None
@@ -404,6 +420,14 @@ class App:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def check_api_listen(settings: ServerSettings) -> None:
+    """The API's addresses: refused when open to the network without tokens, or taken."""
+    _check_open_mode(settings)
+    _check_listen(settings.listen, "")
+    if settings.http_listen:
+        _check_listen(settings.http_listen, " (http_listen)")
 
 
 def _check_listen(address: str, setting: str) -> None:

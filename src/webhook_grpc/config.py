@@ -323,6 +323,7 @@ class ServerSettings:
     tokens: tuple[TokenConfig, ...]
     metrics_listen: str
     serve_dispatcher: bool
+    workers: int
     log_level: str
     log_format: str
 
@@ -472,6 +473,11 @@ class Settings(BaseSettings):
     serve_dispatcher: Flag = Field(
         True,
         description="`serve` also runs a dispatcher; false for API-only processes (scale-out)",
+    )
+    workers: Count = Field(
+        1,
+        description="`serve` processes sharing the gRPC and REST ports (SO_REUSEPORT); above 1 "
+        "needs PostgreSQL",
     )
     metrics_listen: AddressOrOff = Field(
         "",
