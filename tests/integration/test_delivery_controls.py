@@ -1,5 +1,5 @@
-"""Subscription filters and custom headers (SPEC §11) end to end: a real server and receiver,
-both backends."""
+"""Subscription filters, custom headers and the rate limit's bound (SPEC §11) end to end: a
+real server and receiver, both backends."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tests.support.receiver import Receiver
 from tests.support.rpc import invalid_field, rpc_error
 from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
+from webhook_grpc.domain.rate_limit import MAX_RATE_LIMIT_PER_SECOND
 
 EXPENSIVE = 'type == "product.price_changed" && double(data.selling_price) > 100.0'
 
@@ -132,3 +133,30 @@ async def test_reserved_headers_are_refused_naming_the_header(
     )
     too_many = {f"X-H{i}": "v" for i in range(11)}
     assert await invalid_field(subscribe(server, receiver.url(), headers=too_many)) == "headers"
+
+
+async def test_a_rate_limit_above_the_bound_is_refused_at_create_and_update(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    highest = await subscribe(
+        server, receiver.url(), rate_limit_per_second=MAX_RATE_LIMIT_PER_SECOND
+    )
+    assert highest.subscription.rate_limit_per_second == MAX_RATE_LIMIT_PER_SECOND
+    for too_high in (MAX_RATE_LIMIT_PER_SECOND + 1, 2**32 - 1):  # the latter overflows int4
+        field = await invalid_field(
+            subscribe(server, receiver.url(), rate_limit_per_second=too_high)
+        )
+        assert field == "rate_limit_per_second"
+        update = spb.UpdateSubscriptionRequest(
+            subscription=spb.Subscription(
+                id=highest.subscription.id, rate_limit_per_second=too_high
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["rate_limit_per_second"]),
+        )
+        assert await invalid_field(server.subscriptions.UpdateSubscription(update)) == (
+            "subscription.rate_limit_per_second"
+        )
+    stored = await server.subscriptions.GetSubscription(
+        spb.GetSubscriptionRequest(id=highest.subscription.id)
+    )
+    assert stored.subscription.rate_limit_per_second == MAX_RATE_LIMIT_PER_SECOND

@@ -7,6 +7,7 @@ The portal does not depend on the storage engine (its API tests run on both), so
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from selenium import webdriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from standardwebhooks.webhooks import Webhook
 
@@ -25,7 +27,11 @@ from tests.support.http import Http
 from tests.support.portal import portal_link
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer
+from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc._gen.webhooks.v1.subscriptions_pb2 import CreateSubscriptionResponse
+from webhook_grpc.domain.rate_limit import MAX_RATE_LIMIT_PER_SECOND
+
+EXPENSIVE = 'type == "product.price_changed" && double(data.selling_price) > 100.0'
 
 
 @pytest.fixture
@@ -260,3 +266,151 @@ async def _tab_to(browser: Browser, text: str, most: int = 40) -> None:
         if text in await browser.focused():
             return
     raise AssertionError(f"{text!r} cannot be reached with Tab")
+
+
+async def test_the_delivery_controls_are_edited_on_the_endpoint_page(
+    server: RunningServer, admin: Http, browser: Browser, receiver: Receiver
+) -> None:
+    created = await open_endpoint_page(server, admin, browser, receiver.url("/controlled"))
+    facts = await browser.text("dl.facts")
+    assert "Ordering\nunordered" in facts and "Rate limit\nnone" in facts
+    assert "Custom headers\nnone" in facts and "HMAC-SHA256" in facts
+
+    await browser.fill("#filter", EXPENSIVE)
+    await browser.click("button", "Add header")
+    await browser.press("X-Tenant", Keys.TAB, "acme")  # the new row's name has the focus
+    await browser.click("button", "Add header")
+    await browser.press("Host", Keys.TAB, "evil.example")
+    await browser.click("label", "Deliver in order (FIFO)")
+    await browser.fill("#rate-limit", "50")
+    await browser.click("button", "Save")
+    # The server refuses the reserved header: its reason is shown by the headers, nothing saved.
+    error = await browser.element("#headers-error", "Host")
+    assert "reserved" in error.text
+    assert await browser.script(
+        "return document.activeElement.value === 'Host' "
+        "&& document.activeElement.getAttribute('aria-invalid') === 'true'"
+    )
+    assert (await get_subscription(server, created)).filter == ""
+    await browser.screenshot("endpoint-header-refused")
+
+    await browser.click("button[aria-label='Remove header Host']")
+    await browser.click("button", "Save")
+    await browser.wait_text("Saved.", "#status")
+    stored = await get_subscription(server, created)
+    assert stored.filter == EXPENSIVE
+    assert dict(stored.headers) == {"X-Tenant": "acme"}
+    assert stored.ordering == spb.ORDERING_FIFO
+    assert stored.rate_limit_per_second == 50
+    facts = await browser.text("dl.facts")
+    assert EXPENSIVE in facts and "X-Tenant: acme" in facts
+    assert "FIFO" in facts and "50 attempts per second" in facts
+    await browser.script("window.scrollTo(0, 0)")
+    await browser.screenshot("endpoint-controls")
+
+    # Reopened, the form shows what is stored; then everything is cleared again.
+    await browser.go("#/endpoints")
+    await browser.element("main h1", "Endpoints")
+    await browser.go(f"#/endpoints/{created.subscription.id}")
+    await browser.element("main h1", "/controlled")
+    assert await browser.script("return document.getElementById('filter').value") == EXPENSIVE
+    assert await browser.script("return document.getElementById('fifo').checked") is True
+    await browser.fill("#filter", "")
+    await browser.click("button[aria-label='Remove header X-Tenant']")
+    await browser.click("label", "Deliver in order (FIFO)")
+    await browser.fill("#rate-limit", "")
+    await browser.click("button", "Save")
+    await browser.wait_text("Saved.", "#status")
+    stored = await get_subscription(server, created)
+    assert (stored.filter, dict(stored.headers)) == ("", {})
+    assert (stored.ordering, stored.rate_limit_per_second) == (spb.ORDERING_UNORDERED, 0)
+
+
+async def test_a_filter_error_is_shown_at_its_position_and_a_rate_above_the_bound_refused(
+    server: RunningServer, admin: Http, browser: Browser, receiver: Receiver
+) -> None:
+    created = await open_endpoint_page(server, admin, browser, receiver.url("/filtered"))
+    first_line = 'type == "product.created" &&\n'
+    await browser.fill("#filter", first_line + "  shout(data.sku)")
+    await browser.click("button", "Save")
+    error = await browser.element("#filter-error", "line 2, column")
+    assert await browser.script(
+        "const f = document.activeElement;"
+        "return f.id === 'filter' && f.getAttribute('aria-invalid') === 'true'"
+        " && f.getAttribute('aria-describedby').includes('filter-error')"
+    )
+    # The caret is put on the line the server names.
+    line, column = (int(n) for n in re.findall(r"line (\d+), column (\d+)", error.text)[0])
+    caret = await browser.script("return document.activeElement.selectionStart")
+    assert line == 2 and caret == len(first_line) + column - 1
+    assert column > 1 and caret < len(first_line) + len("  shout(data.sku)")
+    assert (await get_subscription(server, created)).filter == ""
+    await browser.screenshot("endpoint-filter-error")
+
+    await browser.fill("#filter", 'type == "product.created"')
+    await browser.fill("#rate-limit", str(MAX_RATE_LIMIT_PER_SECOND + 1))
+    await browser.click("button", "Save")
+    await browser.element("#rate-limit-error", str(MAX_RATE_LIMIT_PER_SECOND))
+    assert await browser.script("return document.getElementById('filter-error').hidden")
+    assert (await get_subscription(server, created)).rate_limit_per_second == 0
+
+
+async def test_an_endpoint_added_with_ed25519_shows_its_public_key(
+    server: RunningServer, admin: Http, browser: Browser, receiver: Receiver
+) -> None:
+    await sign_in(browser, await portal_link(admin, "acme"))
+    await browser.click("main a", "Add endpoint")
+    await browser.element("main h1", "Add an endpoint")
+    assert (
+        await browser.script("return document.getElementById('signing-algorithm').value")
+        == "SIGNING_ALGORITHM_HMAC_SHA256"
+    )
+    await browser.fill("#url", receiver.url("/signed"))
+    await browser.script(
+        "const s = document.getElementById('signing-algorithm');"
+        "s.value = 'SIGNING_ALGORITHM_ED25519'; s.dispatchEvent(new Event('change'));"
+    )
+    await browser.fill("#rate-limit", "20")
+    await browser.click("button", "Add endpoint")
+    field = await browser.element("#created-public-key")
+    public_key = str(field.get_attribute("value"))
+    assert not await browser.script("return document.querySelector('form.edit').checkVisibility()")
+    # Its shared secret (for X-Webhook-Signature) is shown once, beside the public key.
+    assert str((await browser.element("#created-secret")).get_attribute("value")).startswith(
+        "whsec_"
+    )
+    assert public_key.startswith("whpk_")
+    await browser.screenshot("endpoint-added-ed25519")
+
+    await browser.click("main a", "Open the endpoint")
+    await browser.element("main h1", "/signed")
+    assert await browser.text("#public-key") == public_key
+    assert "Ed25519" in await browser.text("dl.facts")
+    [stored] = (
+        await server.subscriptions.ListSubscriptions(spb.ListSubscriptionsRequest(tenant_id="acme"))
+    ).subscriptions
+    assert stored.signing_algorithm == spb.SIGNING_ALGORITHM_ED25519
+    assert (stored.public_key, stored.rate_limit_per_second) == (public_key, 20)
+    await browser.screenshot("endpoint-ed25519")
+    await browser.click("button", "Rotate secret")  # a new key pair: its public key is shown
+    rotated = str((await browser.element("#new-public-key")).get_attribute("value"))
+    assert rotated.startswith("whpk_") and rotated != public_key
+    await browser.wait(lambda d: d.find_element(By.ID, "public-key").text == rotated)
+
+    # The default is HMAC: its secret is shown once, and there is no public key.
+    await browser.go("#/endpoints/new")
+    await browser.element("main h1", "Add an endpoint")
+    await browser.fill("#url", receiver.url("/hmac"))
+    await browser.click("button", "Add endpoint")
+    secret = await browser.element("#created-secret")
+    assert str(secret.get_attribute("value")).startswith("whsec_")
+    assert not await browser.script("return document.getElementById('created-public-key')")
+
+
+async def get_subscription(
+    server: RunningServer, created: CreateSubscriptionResponse
+) -> spb.Subscription:
+    reply = await server.subscriptions.GetSubscription(
+        spb.GetSubscriptionRequest(id=created.subscription.id)
+    )
+    return reply.subscription

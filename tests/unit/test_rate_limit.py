@@ -7,13 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.clock import MovableClock
+from webhook_grpc.domain.errors import InvalidArgument
 from webhook_grpc.domain.rate_limit import (
+    MAX_RATE_LIMIT_PER_SECOND,
     RateLimit,
     RateState,
     after_retry_after,
     next_start,
     reserve,
     slots_ending_at,
+    validate_rate_limit,
 )
 
 START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -147,3 +150,13 @@ def test_invalid_limits_are_refused() -> None:
         RateLimit(per_second=1, burst=0)
     with pytest.raises(ValueError):
         reserve(RateLimit(per_second=1), RateState(), START, count=0)
+
+
+def test_a_rate_limit_is_bounded_and_the_error_names_the_field() -> None:
+    assert validate_rate_limit(0) == 0  # no limit
+    assert validate_rate_limit(MAX_RATE_LIMIT_PER_SECOND) == MAX_RATE_LIMIT_PER_SECOND
+    for refused in (-1, MAX_RATE_LIMIT_PER_SECOND + 1, 2**31):
+        with pytest.raises(InvalidArgument) as error:
+            validate_rate_limit(refused, "subscription.rate_limit_per_second")
+        assert error.value.field == "subscription.rate_limit_per_second"
+        assert str(MAX_RATE_LIMIT_PER_SECOND) in error.value.description

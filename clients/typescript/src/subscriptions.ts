@@ -76,7 +76,10 @@ export interface NewSubscription extends TenantOptions {
   signingAlgorithm?: SigningAlgorithmName;
   /** Default `"unordered"`. */
   ordering?: OrderingName;
-  /** Attempts per second to the endpoint over every dispatcher together; 0 (default): none. */
+  /**
+   * Attempts per second to the endpoint over every dispatcher together, at most 1,000
+   * (INVALID_ARGUMENT above); 0 (default): none.
+   */
   rateLimitPerSecond?: number;
 }
 

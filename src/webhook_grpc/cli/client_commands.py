@@ -197,7 +197,8 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="PER_SECOND",
-        help="at most this many attempts a second to the endpoint, over all dispatchers",
+        help="at most this many attempts a second to the endpoint, over all dispatchers "
+        "(up to 1000; 0, the default: no limit)",
     )
     create.set_defaults(run=runner(_create))
 

@@ -17,11 +17,11 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from webhook_grpc import metrics, tracing
+from webhook_grpc import tracing
 from webhook_grpc.config import DeliverySettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
@@ -34,6 +34,7 @@ from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.domain.subscriptions import DeliveryTarget
 from webhook_grpc.encryption import SealedSecretError, SecretBox, open_signing_keys
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import (
     LeasedWork,
     LeaseRequest,
@@ -45,16 +46,12 @@ from webhook_grpc.storage.ports import (
 from webhook_grpc.tracing import Tracing
 
 from .capacity import DispatchCapacity
+from .pacing import SlotPacer
 from .recorder import AttemptRecorder
 from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Paced subscriptions remembered before those whose pace has passed are forgotten.
-_PACED_KEPT = 1000
-# How late a rate-limit slot may start, at least (an interval, for slower rates).
-_SLOT_GRACE = timedelta(milliseconds=20)
 
 
 @dataclass
@@ -98,11 +95,13 @@ class Dispatcher:
         transport: HttpTransport,
         recorder: AttemptRecorder,
         box: SecretBox,
+        metrics: Metrics,
         clock: Clock = system_clock,
         tracing: Tracing = tracing.OFF,
     ) -> None:
         self._tracing = tracing
         self._storage = storage
+        self._metrics = metrics
         self._box = box
         self._settings = settings
         self._notifier = notifier
@@ -128,8 +127,8 @@ class Dispatcher:
         # committed: the lease loop is woken then rather than by the poll.
         self._ordered_unrecorded = False
         recorder.on_committed(self._after_commit)
-        # Rate-limited subscriptions: no attempt starts before this (see `_wait_for_slot`).
-        self._next_start: dict[str, datetime] = {}
+        # Rate-limited subscriptions: when their attempts may start (see `_wait_for_slot`).
+        self._pacer = SlotPacer()
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -310,7 +309,7 @@ class Dispatcher:
         ]
         if ids:
             await unit.deliveries.cancel(ids, self._clock())
-            metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
+            self._metrics.deliveries_finished.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
 
     def _enqueue(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         lane = self._lanes.get(delivery.subscription_id)
@@ -350,27 +349,13 @@ class Dispatcher:
 
     async def _wait_for_slot(self, delivery: LeasedDelivery) -> bool:
         """Wait for the slot the subscription's rate limit reserved (SPEC §11); False when it
-        was missed, and the delivery is to be handed back for a new slot. Slots that passed
-        while the lease was loading, or while this process was busy, are not made up in a
-        burst: this process starts them at least an interval apart, and one that would start
-        more than an interval late (when other processes' slots may have come) is given up."""
-        if delivery.not_before is None:
-            return True
-        subscription_id = delivery.subscription_id
-        late = delivery.not_before + max(delivery.interval, _SLOT_GRACE)
-        while True:
-            start = max(delivery.not_before, self._next_start.get(subscription_id, _EPOCH))
+        was missed, and the delivery is to be handed back for a new slot (see pacing.py)."""
+        while (start := self._pacer.start_at(delivery)) is not None:
             wait = (start - self._clock()).total_seconds()
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        now = self._clock()
-        if now > late:
-            return False
-        if len(self._next_start) > _PACED_KEPT:
-            self._next_start = {s: t for s, t in self._next_start.items() if t > now}
-        self._next_start[subscription_id] = now + delivery.interval
-        return True
+        return self._pacer.take(delivery, self._clock())
 
     async def _attempt(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         """Attempt the delivery and hand the outcome to the recorder (its last step)."""
@@ -410,7 +395,7 @@ class Dispatcher:
                 self._clock(),
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
-        _observe(delivery, outcome, status)
+        _observe(self._metrics, delivery, outcome, status)
         if span is not None:
             _describe(span, outcome, status)
         self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
@@ -473,12 +458,14 @@ def _describe(span: Span, outcome: HttpOutcome, status: DeliveryStatus) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
-def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus) -> None:
+def _observe(
+    metrics: Metrics, delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus
+) -> None:
     result = outcome.error.value if outcome.error else "success"
-    metrics.ATTEMPTS.labels(result).inc()
-    metrics.ATTEMPT_LATENCY.observe(outcome.latency.total_seconds())
+    metrics.attempts.labels(result).inc()
+    metrics.attempt_latency.observe(outcome.latency.total_seconds())
     if status is not DeliveryStatus.PENDING:
-        metrics.DELIVERIES_FINISHED.labels(status.value).inc()
+        metrics.deliveries_finished.labels(status.value).inc()
     # A failed attempt is what an operator looks for (WARNING, with its error); a successful one
     # is routine (DEBUG).
     level = logging.DEBUG if outcome.error is None else logging.WARNING

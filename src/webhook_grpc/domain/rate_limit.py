@@ -17,6 +17,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
+
+from .errors import InvalidArgument
+
+MAX_RATE_LIMIT_PER_SECOND: Final = 1000
+"""The highest `rate_limit_per_second` a subscription may set. One dispatcher process makes
+1,000-2,000 attempts a second over all its endpoints together (docs/PERFORMANCE.md), and each
+subscription at most `endpoint_concurrency` (16) at once, so 1,000/s to one endpoint already
+asks for answers within 16 ms; a higher limit would cap nothing a dispatcher can reach. At
+1,000/s a slot is 1 ms, about what the event loop's timers resolve; the stored column is a 32-bit
+integer, which the proto's uint32 would overflow."""
+
+
+def validate_rate_limit(per_second: int, field: str = "rate_limit_per_second") -> int:
+    """`per_second` when it is 0 (no limit) up to MAX_RATE_LIMIT_PER_SECOND; else
+    InvalidArgument naming `field`."""
+    if not 0 <= per_second <= MAX_RATE_LIMIT_PER_SECOND:
+        raise InvalidArgument(
+            field,
+            f"must be between 0 (no limit) and {MAX_RATE_LIMIT_PER_SECOND} attempts a second",
+        )
+    return per_second
 
 
 @dataclass(frozen=True)

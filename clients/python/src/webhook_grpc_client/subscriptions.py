@@ -87,7 +87,7 @@ class Subscriptions:
         (``whpk_...``); the secret still keys ``X-Webhook-Signature``.
         ``ordering="fifo"`` delivers one at a time in feed order (a failing delivery
         holds the ones behind it through its retries); ``rate_limit_per_second`` caps attempts
-        to the endpoint over every dispatcher together (0: no limit).
+        to the endpoint over every dispatcher together (0: no limit; at most 1,000).
         """
         request = subscriptions_pb2.CreateSubscriptionRequest(
             tenant_id=tenant_id or "",

@@ -79,7 +79,7 @@ class RestServer:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, listen: str) -> int:
+    async def start(self, listen: str, reuse_port: bool = False) -> int:
         host, _, port = listen.rpartition(":")
         # Feed streams are ended by stop(); calls in flight get the grace to finish, as over gRPC.
         # A call whose client disconnects is cancelled, as grpc cancels it: a stream frees its
@@ -91,7 +91,7 @@ class RestServer:
             handler_cancellation=True,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_port=reuse_port)
         try:
             await site.start()
         except OSError:

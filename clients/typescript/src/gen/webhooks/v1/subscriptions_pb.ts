@@ -107,7 +107,8 @@ export type Subscription = Message<"webhooks.v1.Subscription"> & {
   ordering: Ordering;
 
   /**
-   * Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit.
+   * Attempts per second to this endpoint over all dispatcher processes together, at most 1000
+   * (INVALID_ARGUMENT above); 0 = no limit.
    *
    * @generated from field: uint32 rate_limit_per_second = 21;
    */
@@ -244,7 +245,8 @@ export type CreateSubscriptionRequest = Message<"webhooks.v1.CreateSubscriptionR
   ordering: Ordering;
 
   /**
-   * Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit.
+   * Attempts per second to this endpoint over all dispatcher processes together, at most 1000
+   * (INVALID_ARGUMENT above); 0 = no limit.
    *
    * @generated from field: uint32 rate_limit_per_second = 21;
    */

@@ -13,6 +13,13 @@ export class ApiError extends Error {
   get sessionEnded() {
     return this.status === 401;
   }
+
+  // The fields a refusal names (google.rpc.BadRequest): [{field, description}].
+  get violations() {
+    return (this.body?.details || [])
+      .filter((detail) => detail["@type"]?.endsWith("/google.rpc.BadRequest"))
+      .flatMap((detail) => detail.field_violations || []);
+  }
 }
 
 export function hasSession() {
@@ -67,6 +74,7 @@ export async function call(method, path, { params, body } = {}) {
 
 export const api = {
   subscriptions: () => call("GET", "/subscriptions", { params: { page_size: 100 } }),
+  create: (fields) => call("POST", "/subscriptions", { body: fields }),
   subscription: (id) => call("GET", `/subscriptions/${encodeURIComponent(id)}`),
   update: (id, fields) => call("PATCH", `/subscriptions/${encodeURIComponent(id)}`, { body: fields }),
   remove: (id) => call("DELETE", `/subscriptions/${encodeURIComponent(id)}`),

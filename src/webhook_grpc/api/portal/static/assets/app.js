@@ -6,8 +6,10 @@ import { deliveriesPage } from "./pages/deliveries.js";
 import { endpointPage } from "./pages/endpoint.js";
 import { endpointsPage } from "./pages/endpoints.js";
 import { feedPage } from "./pages/feed.js";
+import { newEndpointPage } from "./pages/new-endpoint.js";
 
 const ROUTES = [
+  [/^#\/endpoints\/new$/, newEndpointPage],
   [/^#\/endpoints\/([^/]+)\/deliveries$/, deliveriesPage],
   [/^#\/endpoints\/([^/]+)$/, endpointPage],
   [/^#\/endpoints$/, endpointsPage],

@@ -218,7 +218,9 @@ class Subscription(_message.Message):
     payload_mode: Global___PayloadMode.ValueType
     ordering: Global___Ordering.ValueType
     rate_limit_per_second: _builtins.int
-    """Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit."""
+    """Attempts per second to this endpoint over all dispatcher processes together, at most 1000
+    (INVALID_ARGUMENT above); 0 = no limit.
+    """
     filter: _builtins.str
     """A CEL expression over the projected event (type, entity_id, data, previous); events it
     does not match create no delivery (they stay in the feed). Empty: every event that
@@ -394,7 +396,9 @@ class CreateSubscriptionRequest(_message.Message):
     ordering: Global___Ordering.ValueType
     """Defaults to ORDERING_UNORDERED."""
     rate_limit_per_second: _builtins.int
-    """Attempts per second to this endpoint over all dispatcher processes together; 0 = no limit."""
+    """Attempts per second to this endpoint over all dispatcher processes together, at most 1000
+    (INVALID_ARGUMENT above); 0 = no limit.
+    """
     filter: _builtins.str
     """A CEL expression over the projected event; see Subscription.filter."""
     signing_algorithm: Global___SigningAlgorithm.ValueType

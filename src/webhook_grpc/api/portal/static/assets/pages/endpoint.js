@@ -1,30 +1,20 @@
 // One endpoint: its settings and health, and what can be done with it.
 import { api } from "../api.js";
 import { announce, attemptSummary, enumWord, h, hours, statusBadge, successRate, time } from "../dom.js";
-
-const PAYLOAD_MODES = [
-  ["PAYLOAD_MODE_FULL", "Full: the entity's shareable fields"],
-  ["PAYLOAD_MODE_THIN", "Thin: only the entity id (fetch the rest yourself)"],
-];
+import { keyFields, subscriptionForm } from "./subscription-form.js";
 
 export async function endpointPage({ params: [id] }) {
   const { subscription } = await api.subscription(id);
   const summary = h("dl", { className: "facts" });
   const secretBox = h("div", { className: "secret-box", hidden: true });
   const actions = h("div", { className: "actions" });
-  const patterns = h("textarea", { id: "patterns", name: "patterns", rows: 3, required: true });
-  const payloadMode = h(
-    "select",
-    { id: "payload-mode", name: "payload_mode" },
-    PAYLOAD_MODES.map(([value, label]) => h("option", { value }, label)),
-  );
+  const settings = subscriptionForm();
   let current = subscription;
 
   function show(updated) {
     current = updated;
     summary.replaceChildren(...facts(updated));
-    patterns.value = updated.event_patterns.join("\n");
-    payloadMode.value = updated.payload_mode;
+    settings.fill(updated);
     actions.replaceChildren(...buttons(updated));
   }
 
@@ -56,19 +46,20 @@ export async function endpointPage({ params: [id] }) {
 
   async function rotate() {
     const result = await api.rotate(id);
+    const keyPair = Boolean(result.subscription.public_key);
+    const what = keyPair ? "secret and key" : "secret";
     secretBox.hidden = false;
-    const field = h("input", { id: "new-secret", readonly: true, value: result.secret, size: 50 });
     secretBox.replaceChildren(
-      h("h2", {}, "New signing secret"),
-      h("label", { for: "new-secret" }, "Secret (shown only now: store it in your receiver)"),
-      field,
+      h("h2", {}, keyPair ? "New signing secret and key pair" : "New signing secret"),
+      ...keyFields(result, "new"),
       h(
         "p",
         { className: "muted" },
-        `Until ${time(result.subscription.previous_secret_expires_at)} deliveries carry signatures for the new and the old secret.`,
+        `Until ${time(result.subscription.previous_secret_expires_at)} deliveries carry signatures for the new and the old ${what}.`,
       ),
       h("button", { type: "button", onclick: () => secretBox.replaceChildren() || (secretBox.hidden = true) }, "Done, hide it"),
     );
+    const field = secretBox.querySelector("input");
     field.focus();
     field.select();
     return result;
@@ -97,22 +88,14 @@ export async function endpointPage({ params: [id] }) {
     cancel.focus();
   }
 
-  const form = h(
-    "form",
-    {
-      className: "edit",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const list = patterns.value.split(/[\s,]+/).filter(Boolean);
-        act(() => api.update(id, { event_patterns: list, payload_mode: payloadMode.value }), () => "Saved.");
-      },
-    },
+  const form = settings.element(
     h("h2", {}, "Settings"),
-    h("label", { for: "patterns" }, "Event patterns (one per line: a type, entity.* or *)"),
-    patterns,
-    h("label", { for: "payload-mode" }, "Payload"),
-    payloadMode,
-    h("button", { type: "submit" }, "Save"),
+    "Save",
+    async (values) => {
+      show((await api.update(id, values)).subscription);
+      announce("Saved.", "success");
+    },
+    "Not saved: see the marked field.",
   );
 
   show(subscription);
@@ -137,8 +120,26 @@ function facts(subscription) {
     ["Last attempt", attemptSummary(health.last_attempt)],
     ["Event patterns", subscription.event_patterns.join(", ")],
     ["Payload", enumWord(subscription.payload_mode, "PAYLOAD_MODE_")],
+    ["Filter", subscription.filter ? h("code", { className: "filter" }, subscription.filter) : "none: every event the patterns match"],
+    ["Custom headers", customHeaders(subscription.headers)],
+    ["Ordering", subscription.ordering === "ORDERING_FIFO" ? "FIFO: one at a time, in feed order" : "unordered (concurrent)"],
+    ["Rate limit", subscription.rate_limit_per_second ? `${subscription.rate_limit_per_second} attempts per second` : "none"],
+    ["Signing", signing(subscription.signing_algorithm)],
+    subscription.public_key ? ["Public key", h("code", { id: "public-key" }, subscription.public_key)] : null,
     ["Description", subscription.description || "—"],
     ["Created", time(subscription.created_at)],
   ];
-  return rows.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]);
+  return rows.filter(Boolean).flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]);
+}
+
+function customHeaders(headers) {
+  const entries = Object.entries(headers || {});
+  if (entries.length === 0) return "none";
+  return h("ul", { className: "plain headers-list" }, entries.map(([name, value]) => h("li", {}, h("code", {}, `${name}: ${value}`))));
+}
+
+function signing(algorithm) {
+  return algorithm === "SIGNING_ALGORITHM_ED25519"
+    ? "Ed25519 (webhook-signature: verify with the public key; X-Webhook-Signature: HMAC with the secret)"
+    : "HMAC-SHA256 (shared secret)";
 }

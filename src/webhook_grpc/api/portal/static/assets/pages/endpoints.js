@@ -12,6 +12,7 @@ export async function endpointsPage() {
       { className: "muted" },
       `Where your webhooks go. Success rates count the attempts of the last ${hours(window || "86400s")}.`,
     ),
+    h("p", {}, h("a", { href: "#/endpoints/new", className: "button-link" }, "Add endpoint")),
     subscriptions.length === 0
       ? h("p", {}, "No endpoints yet.")
       : h(
