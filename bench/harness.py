@@ -4,6 +4,7 @@ and dispatchers as real processes on loopback, each stopped at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -95,6 +96,7 @@ class Process:
 
     def stop(self, timeout: float = 30) -> None:
         if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGCONT)  # a stopped process would not see SIGTERM
             self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
@@ -105,13 +107,24 @@ class Process:
     def usage(self) -> Usage:
         """CPU time of the process so far (all threads), and how long its main thread (the
         event loop) has waited for a CPU while runnable."""
-        with open(f"/proc/{self.popen.pid}/stat") as stat:
-            # The fields after the command name, which is in parentheses and may hold spaces.
-            fields = stat.read().rpartition(")")[2].split()
-        with open(f"/proc/{self.popen.pid}/task/{self.popen.pid}/schedstat") as schedstat:
-            waited_ns = int(schedstat.read().split()[1])
-        ticks = os.sysconf("SC_CLK_TCK")
-        return Usage((int(fields[11]) + int(fields[12])) / ticks, waited_ns / 1e9)
+        return _usage(self.popen.pid)
+
+    def tree_usage(self) -> Usage:
+        """`usage` summed over the process and its children (the workers of `serve --workers
+        N`); the loop waiting of each main thread is summed too."""
+        total = Usage()
+        for pid in [self.popen.pid, *_children(self.popen.pid)]:
+            with contextlib.suppress(FileNotFoundError):  # ended meanwhile
+                total += _usage(pid)
+        return total
+
+    def rss_kb(self) -> int:
+        """Resident memory now (VmRSS), in KiB."""
+        with open(f"/proc/{self.popen.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def peak_rss_mb(self) -> float:
         with open(f"/proc/{self.popen.pid}/status") as status:
@@ -119,6 +132,34 @@ class Process:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
         return 0.0
+
+
+def _usage(pid: int) -> Usage:
+    with open(f"/proc/{pid}/stat") as stat:
+        # The fields after the command name, which is in parentheses and may hold spaces.
+        fields = stat.read().rpartition(")")[2].split()
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as schedstat:
+        waited_ns = int(schedstat.read().split()[1])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return Usage((int(fields[11]) + int(fields[12])) / ticks, waited_ns / 1e9)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (from /proc/<pid>/task/*/children)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                direct = [int(child) for child in children.read().split()]
+        except FileNotFoundError:
+            continue
+        for child in direct:
+            found += [child, *_children(child)]
+    return found
 
 
 def _service_env(database_url: str, **settings: Any) -> dict[str, str]:
@@ -150,6 +191,7 @@ class Cluster:
     target: str = ""
     http: str = ""
     """The server's REST base URL."""
+    live: Process | None = None
 
     def start_receiver(self) -> None:
         self.receiver_port = free_port()
@@ -173,13 +215,15 @@ class Cluster:
             return result
 
     def start_server(self, **settings: Any) -> None:
-        port = free_port()
-        self.target = f"127.0.0.1:{port}"
+        """The scenarios' server (`target`, `http`); `server()` is its process."""
+        _, self.target, self.http = self.start_another_server("server", **settings)
+
+    def start_another_server(self, name: str, **settings: Any) -> tuple[Process, str, str]:
+        """A `serve` process (`workers` in `settings` for several) on ports of its own: the
+        process, its gRPC target and its REST base URL."""
+        target = f"127.0.0.1:{free_port()}"
         http_listen = f"127.0.0.1:{free_port()}"
-        self.http = f"http://{http_listen}"
-        env = _service_env(
-            self.database_url, listen=self.target, http_listen=http_listen, **settings
-        )
+        env = _service_env(self.database_url, listen=target, http_listen=http_listen, **settings)
         # A session of its own, as a deployed server has: with autogroup scheduling (the
         # default on desktop kernels and on the development machine) a server in the load
         # generator's session shares one CPU budget with it, which measured in gRPC's favour
@@ -187,12 +231,29 @@ class Cluster:
         popen = subprocess.Popen(
             [sys.executable, "-m", "webhook_grpc", "serve"], env=env, start_new_session=True
         )
-        self.processes.append(Process(popen, "server"))
-        _wait_health(self.target)
+        process = Process(popen, name)
+        self.processes.append(process)
+        _wait_health(target)
+        # Health answers once one worker listens: wait for all of them.
+        _wait_listeners(int(target.rpartition(":")[2]), int(settings.get("workers", 1)))
+        return process, target, f"http://{http_listen}"
 
     def server(self) -> Process:
         """The process `start_server` started."""
         return next(process for process in self.processes if process.name == "server")
+
+    def live_dispatcher(self) -> Process:
+        """A dispatcher with the default settings, shared by the scenarios that only need one
+        running (`scenarios.LIVE_DISPATCHER`): started by the first, stopped by `run` before
+        any other scenario. A start costs 1-5 s on this machine, much of `make bench-smoke`."""
+        if self.live is None or self.live.popen.poll() is not None:
+            self.live = self.start_dispatcher()
+        return self.live
+
+    def stop_live_dispatcher(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def start_dispatcher(self, **settings: Any) -> Process:
         env = _service_env(self.database_url, **settings)
@@ -216,6 +277,23 @@ def _wait_port(port: int, timeout: float = 20) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _wait_listeners(port: int, count: int, timeout: float = 60) -> None:
+    """Until `count` sockets listen on `port` (SO_REUSEPORT: one per worker), from /proc."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as lines:
+                for line in list(lines)[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                        listening += 1
+        if listening >= count:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"fewer than {count} processes listen on port {port}")
 
 
 def _wait_health(target: str, timeout: float = 30) -> None:

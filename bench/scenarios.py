@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,10 @@ from psycopg.types.json import Json
 from webhook_grpc._gen.webhooks.v1 import events_pb2, feed_pb2, subscriptions_pb2
 
 from .harness import Cluster, Stubs, Usage, analyze, event_request, percentile, truncate
+from .idle_stream import idle_stream
 from .signing import signing_figures
+from .tenants import tenants_latency
+from .workers import publish_unary
 
 DURATION = 10.0
 SCALE = 1.0
@@ -81,28 +85,6 @@ async def raw_publish_txns(database_url: str, workers: int, duration: float) -> 
         for conn in connections:
             await conn.close()
     return sum(counts) / duration
-
-
-async def publish_unary(cluster: Cluster) -> dict[str, float]:
-    stubs = Stubs(cluster.target)
-    try:
-        await stubs.subscribe(cluster.receiver_url("unary"), ["product.*"])
-        counter = iter(range(10**9))
-
-        async def call() -> None:
-            await stubs.events.PublishEvent(event_request(next(counter)))
-
-        await _closed_loop(16, scaled_seconds(2.0), call)  # warm-up
-        done = await _closed_loop(16, DURATION, call)
-    finally:
-        await stubs.close()
-    eps = done / DURATION
-    raw = await raw_publish_txns(cluster.database_url, 16, DURATION)
-    return {
-        "publish_unary_eps": eps,
-        "publish_unary_raw_tps": raw,
-        "publish_unary_ratio": eps / raw,
-    }
 
 
 async def publish_batch(cluster: Cluster) -> dict[str, float]:
@@ -194,7 +176,7 @@ async def delivery(
 async def fifo(cluster: Cluster) -> dict[str, float]:
     """Deliveries per second to one FIFO endpoint answering at once: one attempt at a time,
     each after the previous one is recorded (SPEC §11), so bounded by the round trips."""
-    events = 2000
+    events = scaled(2000)
     truncate(cluster.database_url)
     await _reset_receiver(cluster)
     stubs = Stubs(cluster.target)
@@ -246,7 +228,7 @@ async def _publish_and_deliver(cluster: Cluster, filter: str) -> float:
     await _reset_receiver(cluster)
     names = [f"f{i}" for i in range(endpoints)]
     stubs = Stubs(cluster.target)
-    dispatcher = cluster.start_dispatcher()
+    cluster.live_dispatcher()
     try:
         for name in names:
             await stubs.subscribe(cluster.receiver_url(name), ["product.*"], filter=filter)
@@ -261,7 +243,6 @@ async def _publish_and_deliver(cluster: Cluster, filter: str) -> float:
         delivered = sum([(await cluster.receiver_stats(n))["unique"] for n in names])
         return delivered / (time.perf_counter() - began)
     finally:
-        dispatcher.stop()
         await stubs.close()
 
 
@@ -312,9 +293,14 @@ async def _settle(cluster: Cluster, endpoint: str, expected: int, timeout: float
 
 
 async def _paced_publish(
-    stubs: Stubs, rate: float, duration: float, event_type: str
+    stubs: Stubs,
+    rate: float,
+    duration: float,
+    event_type: str,
+    make: Callable[[int], events_pb2.PublishEventRequest] | None = None,
 ) -> dict[str, float]:
-    """Publish at `rate` events/s (open loop); returns publish start time (epoch) by event id."""
+    """Publish at `rate` events/s (open loop) the events `make(i)` (default: `event_request`);
+    returns publish start time (epoch) by event id."""
     started: dict[str, float] = {}
     interval = 1 / rate
     begin = time.perf_counter()
@@ -322,7 +308,9 @@ async def _paced_publish(
 
     async def one(i: int) -> None:
         sent = time.time()
-        response = await stubs.events.PublishEvent(event_request(i, event_type))
+        response = await stubs.events.PublishEvent(
+            make(i) if make else event_request(i, event_type)
+        )
         started[response.event.id] = sent
 
     i = 0
@@ -339,7 +327,7 @@ async def latency(cluster: Cluster) -> dict[str, float]:
     truncate(cluster.database_url)
     await _reset_receiver(cluster)
     stubs = Stubs(cluster.target)
-    dispatcher = cluster.start_dispatcher()
+    cluster.live_dispatcher()
     try:
         await stubs.subscribe(cluster.receiver_url("latency"), ["product.*"])
         await _warm_up(cluster, stubs, "latency")
@@ -347,7 +335,6 @@ async def latency(cluster: Cluster) -> dict[str, float]:
         await _settle(cluster, "latency", len(started), timeout=2.0)
         arrivals = (await cluster.receiver_stats("latency", arrivals=True))["arrivals"]
     finally:
-        dispatcher.stop()
         await stubs.close()
     latencies = [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals]
     return {
@@ -409,29 +396,33 @@ async def feed_tail(cluster: Cluster) -> dict[str, float]:
 
 
 async def isolation(cluster: Cluster) -> dict[str, float]:
-    """A healthy endpoint's p99 alone, then beside one that hangs to the delivery timeout."""
+    """A healthy endpoint's p99 alone, then beside one that hangs to the delivery timeout.
+    One dispatcher serves both runs (the hanging endpoint comes only in the second)."""
     p99 = []
-    for hanging in (False, True):
-        truncate(cluster.database_url)
-        await _reset_receiver(cluster)
-        stubs = Stubs(cluster.target)
-        dispatcher = cluster.start_dispatcher(delivery_timeout="2s", lease_duration="10s")
-        try:
-            await stubs.subscribe(cluster.receiver_url("healthy"), ["product.*"])
-            await _warm_up(cluster, stubs, "healthy")
-            if hanging:
-                await stubs.subscribe(cluster.receiver_url("hang", seconds="5"), ["product.*"])
-            started = await _paced_publish(stubs, 100, DURATION, "product.created")
-            await _settle(cluster, "healthy", len(started), timeout=2.0)
-            arrivals = (await cluster.receiver_stats("healthy", arrivals=True))["arrivals"]
-        finally:
-            dispatcher.stop(timeout=10)
-            await stubs.close()
-        p99.append(
-            percentile(
-                [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals], 0.99
+    dispatcher = cluster.start_dispatcher(delivery_timeout="2s", lease_duration="10s")
+    try:
+        for hanging in (False, True):
+            truncate(cluster.database_url)
+            await _reset_receiver(cluster)
+            stubs = Stubs(cluster.target)
+            try:
+                await stubs.subscribe(cluster.receiver_url("healthy"), ["product.*"])
+                await _warm_up(cluster, stubs, "healthy")
+                if hanging:
+                    await stubs.subscribe(cluster.receiver_url("hang", seconds="5"), ["product.*"])
+                started = await _paced_publish(stubs, 100, DURATION, "product.created")
+                await _settle(cluster, "healthy", len(started), timeout=2.0)
+                arrivals = (await cluster.receiver_stats("healthy", arrivals=True))["arrivals"]
+            finally:
+                await stubs.close()
+            p99.append(
+                percentile(
+                    [(arrivals[i] - t) * 1000 for i, t in started.items() if i in arrivals],
+                    0.99,
+                )
             )
-        )
+    finally:
+        dispatcher.stop(timeout=10)
     return {
         "isolation_p99_alone_ms": p99[0],
         "isolation_p99_beside_hang_ms": p99[1],
@@ -563,7 +554,6 @@ SCENARIOS = {
     "publish_unary": publish_unary,
     "publish_batch": publish_batch,
     "delivery": delivery,
-    "latency": latency,
     "feed_catchup": feed_catchup,
     "feed_tail": feed_tail,
     "isolation": isolation,
@@ -573,5 +563,19 @@ SCENARIOS = {
     "rest": rest,
     "delivery_ed25519": delivery_ed25519,
     "signing": signing,
+    # These three share one running dispatcher (Cluster.live_dispatcher), so they run together.
+    "latency": latency,
+    "tenants": tenants_latency,
     "filters": filters,
+    "idle_stream": idle_stream,
 }
+LIVE_DISPATCHER = frozenset({"latency", "tenants", "filters"})
+"""Scenarios that need a dispatcher running and nothing more: they share one (`python -m
+bench` stops it before any other scenario, whose events it would deliver)."""
+
+# Scenarios in modules of their own (which read DURATION and SCALE from here at run time).
+from .growth import growth  # noqa: E402
+from .sqlite import sqlite  # noqa: E402
+
+SCENARIOS["sqlite"] = sqlite
+SCENARIOS["growth"] = growth

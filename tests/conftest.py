@@ -14,6 +14,7 @@ from tests.support.databases import PostgresDatabase, unavailable
 from tests.support.fault_proxy import FaultProxy
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
+from webhook_grpc.app import Roles
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,6 +53,15 @@ def postgres_url(postgres_database: PostgresDatabase) -> str:
     """For PostgreSQL-only tests (scale-out, crash, concurrency proofs)."""
     postgres_database.truncate()
     return postgres_database.url
+
+
+@pytest.fixture
+async def api_only(postgres_url: str) -> AsyncIterator[RunningServer]:
+    """A server on PostgreSQL that publishes but does not deliver: dispatchers run as separate
+    processes (scale-out tests)."""
+    server = await start_server(postgres_url, roles=Roles(dispatcher=False, retention=False))
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

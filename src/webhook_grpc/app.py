@@ -53,7 +53,7 @@ from webhook_grpc.domain.cursors import CursorCodec
 from webhook_grpc.domain.errors import StorageUnavailable
 from webhook_grpc.encryption import SecretBox, SecretKeyError, resolve_box
 from webhook_grpc.encryption.startup import check_keys_open_secrets
-from webhook_grpc.metrics import MetricsServer
+from webhook_grpc.metrics import Metrics, MetricsServer
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.services.deliveries import DeliveryService
 from webhook_grpc.services.feed import FeedService
@@ -110,6 +110,12 @@ class Roles:
     dispatcher: bool = True
     retention: bool = True
     migrate: bool = True
+    queue_metrics: bool = True
+    """Refresh the queue gauges (pending deliveries, oldest age): one process of `serve
+    --workers N` does, so that summing the workers' metrics counts the queue once."""
+    worker: int | None = None
+    """The index of this process under `serve --workers N` (cli/workers.py): it then shares
+    its listening ports with the other workers (SO_REUSEPORT), which checked them already."""
 
 
 @dataclass
@@ -120,6 +126,8 @@ class App:
     port: int = 0
     tracing: Tracing | None = None
     """None: from the OTEL_* variables when it starts (and shut down when it stops)."""
+    metrics: Metrics = field(init=False, default_factory=Metrics)
+    """This App's own: what its parts record and its /metrics serves."""
     storage: Storage = field(init=False)
     box: SecretBox = field(init=False)
     notifier: Wakeups = field(init=False)
@@ -130,7 +138,7 @@ class App:
     dispatcher: Dispatcher | None = field(init=False, default=None)
     transport: HttpTransport | None = field(init=False, default=None)
     recorder: AttemptRecorder | None = field(init=False, default=None)
-    metrics: MetricsServer | None = field(init=False, default=None)
+    metrics_server: MetricsServer | None = field(init=False, default=None)
     http_port: int = 0
     _server: grpc.aio.Server | None = field(init=False, default=None)
     rest: RestServer | None = field(init=False, default=None)
@@ -147,11 +155,8 @@ class App:
             except tracing.TracingConfigError as error:
                 raise StartupError(str(error)) from None
             self._own_tracing = True
-        if self.roles.api:
-            _check_open_mode(settings.server)
-            _check_listen(settings.server.listen, "")
-            if settings.server.http_listen:
-                _check_listen(settings.server.http_listen, " (http_listen)")
+        if self.roles.api and self.roles.worker is None:
+            check_api_listen(settings.server)
         if settings.server.metrics_listen:
             _check_listen(settings.server.metrics_listen, " (metrics_listen)")
         try:
@@ -189,7 +194,13 @@ class App:
             key = await unit.state.get_or_create("cursor_key", lambda: secrets.token_hex(32))
         cursors = CursorCodec(bytes.fromhex(key))
         self.publisher = Publisher(
-            self.storage, settings.publishing, cursors, self.notifier, self.clock, self._tracing
+            self.storage,
+            settings.publishing,
+            cursors,
+            self.notifier,
+            self.metrics,
+            self.clock,
+            self._tracing,
         )
         await self.notifier.start()
 
@@ -203,7 +214,9 @@ class App:
             )
             await self.transport.start()
             self.recorder = AttemptRecorder(
-                self.storage, AutoDisabler(settings.auto_disable, self.publisher), self.clock
+                self.storage,
+                AutoDisabler(settings.auto_disable, self.publisher, self.metrics),
+                self.clock,
             )
             self.recorder.start()
             self.dispatcher = Dispatcher(
@@ -213,21 +226,25 @@ class App:
                 self.transport,
                 self.recorder,
                 self.box,
+                self.metrics,
                 self.clock,
                 self._tracing,
             )
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         if settings.server.metrics_listen:
-            self.metrics = MetricsServer(settings.server.metrics_listen, self.storage, self.clock)
+            self.metrics_server = MetricsServer(
+                settings.server.metrics_listen, self.metrics, self.storage, self.clock
+            )
             try:
-                self.metrics.start()
+                self.metrics_server.start()
             except OSError as error:
-                self.metrics = None
+                self.metrics_server = None
                 raise StartupError(
                     f"cannot listen on {settings.server.metrics_listen} (metrics_listen): "
                     f"{error.strerror or error}"
                 ) from None
-            self._tasks.append(asyncio.create_task(self.metrics.run(), name="metrics"))
+            if self.roles.queue_metrics:
+                self._tasks.append(asyncio.create_task(self.metrics_server.run(), name="metrics"))
         self.retention = RetentionService(self.storage, settings.retention, self.clock)
         if self.roles.retention:
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
@@ -246,7 +263,12 @@ class App:
         if traced:
             # Outermost: the span covers the decoding guard's refusals too.
             interceptors.insert(0, TracingInterceptor(self._tracing.tracer))
-        server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
+        # Port sharing only among the workers of one `serve --workers N`: otherwise a second
+        # server on the same port would silently take half of the calls.
+        reuse_port = self.roles.worker is not None
+        server = grpc.aio.server(
+            interceptors=interceptors, options=[("grpc.so_reuseport", int(reuse_port))]
+        )
         probe = ProbeService(self.storage, self.publisher)
         # One servicer per service, shared by the gRPC server and the REST listener.
         events = EventServicer(auth, self.publisher, registry)
@@ -256,7 +278,9 @@ class App:
             probe,
             SubscriptionHealthService(self.storage, settings.auto_disable, self.clock),
         )
-        feed = FeedServicer(auth, FeedService(self.storage, settings.feed, cursors, self.notifier))
+        feed = FeedServicer(
+            auth, FeedService(self.storage, settings.feed, cursors, self.notifier, self.metrics)
+        )
         deliveries = DeliveryServicer(
             auth,
             DeliveryService(self.storage, self.notifier, self.clock),
@@ -290,7 +314,12 @@ class App:
         await server.start()
         self._server = server
         host = listen.rpartition(":")[0]
-        log.info("webhook-grpc listening on %s:%d", host, self.port)
+        if self.roles.worker is None:
+            log.info("webhook-grpc listening on %s:%d", host, self.port)
+        else:
+            log.info(
+                "webhook-grpc listening on %s:%d (worker %d)", host, self.port, self.roles.worker
+            )
         if auth.is_open:
             log.warning(
                 "NO TOKENS CONFIGURED: the API is open to every caller on %s:%d "
@@ -315,11 +344,14 @@ class App:
                 # What `serve` gives in-flight work on SIGTERM (cli/server.py).
                 shutdown_grace=settings.delivery.delivery_timeout.total_seconds(),
                 cookie_auth=cookie_auth,
+                open_server=auth.is_open,
                 tracer=self._tracing.tracer if traced else None,
             )
             portal_web.install(self.rest.app, portal_sessions, cookie_auth, self.clock)
             try:
-                self.http_port = await self.rest.start(settings.server.http_listen)
+                self.http_port = await self.rest.start(
+                    settings.server.http_listen, reuse_port=reuse_port
+                )
             except OSError as error:
                 await server.stop(None)
                 self._server = None
@@ -373,8 +405,8 @@ class App:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.metrics is not None:
-            self.metrics.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         # Absent only when start failed before creating them.
         if hasattr(self, "notifier"):
             await self.notifier.stop()
@@ -389,6 +421,14 @@ class App:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def check_api_listen(settings: ServerSettings) -> None:
+    """The API's addresses: refused when open to the network without tokens, or taken."""
+    _check_open_mode(settings)
+    _check_listen(settings.listen, "")
+    if settings.http_listen:
+        _check_listen(settings.http_listen, " (http_listen)")
 
 
 def _check_listen(address: str, setting: str) -> None:

@@ -8,45 +8,86 @@ import threading
 from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from webhook_grpc.domain.clock import Clock
 from webhook_grpc.storage.ports import Storage
 
 log = logging.getLogger(__name__)
 
-EVENTS_PUBLISHED = Counter(
-    "webhook_events_published", "Events stored by PublishEvent(s) and SendTestEvent", ["type"]
-)
-ATTEMPTS = Counter(
-    "webhook_delivery_attempts",
-    "HTTP delivery attempts by result: success or the error class",
-    ["result"],
-)
-DELIVERIES_FINISHED = Counter(
-    "webhook_deliveries_finished", "Deliveries that reached a final status", ["status"]
-)
-ATTEMPT_LATENCY = Histogram(
-    "webhook_attempt_latency_seconds",
-    "Duration of one HTTP delivery attempt",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-AUTO_DISABLES = Counter(
-    "webhook_subscriptions_auto_disabled", "Subscriptions disabled automatically", ["reason"]
-)
-PENDING = Gauge("webhook_pending_deliveries", "Deliveries waiting for an attempt")
-OLDEST_PENDING_AGE = Gauge(
-    "webhook_oldest_pending_age_seconds", "How overdue the most overdue pending delivery is"
-)
-FEED_STREAMS = Gauge("webhook_feed_streams_open", "StreamEvents calls open on this process")
+
+class Metrics:
+    """The service's metrics, on a registry of their own: the App creates one and hands it to the
+    parts that record, so two Apps in one process (as in tests) count apart."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        # What the process exports besides (memory, CPU, file descriptors, GC, Python version).
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+        self.events_published = Counter(
+            "webhook_events_published",
+            "Events stored by PublishEvent(s) and SendTestEvent",
+            ["type"],
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "webhook_delivery_attempts",
+            "HTTP delivery attempts by result: success or the error class",
+            ["result"],
+            registry=registry,
+        )
+        self.deliveries_finished = Counter(
+            "webhook_deliveries_finished",
+            "Deliveries that reached a final status",
+            ["status"],
+            registry=registry,
+        )
+        self.attempt_latency = Histogram(
+            "webhook_attempt_latency_seconds",
+            "Duration of one HTTP delivery attempt",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.auto_disables = Counter(
+            "webhook_subscriptions_auto_disabled",
+            "Subscriptions disabled automatically",
+            ["reason"],
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "webhook_pending_deliveries", "Deliveries waiting for an attempt", registry=registry
+        )
+        self.oldest_pending_age = Gauge(
+            "webhook_oldest_pending_age_seconds",
+            "How overdue the most overdue pending delivery is",
+            registry=registry,
+        )
+        self.feed_streams = Gauge(
+            "webhook_feed_streams_open",
+            "StreamEvents calls open on this process",
+            registry=registry,
+        )
 
 
 class MetricsServer:
-    """The /metrics HTTP endpoint and the queue gauges it reports."""
+    """The /metrics HTTP endpoint of `metrics`, and the queue gauges it reports."""
 
-    def __init__(self, listen: str, storage: Storage, clock: Clock, interval: float = 5.0) -> None:
+    def __init__(
+        self, listen: str, metrics: Metrics, storage: Storage, clock: Clock, interval: float = 5.0
+    ) -> None:
         host, _, port = listen.rpartition(":")
         self._address = (host.strip("[]"), int(port))
+        self._metrics = metrics
         self._storage = storage
         self._clock = clock
         self._interval = interval
@@ -55,7 +96,9 @@ class MetricsServer:
         self.port = 0
 
     def start(self) -> None:
-        self._server, self._thread = start_http_server(self._address[1], addr=self._address[0])
+        self._server, self._thread = start_http_server(
+            self._address[1], addr=self._address[0], registry=self._metrics.registry
+        )
         self.port = self._server.server_port
         log.info("metrics on http://%s:%d/metrics", self._address[0], self.port)
 
@@ -69,8 +112,8 @@ class MetricsServer:
     async def refresh_queue_gauges(self) -> None:
         async with self._storage.read() as unit:
             count, oldest = await unit.deliveries.pending_summary()
-        PENDING.set(count)
-        OLDEST_PENDING_AGE.set(_overdue_seconds(oldest, self._clock()))
+        self._metrics.pending.set(count)
+        self._metrics.oldest_pending_age.set(_overdue_seconds(oldest, self._clock()))
 
     async def run(self) -> None:
         """Refresh the queue gauges every `interval` seconds, until cancelled."""

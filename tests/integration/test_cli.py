@@ -162,6 +162,20 @@ async def test_bad_input_is_refused_clearly(cli: Cli) -> None:
     assert bad_json.code == 2 and "--data is not valid JSON" in bad_json.stderr
     not_object = await cli("publish", "product.created", "p1", "--tenant", "acme", "--data", "[1]")
     assert not_object.code == 2 and "--data must be a JSON object" in not_object.stderr
+    # Too deep for protobuf (or even for the JSON decoder): one line before any call, not a
+    # traceback.
+    for depth in (40, 5000):
+        nested = '{"id": "p1", "name": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
+        deep = await cli("publish", "product.created", "p1", "--tenant", "acme", "--data", nested)
+        assert deep.code == 2, deep.stderr
+        assert deep.stderr.strip().endswith(
+            "--data is nested too deeply: at most 32 levels of objects and arrays"
+        )
+        assert "Traceback" not in deep.stderr
+    fits = '{"id": "p1", "name": ' + '{"a": ' * 31 + "1" + "}" * 31 + "}"
+    assert (
+        await cli("publish", "product.created", "p1", "--tenant", "acme", "--data", fits)
+    ).code == 0
     no_tenant = await cli("publish", "product.created", "p1")
     assert no_tenant.code == 2 and "--tenant is required" in no_tenant.stderr
     # INVALID_ARGUMENT from the server: the field violation is printed.

@@ -37,8 +37,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 async def scrape(server: RunningServer) -> Samples:
-    assert server.app.metrics is not None
-    url = f"http://127.0.0.1:{server.app.metrics.port}/metrics"
+    assert server.app.metrics_server is not None
+    url = f"http://127.0.0.1:{server.app.metrics_server.port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
         text = await response.text()
@@ -81,6 +81,19 @@ async def test_a_410_moves_the_outcome_and_auto_disable_counters(
     assert delta(before, after, auto_disabled, reason="endpoint_gone") == 1
     assert delta(before, after, auto_disabled, reason="failure_rate") == 0
     assert delta(before, after, "webhook_attempt_latency_seconds_count") == 1
+
+
+async def test_two_apps_in_one_process_count_apart(make_server: ServerFactory) -> None:
+    # Each App records on a registry of its own, and its /metrics serves that one.
+    first = await make_server(metrics_listen="127.0.0.1:0")
+    second = await make_server(metrics_listen="127.0.0.1:0")
+    before = await scrape(second)
+    await publish(first)
+    published = "webhook_events_published_total"
+    assert delta({}, await scrape(first), published, type="product.created") == 1
+    assert delta(before, await scrape(second), published, type="product.created") == 0
+    # Each registry also carries the process's own metrics (docs/OPERATIONS.md).
+    assert ("process_resident_memory_bytes", ()) in before
 
 
 async def test_a_timeout_moves_the_latency_histogram_and_the_failure_counter(

@@ -45,8 +45,8 @@ async def test_metrics_endpoint(make_server: ServerFactory, receiver: Receiver) 
     await wait_delivery(server, delivery.id)
     stream = server.feed.StreamEvents(feed_pb2.StreamEventsRequest(tenant_id="acme"))
     await stream.read()
-    assert server.app.metrics is not None
-    await server.app.metrics.refresh_queue_gauges()
+    assert server.app.metrics_server is not None
+    await server.app.metrics_server.refresh_queue_gauges()
     text = await scrape(port)
     assert (
         value(text, 'webhook_events_published_total{type="product.created"}')

@@ -170,6 +170,15 @@ async def test_bad_input_is_400_with_the_status_json(acme: Http) -> None:
     assert limited.violated_fields() == ["page_size"]
 
 
+async def test_a_deeply_nested_body_is_400_not_an_internal_error(acme: Http) -> None:
+    # Deeper than Python's recursion limit: the JSON decoder itself gives up.
+    deep = b'{"url": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+    reply = await acme.post(f"{API}/subscriptions", raw=deep)
+    assert reply.status == 400, reply.text
+    assert reply.json["code"] == 3
+    assert "nested" in reply.json["message"]
+
+
 async def test_unknown_routes_and_methods_answer_status_json(acme: Http) -> None:
     missing = await acme.get("/api/v1/webhooks/nothing-here")
     assert missing.status == 404
@@ -237,6 +246,26 @@ async def test_oversized_bodies_are_refused(
     )
     assert over_payload.status == 400, over_payload.text
     assert over_payload.violated_fields() == ["data"]
+
+
+async def test_a_declared_oversized_body_is_refused_before_it_is_sent(
+    make_server: ServerFactory,
+) -> None:
+    """A client declaring a body over the limit gets 413 at once, not a connection held open
+    while the server waits for bytes that will never come (or be refused)."""
+    server = await make_server(max_payload_bytes=1024)
+    host, port = server.http.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST {API}/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {100 << 20}\r\n\r\n{{".encode()
+    )
+    await writer.drain()
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), 30)
+    finally:
+        writer.close()
+    assert status_line.split()[1:2] == [b"413"], status_line
 
 
 async def test_events_feed_and_event_types(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,21 +12,12 @@ from tests.support.factories import publish_in_feed_order, subscribe
 from tests.support.network import connection_ports
 from tests.support.processes import ServiceProcess, settings_env
 from tests.support.receiver import Receiver
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import deliveries_pb2 as dpb
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
-from webhook_grpc.app import Roles
 from webhook_grpc.services.publishing import EventDraft
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def api_only(postgres_url: str) -> AsyncIterator[RunningServer]:
-    """A server that publishes but does not deliver: dispatchers run as separate processes."""
-    server = await start_server(postgres_url, roles=Roles(dispatcher=False, retention=False))
-    yield server
-    await server.stop()
 
 
 async def test_two_dispatchers_share_2000_deliveries_without_duplicates(

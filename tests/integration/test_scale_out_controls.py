@@ -4,16 +4,14 @@ killed mid-run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.factories import publish_in_feed_order, subscribe
 from tests.support.processes import ServiceProcess, settings_env
 from tests.support.receiver import Receiver
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
-from webhook_grpc.app import Roles
 
 from .test_fifo_rate_limit import (
     failing_randomly,
@@ -23,14 +21,6 @@ from .test_fifo_rate_limit import (
 )
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def api_only(postgres_url: str) -> AsyncIterator[RunningServer]:
-    """A server that publishes but does not deliver: dispatchers run as separate processes."""
-    server = await start_server(postgres_url, roles=Roles(dispatcher=False, retention=False))
-    yield server
-    await server.stop()
 
 
 async def test_fifo_order_holds_across_two_dispatchers_and_a_kill(

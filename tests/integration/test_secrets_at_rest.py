@@ -77,8 +77,8 @@ def _database_bytes(database_url: str) -> bytes:
 
 
 async def _scrape(server: RunningServer) -> bytes:
-    assert server.app.metrics is not None
-    url = f"http://127.0.0.1:{server.app.metrics.port}/metrics"
+    assert server.app.metrics_server is not None
+    url = f"http://127.0.0.1:{server.app.metrics_server.port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return await response.read()
 

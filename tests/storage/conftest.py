@@ -11,12 +11,14 @@ import pytest
 
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.ids import new_id
-from webhook_grpc.domain.models import DeliveryStatus, PayloadMode
+from webhook_grpc.domain.models import DeliveryStatus, PayloadMode, Subscription, SubscriptionStatus
 from webhook_grpc.storage import migrate
 from webhook_grpc.storage.factory import open_storage
-from webhook_grpc.storage.ports import NewDelivery, NewEvent, NewSubscription, Storage
+from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+SECRET = "whsec_" + "A" * 43
+"""What the subscriptions made here are stored with (sealed, for all storage knows)."""
 
 
 @pytest.fixture
@@ -71,26 +73,30 @@ def new_subscription(
     patterns: tuple[str, ...] = ("product.*",),
     *,
     created_at: datetime = NOW,
-) -> NewSubscription:
-    return NewSubscription(
+) -> Subscription:
+    return Subscription(
         id=new_id("sub"),
         tenant_id=tenant_id,
         url="https://example.test/hook",
-        event_patterns=list(patterns),
+        event_patterns=patterns,
         description="",
+        status=SubscriptionStatus.ACTIVE,
+        disabled_reason=None,
         payload_mode=PayloadMode.FULL,
         metadata={"team": "a"},
-        secret="whsec_" + "A" * 43,
         created_at=created_at,
+        updated_at=created_at,
+        disabled_at=None,
+        previous_secret_expires_at=None,
     )
 
 
 async def add_subscription(
     storage: Storage, tenant_id: str = "acme", patterns: tuple[str, ...] = ("product.*",)
-) -> NewSubscription:
+) -> Subscription:
     subscription = new_subscription(tenant_id, patterns)
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(subscription, SECRET)
     return subscription
 
 

@@ -11,11 +11,12 @@ import psycopg
 import pytest
 
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
-from webhook_grpc.domain.models import AttemptError, DeliveryStatus, Ordering
-from webhook_grpc.storage.ports import NewSubscription, Storage
+from webhook_grpc.domain.models import AttemptError, DeliveryStatus, Ordering, Subscription
+from webhook_grpc.storage.ports import Storage
 
 from .conftest import (
     NOW,
+    SECRET,
     add_subscription,
     later,
     new_delivery,
@@ -34,12 +35,12 @@ ON_POSTGRES = pytest.mark.parametrize(
 
 async def add_controlled(
     storage: Storage, *, ordering: Ordering = Ordering.UNORDERED, rate: int = 0
-) -> NewSubscription:
+) -> Subscription:
     subscription = dataclasses.replace(
         new_subscription(), ordering=ordering, rate_limit_per_second=rate
     )
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(subscription, SECRET)
     return subscription
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from webhook_grpc.domain.models import SubscriptionChanges
 from webhook_grpc.storage.ports import LeaseRequest, Storage
 
-from .conftest import NOW, later, new_delivery, new_event, new_subscription, publish
+from .conftest import NOW, SECRET, later, new_delivery, new_event, new_subscription, publish
 
 FILTER = 'entity_id == "p1"'
 
@@ -18,8 +18,8 @@ async def test_filter_and_headers_are_stored_and_changed(storage: Storage) -> No
     made = replace(new_subscription(), filter=FILTER, headers={"X-Tenant": "a"})
     plain = new_subscription()
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(made)
-        await unit.subscriptions.insert(plain)
+        await unit.subscriptions.insert(made, SECRET)
+        await unit.subscriptions.insert(plain, SECRET)
     async with storage.read() as unit:
         found = await unit.subscriptions.get(made.id, "acme")
         unset = await unit.subscriptions.get(plain.id, "acme")
@@ -39,7 +39,7 @@ async def test_publishing_sees_the_filter_and_leasing_the_headers(storage: Stora
     made = replace(new_subscription(), filter=FILTER, headers={"X-Tenant": "a"})
     async with storage.transaction() as unit:
         await unit.registry.upsert_type("product.created", "product", "", NOW)
-        await unit.subscriptions.insert(made)
+        await unit.subscriptions.insert(made, SECRET)
     async with storage.autocommit() as unit:
         context = await unit.events.publish_context({"product.created"}, {"acme"})
     [recipient] = context.recipients["acme"]
@@ -56,8 +56,8 @@ async def test_events_without_a_delivery_to_a_subscription_in_a_window(storage: 
     subscription = new_subscription()
     other = new_subscription()
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
-        await unit.subscriptions.insert(other)
+        await unit.subscriptions.insert(subscription, SECRET)
+        await unit.subscriptions.insert(other, SECRET)
     before, *inside, at_until = (new_event(published_at=later(i)) for i in range(6))
     elsewhere = new_event("globex", published_at=later(2))
     delivered = inside[0]

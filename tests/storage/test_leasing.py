@@ -15,7 +15,7 @@ from webhook_grpc.storage import migrate
 from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.ports import LeasedWork, LeaseRequest, Storage
 
-from .conftest import NOW, add_subscription, later, new_delivery, new_event, publish
+from .conftest import NOW, SECRET, add_subscription, later, new_delivery, new_event, publish
 
 LEASE = 30.0
 
@@ -60,7 +60,7 @@ async def test_lease_brings_due_deliveries_with_their_events_and_targets(
     assert (target.url, target.active, target.keys.secret) == (
         subscription.url,
         True,
-        subscription.secret,
+        SECRET,
     )
 
 

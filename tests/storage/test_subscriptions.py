@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from webhook_grpc.domain.models import (
     DisabledReason,
+    Ordering,
     PayloadMode,
     SigningAlgorithm,
     SubscriptionChanges,
@@ -16,7 +17,27 @@ from webhook_grpc.domain.models import (
 from webhook_grpc.domain.signing import SigningKeys
 from webhook_grpc.storage.ports import SealedSecrets, Storage
 
-from .conftest import NOW, later, new_subscription
+from .conftest import NOW, SECRET, later, new_subscription
+
+
+async def test_a_subscription_reads_back_as_inserted(storage: Storage) -> None:
+    # The domain Subscription is what goes in (with its sealed secret) and what comes out.
+    inserted = replace(
+        new_subscription(),
+        status=SubscriptionStatus.DISABLED,
+        disabled_reason=DisabledReason.ENDPOINT_GONE,
+        disabled_at=later(2),
+        updated_at=later(2),
+        previous_secret_expires_at=later(3),
+        filter="event.type != ''",
+        headers={"X-Tenant": "a"},
+        ordering=Ordering.FIFO,
+        rate_limit_per_second=7,
+    )
+    async with storage.transaction() as unit:
+        await unit.subscriptions.insert(inserted, SECRET)
+    async with storage.read() as unit:
+        assert await unit.subscriptions.get(inserted.id, None) == inserted
 
 
 async def test_create_read_and_page(storage: Storage) -> None:
@@ -24,8 +45,8 @@ async def test_create_read_and_page(storage: Storage) -> None:
     async with storage.transaction() as unit:
         await unit.subscriptions.lock_tenant("acme")
         for subscription in made:
-            await unit.subscriptions.insert(subscription)
-        await unit.subscriptions.insert(new_subscription("globex"))
+            await unit.subscriptions.insert(subscription, SECRET)
+        await unit.subscriptions.insert(new_subscription("globex"), SECRET)
     async with storage.read() as unit:
         found = await unit.subscriptions.get(made[0].id, "acme")
         assert await unit.subscriptions.get(made[0].id, "globex") is None
@@ -54,7 +75,7 @@ async def test_create_read_and_page(storage: Storage) -> None:
 async def test_change_disable_activate_and_delete(storage: Storage) -> None:
     subscription = new_subscription()
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
+        await unit.subscriptions.insert(subscription, SECRET)
         await unit.subscriptions.change(
             subscription.id,
             SubscriptionChanges(
@@ -104,10 +125,10 @@ async def test_rotated_keys_sign_with_both_secrets_until_the_grace_ends(
     subscription = new_subscription()
     hmac = new_subscription()
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
-        await unit.subscriptions.insert(hmac)
+        await unit.subscriptions.insert(subscription, SECRET)
+        await unit.subscriptions.insert(hmac, SECRET)
         keys = await unit.subscriptions.signing_keys(subscription.id)
-        assert keys == SigningKeys(subscription.secret, None, None)
+        assert keys == SigningKeys(SECRET, None, None)
         rotated = keys.rotated("whsec_" + "B" * 43, NOW, timedelta(hours=1))
         await unit.subscriptions.rotate_keys(subscription.id, rotated, NOW)
     async with storage.read() as unit:
@@ -115,7 +136,7 @@ async def test_rotated_keys_sign_with_both_secrets_until_the_grace_ends(
         shown = await unit.subscriptions.get(subscription.id, None)
         assert await unit.subscriptions.signing_keys("sub_unknown") is None
     assert stored == rotated
-    assert stored.active(later(3599)) == ["whsec_" + "B" * 43, subscription.secret]
+    assert stored.active(later(3599)) == ["whsec_" + "B" * 43, SECRET]
     assert stored.active(later(3600)) == ["whsec_" + "B" * 43]
     assert shown is not None and shown.previous_secret_expires_at == later(3600)
     without_grace = stored.rotated("whsec_" + "C" * 43, NOW, timedelta(0))
@@ -124,15 +145,12 @@ async def test_rotated_keys_sign_with_both_secrets_until_the_grace_ends(
 
 async def test_signing_algorithm_and_public_key_round_trip(storage: Storage) -> None:
     subscription = replace(
-        new_subscription(),
-        secret="whenc:v1:0000aaaa:sealed-private-key",
-        signing_algorithm=SigningAlgorithm.ED25519,
-        public_key="whpk_first",
+        new_subscription(), signing_algorithm=SigningAlgorithm.ED25519, public_key="whpk_first"
     )
     hmac = new_subscription()
     async with storage.transaction() as unit:
-        await unit.subscriptions.insert(subscription)
-        await unit.subscriptions.insert(hmac)
+        await unit.subscriptions.insert(subscription, "whenc:v1:0000aaaa:sealed-private-key")
+        await unit.subscriptions.insert(hmac, SECRET)
         keys = await unit.subscriptions.signing_keys(subscription.id)
         assert keys is not None
         rotated = keys.rotated("whenc:v1:0000aaaa:next", NOW, timedelta(hours=1))
@@ -146,14 +164,14 @@ async def test_signing_algorithm_and_public_key_round_trip(storage: Storage) -> 
 
 
 async def test_sealed_secrets_pages_heads_and_compare_and_swap(storage: Storage) -> None:
-    made = [
-        replace(new_subscription(), secret=f"whenc:v1:{kid}:value{i}")
-        for i, kid in enumerate(["0000aaaa", "0000aaaa", "1111bbbb"])
+    sealed = [
+        f"whenc:v1:{kid}:value{i}" for i, kid in enumerate(["0000aaaa", "0000aaaa", "1111bbbb"])
     ]
+    made = [new_subscription() for _ in sealed]
     async with storage.transaction() as unit:
-        for subscription in made:
-            await unit.subscriptions.insert(subscription)
-        keys = SigningKeys("whenc:v1:2222cccc:new", made[0].secret, later(60))
+        for subscription, secret in zip(made, sealed, strict=True):
+            await unit.subscriptions.insert(subscription, secret)
+        keys = SigningKeys("whenc:v1:2222cccc:new", sealed[0], later(60))
         await unit.subscriptions.rotate_keys(made[0].id, keys, NOW)
     async with storage.read() as unit:
         heads = await unit.subscriptions.sealed_key_heads()
@@ -163,7 +181,7 @@ async def test_sealed_secrets_pages_heads_and_compare_and_swap(storage: Storage)
     ordered = sorted(s.id for s in made)
     assert [s.subscription_id for s in first + rest] == ordered
     row = next(s for s in first + rest if s.subscription_id == made[0].id)
-    assert (row.secret, row.previous_secret) == (keys.secret, made[0].secret)
+    assert (row.secret, row.previous_secret) == (keys.secret, sealed[0])
 
     resealed = SealedSecrets(row.subscription_id, "whenc:v1:3333dddd:a", "whenc:v1:3333dddd:b")
     async with storage.transaction() as unit:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,6 +117,7 @@ def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
         load_settings(path, env={})
     assert caught.value.setting == "delivery_timout"
     assert "delivery_timeout" in str(caught.value)  # the suggestion
+    assert str(path) in str(caught.value)
 
 
 def test_unknown_table_in_file_is_an_error(tmp_path: Path) -> None:
@@ -306,7 +306,40 @@ def test_direct_construction_is_validated() -> None:
     with pytest.raises(ConfigError, match="max_retry_attempts"):
         Settings(max_retry_attempts=0)
     with pytest.raises(ConfigError, match="lease_duration"):
-        replace(Settings(), delivery_timeout=timedelta(minutes=1))
+        Settings(delivery_timeout=timedelta(minutes=1))
+
+
+def test_direct_construction_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Settings(...) is defaults and arguments: the environment and the file are load_settings'.
+    monkeypatch.setenv("WEBHOOK_GRPC_RETENTION_DAYS", "12")
+    assert Settings().retention_days == 30
+    assert Settings(retention_days=3).retention_days == 3
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    path = _file(tmp_path, 'delivery_timeout = "soon"\n[[tokens]]\nrole = "root"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert caught.value.setting == "delivery_timeout"
+    assert str(path) in str(caught.value)
+    path.write_text('[[tokens]]\nrole = "root"\nsha256 = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert caught.value.setting == "tokens[0].role"
+    assert str(path) in str(caught.value)
+
+
+def test_later_layers_are_named_in_errors(tmp_path: Path) -> None:
+    path = _file(tmp_path, "max_streams = 5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={"WEBHOOK_GRPC_MAX_STREAMS": "0"})
+    assert caught.value.setting == "max_streams"
+    assert "WEBHOOK_GRPC_MAX_STREAMS" in str(caught.value)
+    assert str(path) not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={"WEBHOOK_GRPC_MAX_STREAMS": "0"}, overrides={"max_streams": "x"})
+    assert caught.value.setting == "max_streams"
+    assert "WEBHOOK_GRPC" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -354,7 +387,7 @@ def test_token_config_normalises() -> None:
 
 def test_settings_table_covers_every_setting() -> None:
     table = settings_table()
-    assert [row[0] for row in table] == [f.name for f in fields(Settings)]
+    assert [row[0] for row in table] == list(Settings.model_fields)
     shown = {name: default for name, default, _ in table}
     assert shown["backoff_schedule"] == "[0s, 1m, 5m, 30m, 2h]"
     assert shown["failure_threshold"] == "95%"

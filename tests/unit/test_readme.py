@@ -111,3 +111,24 @@ def test_the_ed25519_check_with_plain_cryptography_works_as_written() -> None:
     exec(block, {"headers": headers, "body": body, "public_key": public_key})
     with pytest.raises(InvalidSignature):
         exec(block, {"headers": headers, "body": body + b" ", "public_key": public_key})
+
+
+SERVER_COMMANDS = ("serve", "dispatcher", "migrate", "secrets", "rotate-secret-key")
+
+
+def test_every_client_command_shown_names_its_tenant() -> None:
+    """The shell examples run against the open server of `make run`, where no tenant token
+    stands in for `--tenant`: without it a command fails before calling (exit 2)."""
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", README.read_text(), re.S)
+    lines = [
+        line.split("#", 1)[0].strip()
+        for block in blocks
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines()
+    ]
+    commands = [
+        line
+        for line in lines
+        if line.startswith("webhook-grpc ") and line.split()[1] not in SERVER_COMMANDS
+    ]
+    assert commands
+    assert [c for c in commands if "--tenant" not in c.split()] == []

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from webhook_grpc_client import RetryPolicy, WebhooksClient
 
@@ -61,12 +61,40 @@ def _json_object(text: str, flag: str) -> dict[str, Any]:
         except OSError as error:
             raise CommandError(f"{flag}: cannot read {text[1:]}: {error.strerror}") from None
     try:
-        value = json.loads(text)
+        value: object = json.loads(text)
     except json.JSONDecodeError as error:
         raise CommandError(f"{flag} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise _too_deep(flag) from None
     if not isinstance(value, dict):
         raise CommandError(f"{flag} must be a JSON object, got {type(value).__name__}")
+    if _nesting(value) > MAX_JSON_NESTING:
+        raise _too_deep(flag)
     return value
+
+
+def _too_deep(flag: str) -> CommandError:
+    return CommandError(
+        f"{flag} is nested too deeply: at most {MAX_JSON_NESTING} levels of objects and arrays"
+    )
+
+
+# Each level of a google.protobuf.Struct is up to three messages deep (Struct, its map entry,
+# Value), and protobuf refuses messages nested over 100 deep: past this the client could not
+# even build the request.
+MAX_JSON_NESTING: Final = 32
+
+
+def _nesting(value: Any) -> int:
+    """How many objects and arrays deep `value` is (iteratively: the value may be deep)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node
+        deepest = max(deepest, depth)
+        pending += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+    return deepest
 
 
 def _time(text: str | None, flag: str) -> datetime | None:

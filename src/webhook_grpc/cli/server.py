@@ -48,6 +48,11 @@ def add_commands(commands: Any) -> None:
     serve.add_argument(
         "--http-listen", help="overrides http_listen (REST/JSON), e.g. 127.0.0.1:8080; '' disables"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="overrides workers: server processes sharing the ports (PostgreSQL only)",
+    )
     dispatcher = with_config("dispatcher", "run only a dispatcher (scale-out worker on PostgreSQL)")
     for sub in (serve, dispatcher):
         sub.add_argument(
@@ -66,6 +71,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "database_url": args.database_url,
             "listen": getattr(args, "listen", None),
             "http_listen": getattr(args, "http_listen", None),
+            "workers": getattr(args, "workers", None),
         }.items()
         if value is not None
     }
@@ -87,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _command(args, settings)
     except Exception as error:
-        message, code = _fatal(error)
+        message, code = fatal(error)
         log.error("%s", message)
         return code
 
@@ -109,12 +115,16 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             lock.release()
         log.info("database is up to date")
         return 0
+    if args.command == "serve" and settings.server.workers > 1:
+        from . import workers
+
+        return workers.run_workers(settings, SHUTDOWN_MARGIN)
     roles = Roles() if args.command == "serve" else Roles(api=False, retention=False)
-    event_loop.run(_run(App(settings, roles)), margin=SHUTDOWN_MARGIN)
+    event_loop.run(serve(App(settings, roles)), margin=SHUTDOWN_MARGIN)
     return 0
 
 
-def _fatal(error: Exception) -> tuple[str, int]:
+def fatal(error: Exception) -> tuple[str, int]:
     """One line and the exit code for an error that stops a server command; other errors are
     bugs and keep their traceback."""
     from sqlalchemy.exc import OperationalError
@@ -131,7 +141,8 @@ def _fatal(error: Exception) -> tuple[str, int]:
     raise error
 
 
-async def _run(app: App) -> None:
+async def serve(app: App) -> None:
+    """Run `app` until SIGTERM or SIGINT, then stop it within its grace period."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

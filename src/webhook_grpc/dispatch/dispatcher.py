@@ -21,7 +21,7 @@ from datetime import datetime
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from webhook_grpc import metrics, tracing
+from webhook_grpc import tracing
 from webhook_grpc.config import DeliverySettings
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
@@ -34,6 +34,7 @@ from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
 from webhook_grpc.domain.subscriptions import DeliveryTarget
 from webhook_grpc.encryption import SealedSecretError, SecretBox, open_signing_keys
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import (
     LeasedWork,
     LeaseRequest,
@@ -94,11 +95,13 @@ class Dispatcher:
         transport: HttpTransport,
         recorder: AttemptRecorder,
         box: SecretBox,
+        metrics: Metrics,
         clock: Clock = system_clock,
         tracing: Tracing = tracing.OFF,
     ) -> None:
         self._tracing = tracing
         self._storage = storage
+        self._metrics = metrics
         self._box = box
         self._settings = settings
         self._notifier = notifier
@@ -306,7 +309,7 @@ class Dispatcher:
         ]
         if ids:
             await unit.deliveries.cancel(ids, self._clock())
-            metrics.DELIVERIES_FINISHED.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
+            self._metrics.deliveries_finished.labels(DeliveryStatus.CANCELLED.value).inc(len(ids))
 
     def _enqueue(self, delivery: LeasedDelivery, batch: _Batch) -> None:
         lane = self._lanes.get(delivery.subscription_id)
@@ -392,7 +395,7 @@ class Dispatcher:
                 self._clock(),
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
-        _observe(delivery, outcome, status)
+        _observe(self._metrics, delivery, outcome, status)
         if span is not None:
             _describe(span, outcome, status)
         self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
@@ -455,12 +458,14 @@ def _describe(span: Span, outcome: HttpOutcome, status: DeliveryStatus) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
-def _observe(delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus) -> None:
+def _observe(
+    metrics: Metrics, delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus
+) -> None:
     result = outcome.error.value if outcome.error else "success"
-    metrics.ATTEMPTS.labels(result).inc()
-    metrics.ATTEMPT_LATENCY.observe(outcome.latency.total_seconds())
+    metrics.attempts.labels(result).inc()
+    metrics.attempt_latency.observe(outcome.latency.total_seconds())
     if status is not DeliveryStatus.PENDING:
-        metrics.DELIVERIES_FINISHED.labels(status.value).inc()
+        metrics.deliveries_finished.labels(status.value).inc()
     # A failed attempt is what an operator looks for (WARNING, with its error); a successful one
     # is routine (DEBUG).
     level = logging.DEBUG if outcome.error is None else logging.WARNING

@@ -6,10 +6,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from webhook_grpc import metrics
 from webhook_grpc.config import AutoDisableSettings
 from webhook_grpc.domain.models import DisabledReason
 from webhook_grpc.domain.payload import iso_millis
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import UnitOfWork
 
 from .publishing import EventDraft, Publisher
@@ -26,8 +26,11 @@ def exceeds_failure_rate(settings: AutoDisableSettings, total: int, failed: int)
 
 
 class AutoDisabler:
-    def __init__(self, settings: AutoDisableSettings, publisher: Publisher) -> None:
+    def __init__(
+        self, settings: AutoDisableSettings, publisher: Publisher, metrics: Metrics
+    ) -> None:
         self._settings = settings
+        self._disabled = metrics.auto_disables
         self._publisher = publisher
 
     async def check_failure_rate(
@@ -62,7 +65,7 @@ class AutoDisabler:
         await unit.deliveries.cancel_pending(subscription_id, now)
         subscription = await unit.subscriptions.get(subscription_id, None)
         assert subscription is not None
-        metrics.AUTO_DISABLES.labels(reason.value).inc()
+        self._disabled.labels(reason.value).inc()
         log.warning(
             "subscription disabled automatically",
             extra={

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from webhook_grpc import metrics
 from webhook_grpc.config import FeedSettings
 from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.patterns import entity_of, validate_patterns
 from webhook_grpc.domain.projection import project_event
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import Storage, UnitOfWork, Wakeups, wait_for_wake
 
 from .stream_slots import StreamSlots
@@ -65,9 +65,11 @@ class FeedService:
         settings: FeedSettings,
         cursors: CursorCodec,
         notifier: Wakeups,
+        metrics: Metrics,
         slots: StreamSlots | None = None,
     ) -> None:
         self._storage = storage
+        self._open_streams = metrics.feed_streams
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -94,11 +96,11 @@ class FeedService:
         with self.slots.hold(query.tenant_id):
             patterns = await self._validated(query)
             waiter = self._notifier.waiter()
-            metrics.FEED_STREAMS.inc()
+            self._open_streams.inc()
             try:
                 await self._follow(query, from_latest, patterns, waiter, send)
             finally:
-                metrics.FEED_STREAMS.dec()
+                self._open_streams.dec()
                 self._notifier.forget(waiter)
 
     async def _follow(

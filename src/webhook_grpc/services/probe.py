@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from webhook_grpc import metrics
 from webhook_grpc.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from webhook_grpc.domain.models import Event, SubscriptionStatus
 from webhook_grpc.storage.ports import Storage
@@ -43,5 +42,5 @@ class ProbeService:
             [published] = await self._publisher.publish_in(
                 unit, [draft], only_subscription=subscription
             )
-        metrics.EVENTS_PUBLISHED.labels(TEST_EVENT_TYPE).inc()
+        self._publisher.published.labels(TEST_EVENT_TYPE).inc()
         return published.event, published.delivery_ids[0]

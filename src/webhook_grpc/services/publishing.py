@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
 
-from webhook_grpc import metrics, tracing
+from webhook_grpc import tracing
 from webhook_grpc.config import PublishingSettings
 from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
@@ -25,7 +25,15 @@ from webhook_grpc.domain.patterns import entity_of, matches_any
 from webhook_grpc.domain.projection import Classification, hides_every_change, project
 from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.domain.trace_context import TraceContext
-from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage, UnitOfWork, Wakeups
+from webhook_grpc.metrics import Metrics
+from webhook_grpc.storage.ports import (
+    NewDelivery,
+    NewEvent,
+    PublishContext,
+    Storage,
+    UnitOfWork,
+    Wakeups,
+)
 from webhook_grpc.tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -66,10 +74,13 @@ class Publisher:
         settings: PublishingSettings,
         cursors: CursorCodec,
         notifier: Wakeups,
+        metrics: Metrics,
         clock: Clock = system_clock,
         tracing: Tracing = tracing.OFF,
     ) -> None:
         self._storage = storage
+        self.published = metrics.events_published
+        """Counts events stored by callers (not the service's own `webhook.*` events)."""
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -106,17 +117,23 @@ class Publisher:
         for index, draft in enumerate(drafts):
             self._validate(draft, f"events[{index}]." if batch else "")
         # Publishing writes with one atomic call, so it needs no transaction around it; its
-        # reads see everything committed before it began.
+        # reads see everything committed before it began. Where writes queue for one writer
+        # (SQLite) they are read before joining the queue.
+        context = None
+        if self._storage.serialises_writes:
+            async with self._storage.read() as reader:
+                context = await _context(reader, drafts)
         async with self._storage.autocommit() as unit:
             published = await self.publish_in(
                 unit,
                 drafts,
                 field_prefix="events[{}]." if batch else "",
                 trace_context=trace_context,
+                context=context,
             )
         for item in published:
             if item.stored and not item.duplicate:
-                metrics.EVENTS_PUBLISHED.labels(item.event.type).inc()
+                self.published.labels(item.event.type).inc()
         return published
 
     async def publish_in(
@@ -127,18 +144,19 @@ class Publisher:
         field_prefix: str = "",
         only_subscription: Subscription | None = None,
         trace_context: TraceContext | None = None,
+        context: PublishContext | None = None,
     ) -> list[Published]:
         """Publish in `unit` (the caller's, or an autocommit one); the dispatchers and feed
         streams are woken once it commits. `only_subscription` delivers to that one
         subscription instead of every matching one (SendTestEvent). The events keep
-        `trace_context`, or the current span's (tracing on)."""
+        `trace_context`, or the current span's (tracing on). `context`: the types, schemas and
+        recipients if already read."""
         now = self._clock()
         if trace_context is None and self._tracing.enabled:
             trace_context = tracing.current()
         stored_context = trace_context.text() if trace_context else None
-        context = await unit.events.publish_context(
-            {d.type for d in drafts}, {d.tenant_id for d in drafts}
-        )
+        if context is None:
+            context = await _context(unit, drafts)
         for index, draft in enumerate(drafts):
             if draft.type not in context.known_types:
                 raise InvalidArgument(
@@ -291,6 +309,12 @@ class Publisher:
         return replace(
             stored.event, cursor=self._cursors.encode(stored.event.tenant_id, stored.position)
         )
+
+
+async def _context(unit: UnitOfWork, drafts: Sequence[EventDraft]) -> PublishContext:
+    return await unit.events.publish_context(
+        {d.type for d in drafts}, {d.tenant_id for d in drafts}
+    )
 
 
 def _matching(recipients: list[Recipient], event: NewEvent, now: datetime) -> list[str]:

@@ -32,7 +32,7 @@ from webhook_grpc.domain.signing import (
     validate_secret,
 )
 from webhook_grpc.encryption import SecretBox
-from webhook_grpc.storage.ports import NewSubscription, Storage, UnitOfWork
+from webhook_grpc.storage.ports import Storage, UnitOfWork
 
 from .target_guard import TargetGuard
 
@@ -84,25 +84,28 @@ class SubscriptionService:
                 raise LimitExceeded(
                     f"tenant {draft.tenant_id!r} already has {limit} subscriptions (the maximum)"
                 )
-            await unit.subscriptions.insert(
-                NewSubscription(
-                    id=subscription_id,
-                    tenant_id=draft.tenant_id,
-                    url=draft.url,
-                    event_patterns=patterns,
-                    description=draft.description,
-                    payload_mode=draft.payload_mode,
-                    metadata=dict(draft.metadata),
-                    secret=self._box.seal(signing_key, subscription_id),
-                    created_at=now,
-                    signing_algorithm=algorithm,
-                    public_key=public_key,
-                    filter=draft.filter,
-                    headers=headers,
-                    ordering=draft.ordering,
-                    rate_limit_per_second=draft.rate_limit_per_second,
-                )
+            new = Subscription(
+                id=subscription_id,
+                tenant_id=draft.tenant_id,
+                url=draft.url,
+                event_patterns=tuple(patterns),
+                description=draft.description,
+                status=SubscriptionStatus.ACTIVE,
+                disabled_reason=None,
+                payload_mode=draft.payload_mode,
+                metadata=dict(draft.metadata),
+                created_at=now,
+                updated_at=now,
+                disabled_at=None,
+                previous_secret_expires_at=None,
+                signing_algorithm=algorithm,
+                public_key=public_key,
+                filter=draft.filter,
+                headers=headers,
+                ordering=draft.ordering,
+                rate_limit_per_second=draft.rate_limit_per_second,
             )
+            await unit.subscriptions.insert(new, self._box.seal(signing_key, subscription_id))
             created = await unit.subscriptions.get(subscription_id, None)
         assert created is not None
         return created, shown

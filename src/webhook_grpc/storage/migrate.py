@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
+from .factory import migration_lock
 from .urls import sync_url
 
 if TYPE_CHECKING:
     from webhook_grpc.encryption import SecretBox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Any constant unique to this purpose; processes starting together serialise on it.
-_MIGRATION_LOCK = 0x77686B5F6D6967  # "whk_mig"
 
 
 def _config(connection: Connection, box: SecretBox | None = None) -> Config:
@@ -35,12 +34,7 @@ def upgrade(database_url: str, revision: str = "head", box: SecretBox | None = N
     engine = create_engine(sync_url(database_url))
     try:
         with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # Held until this transaction commits, and PostgreSQL runs DDL transactionally:
-                # a second process waits, then finds the schema current and does nothing.
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
-                )
+            migration_lock(database_url)(connection)
             command.upgrade(_config(connection, box), revision)
     finally:
         engine.dispose()

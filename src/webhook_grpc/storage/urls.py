@@ -39,3 +39,7 @@ def sqlite_file(database_url: str) -> Path | None:
     if database.startswith("file:"):  # a URI filename (`?uri=true`)
         database = database[len("file:") :].partition("?")[0]
     return Path(database).resolve()
+
+
+def is_sqlite(database_url: str) -> bool:
+    return make_url(database_url).get_backend_name() == "sqlite"

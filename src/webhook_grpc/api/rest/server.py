@@ -17,6 +17,7 @@ from webhook_grpc.domain.trace_context import TRACEPARENT, TRACESTATE, TraceCont
 
 from ..tracing import server_span
 from . import sse
+from .browser_guard import browser_guard
 from .context import RestContext
 from .cookie_auth import CookieAuth
 from .routes import Route, routes_of
@@ -50,6 +51,7 @@ class RestServer:
         openapi: bytes,
         shutdown_grace: float = 1.0,
         cookie_auth: CookieAuth | None = None,
+        open_server: bool = False,
         tracer: Tracer | None = None,
     ) -> None:
         self.routes = routes_of(files)
@@ -58,9 +60,13 @@ class RestServer:
         self._openapi = openapi
         self._shutdown_grace = shutdown_grace
         self._cookie_auth = cookie_auth
+        self._max_body_bytes = max_body_bytes
         self._tracer = tracer
         self._closing = asyncio.Event()
-        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[_as_status])
+        self.app = web.Application(
+            client_max_size=max_body_bytes,
+            middlewares=[_as_status, browser_guard(open_server=open_server)],
+        )
         resources: dict[str, web.Resource] = {}
         for route in self.routes:
             resource = resources.get(route.path)
@@ -73,7 +79,7 @@ class RestServer:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, listen: str) -> int:
+    async def start(self, listen: str, reuse_port: bool = False) -> int:
         host, _, port = listen.rpartition(":")
         # Feed streams are ended by stop(); calls in flight get the grace to finish, as over gRPC.
         # A call whose client disconnects is cancelled, as grpc cancels it: a stream frees its
@@ -85,7 +91,7 @@ class RestServer:
             handler_cancellation=True,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_port=reuse_port)
         try:
             await site.start()
         except OSError:
@@ -108,6 +114,13 @@ class RestServer:
         success = 201 if route.method.name in CREATED else 200
 
         async def call(request: web.Request, caller: TraceContext | None) -> web.Response:
+            declared = request.content_length
+            if declared is not None and declared > self._max_body_bytes:
+                # At once: waiting for a body that will be refused would hold the connection
+                # for as long as the client likes.
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=self._max_body_bytes, actual_size=declared
+                )
             message = request_message(
                 route, request.match_info, request.query.items(), await request.read()
             )

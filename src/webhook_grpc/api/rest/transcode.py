@@ -76,6 +76,9 @@ def _body_object(body: bytes) -> dict[str, Any] | None:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise bad_request(f"the request body is not valid JSON: {error}") from None
+    except RecursionError:
+        # Nesting deeper than the decoder's recursion limit (a hostile body, not an event).
+        raise bad_request("the request body is nested too deeply") from None
     if not isinstance(document, dict):
         raise bad_request("the request body must be a JSON object")
     return document

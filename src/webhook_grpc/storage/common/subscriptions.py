@@ -25,7 +25,7 @@ from webhook_grpc.domain.signing import SigningKeys
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 from webhook_grpc.encryption.box import SEALED_HEAD_LENGTH
 
-from ..ports import NewSubscription, SealedSecrets
+from ..ports import SealedSecrets
 from ..tables import SubscriptionRow
 from ..tables.base import table_of
 
@@ -149,7 +149,7 @@ class CoreSubscriptions(ABC):
         )
         return int(result.scalar_one())
 
-    async def insert(self, subscription: NewSubscription) -> None:
+    async def insert(self, subscription: Subscription, secret: str) -> None:
         s = subscription
         await self._conn.execute(
             T.insert().values(
@@ -158,21 +158,21 @@ class CoreSubscriptions(ABC):
                 url=s.url,
                 event_patterns=list(s.event_patterns),
                 description=s.description,
-                status=ACTIVE,
-                disabled_reason=None,
+                status=s.status.value,
+                disabled_reason=s.disabled_reason.value if s.disabled_reason else None,
                 payload_mode=s.payload_mode.value,
                 metadata=dict(s.metadata),
-                secret=s.secret,
+                secret=secret,
                 filter=s.filter,
                 headers=dict(s.headers),
                 previous_secret=None,
-                previous_secret_expires_at=None,
+                previous_secret_expires_at=s.previous_secret_expires_at,
                 signing_algorithm=s.signing_algorithm.value,
                 public_key=s.public_key or None,
                 failure_window_start=s.created_at,
                 created_at=s.created_at,
-                updated_at=s.created_at,
-                disabled_at=None,
+                updated_at=s.updated_at,
+                disabled_at=s.disabled_at,
                 ordering=s.ordering.value,
                 rate_limit_per_second=s.rate_limit_per_second,
             )

@@ -1,5 +1,6 @@
 """Units of work on a SQLAlchemy engine: the repositories on one connection, and the hooks that
-run once it has committed. Each driver supplies its repositories and its autocommit."""
+run once it has committed. Each driver supplies its own repositories (`DriverRepositories`) and
+its autocommit."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from ..ports import (
     Wakeups,
 )
 from .engine import READ_ONLY, unavailable_on_failure
+from .portal_sessions import CorePortalSessions
+from .registry import CoreRegistry
+from .state import CoreState
+from .upsert import InsertOf
 
 
 @dataclass(slots=True)
@@ -48,6 +53,32 @@ class SqlUnitOfWork:
 UnitFactory = Callable[[AsyncConnection], SqlUnitOfWork]
 
 
+@dataclass(frozen=True, slots=True)
+class DriverRepositories:
+    """The repositories a driver writes for its engine and its INSERT; `unit` puts them on one
+    connection beside the ones every engine shares."""
+
+    events: Callable[[AsyncConnection], EventRepository]
+    deliveries: Callable[[AsyncConnection], DeliveryRepository]
+    subscriptions: Callable[[AsyncConnection], SubscriptionRepository]
+    feed: Callable[[AsyncConnection], FeedRepository]
+    retention: Callable[[AsyncConnection, CoreState], RetentionRepository]
+    insert: InsertOf
+
+    def unit(self, conn: AsyncConnection) -> SqlUnitOfWork:
+        state = CoreState(conn, self.insert)
+        return SqlUnitOfWork(
+            events=self.events(conn),
+            deliveries=self.deliveries(conn),
+            subscriptions=self.subscriptions(conn),
+            registry=CoreRegistry(conn, self.insert),
+            feed=self.feed(conn),
+            retention=self.retention(conn, state),
+            state=state,
+            portal_sessions=CorePortalSessions(conn),
+        )
+
+
 class SqlStorage:
     """One engine per process; `autocommit` is the driver's."""
 
@@ -71,6 +102,10 @@ class SqlStorage:
     @property
     def wakeup_precedes_visibility(self) -> bool:
         return self._wakeup_precedes_visibility
+
+    @property
+    def serialises_writes(self) -> bool:
+        return False
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,5 +1,5 @@
 """What the services hand the repositories and get back, beside the domain types: the rows a
-publish writes, a new subscription, and the questions and answers of leasing and publishing."""
+publish writes, and the questions and answers of leasing and publishing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from webhook_grpc.domain.deliveries import LeasedDelivery
-from webhook_grpc.domain.models import Ordering, PayloadMode, SigningAlgorithm, StoredEvent
+from webhook_grpc.domain.models import StoredEvent
 from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.subscriptions import DeliveryTarget, Recipient
 
@@ -45,28 +45,6 @@ class NewDelivery(TypedDict):
     lease_token: str | None
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class NewSubscription:
-    """A subscription as created: active, its failure window starting now."""
-
-    id: str
-    tenant_id: str
-    url: str
-    event_patterns: list[str]
-    description: str
-    payload_mode: PayloadMode
-    metadata: dict[str, str]
-    secret: str
-    """Sealed (encryption/box.py): storage never sees a usable secret."""
-    created_at: datetime
-    signing_algorithm: SigningAlgorithm = SigningAlgorithm.HMAC_SHA256
-    public_key: str = ""
-    filter: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    ordering: Ordering = Ordering.UNORDERED
-    rate_limit_per_second: int = 0
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from .records import (
     LeaseRequest,
     NewDelivery,
     NewEvent,
-    NewSubscription,
     PortalGrant,
     PortalLinkState,
     PublishContext,
@@ -169,7 +168,10 @@ class SubscriptionRepository(Protocol):
 
     async def count_for_tenant(self, tenant_id: str) -> int: ...
 
-    async def insert(self, subscription: NewSubscription) -> None: ...
+    async def insert(self, subscription: Subscription, secret: str) -> None:
+        """Store a new subscription with its signing secret, sealed (encryption/box.py): storage
+        never sees a usable secret. Its failure window starts at its creation."""
+        ...
 
     async def get(self, subscription_id: str, tenant_id: str | None) -> Subscription | None: ...
 

@@ -57,6 +57,13 @@ class Storage(Protocol):
         the feed's visibility horizon), so a woken reader that finds nothing looks again soon."""
         ...
 
+    @property
+    def serialises_writes(self) -> bool:
+        """Whether this process's write transactions run one after another (SQLite's one
+        writer): reads a write depends on are then better done before opening it, beside the
+        other callers' reads, than inside it where every later writer waits for them."""
+        ...
+
     def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """Read-write work, committed when the block exits without an error; then its on-commit
         hooks run."""

@@ -12,13 +12,10 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ..common.engine import unavailable_on_failure
-from ..common.portal_sessions import CorePortalSessions
-from ..common.registry import CoreRegistry
-from ..common.state import CoreState
-from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
+from ..common.unit_of_work import DriverRepositories, SqlStorage, SqlUnitOfWork
 from ..notifications import Notifier
 from .deliveries import PostgresDeliveries
 from .events import PostgresEvents
@@ -36,7 +33,7 @@ class PostgresStorage(SqlStorage):
         each on PostgreSQL."""
         async with unavailable_on_failure(), self.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            unit = _unit(connection)
+            unit = REPOSITORIES.unit(connection)
             yield unit
         unit.committed()
 
@@ -66,21 +63,19 @@ def open_postgres(url: URL, database_url: str, *, pool_size: int = 10) -> Postgr
         },
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed_by_server)
-    return PostgresStorage(engine, Notifier(database_url), _unit, wakeup_precedes_visibility=True)
-
-
-def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
-    state = CoreState(conn, postgresql.insert)
-    return SqlUnitOfWork(
-        events=PostgresEvents(conn),
-        deliveries=PostgresDeliveries(conn),
-        subscriptions=PostgresSubscriptions(conn),
-        registry=CoreRegistry(conn, postgresql.insert),
-        feed=PostgresFeed(conn),
-        retention=PostgresRetention(conn, state),
-        state=state,
-        portal_sessions=CorePortalSessions(conn),
+    return PostgresStorage(
+        engine, Notifier(database_url), REPOSITORIES.unit, wakeup_precedes_visibility=True
     )
+
+
+REPOSITORIES = DriverRepositories(
+    events=PostgresEvents,
+    deliveries=PostgresDeliveries,
+    subscriptions=PostgresSubscriptions,
+    feed=PostgresFeed,
+    retention=PostgresRetention,
+    insert=postgresql.insert,
+)
 
 
 def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..common.engine import READ_ONLY
-from ..common.portal_sessions import CorePortalSessions
-from ..common.registry import CoreRegistry
-from ..common.state import CoreState
-from ..common.unit_of_work import SqlStorage, SqlUnitOfWork
+from ..common.unit_of_work import DriverRepositories, SqlStorage, SqlUnitOfWork
 from ..notifications import Notifier
 from .connection import StopOnce
 from .deliveries import SqliteDeliveries
 from .repositories import SqliteEvents, SqliteFeed, SqliteRetention, SqliteSubscriptions
+from .writer import Writer
 
 
-def open_sqlite(url: URL) -> SqlStorage:
+class SqliteStorage(SqlStorage):
+    """Every write transaction goes through one writer with group commit (writer.py); reads
+    run on pooled connections beside it (WAL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, Notifier(), REPOSITORIES.unit, wakeup_precedes_visibility=False)
+        self.writer = Writer(engine, REPOSITORIES.unit)
+
+    @property
+    def serialises_writes(self) -> bool:
+        return True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlUnitOfWork]:
+        async with self.writer.transaction() as unit:
+            yield unit
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[SqlUnitOfWork]:
+        async with self.writer.transaction() as unit:
+            yield unit
+
+    async def dispose(self) -> None:
+        await self.writer.stop()
+        await super().dispose()
+
+
+def open_sqlite(url: URL) -> SqliteStorage:
     """Storage on the SQLite database at `url` (aiosqlite). Only this process's wake-ups
     exist: waiters also poll."""
 
@@ -31,21 +58,17 @@ def open_sqlite(url: URL) -> SqlStorage:
 
     engine = create_async_engine(url, async_creator=connect)
     _configure(engine)
-    return SqlStorage(engine, Notifier(), _unit, wakeup_precedes_visibility=False)
+    return SqliteStorage(engine)
 
 
-def _unit(conn: AsyncConnection) -> SqlUnitOfWork:
-    state = CoreState(conn, sqlite.insert)
-    return SqlUnitOfWork(
-        events=SqliteEvents(conn),
-        deliveries=SqliteDeliveries(conn),
-        subscriptions=SqliteSubscriptions(conn),
-        registry=CoreRegistry(conn, sqlite.insert),
-        feed=SqliteFeed(conn),
-        retention=SqliteRetention(conn, state),
-        state=state,
-        portal_sessions=CorePortalSessions(conn),
-    )
+REPOSITORIES = DriverRepositories(
+    events=SqliteEvents,
+    deliveries=SqliteDeliveries,
+    subscriptions=SqliteSubscriptions,
+    feed=SqliteFeed,
+    retention=SqliteRetention,
+    insert=sqlite.insert,
+)
 
 
 def _configure(engine: AsyncEngine) -> None:

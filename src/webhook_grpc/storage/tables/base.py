@@ -22,7 +22,8 @@ BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on both backends (SQLite stores naive UTC)."""
+    """A timezone-aware UTC datetime on both backends. Bound as UTC: PostgreSQL stores the
+    instant, SQLite's DATETIME writes the UTC wall time and drops the zone; read back as UTC."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -32,8 +33,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UtcDateTime column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
