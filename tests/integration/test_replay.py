@@ -15,6 +15,7 @@ from tests.support.factories import (
     publish_events,
     publish_request,
     subscribe,
+    wait_delivery,
 )
 from tests.support.http import Http
 from tests.support.receiver import Receiver
@@ -229,3 +230,31 @@ async def test_the_window_is_clamped_to_retention(make_server: ServerFactory) ->
     )
     assert replayed.queued == 1
     assert len(await deliveries_of(server, kept.id)) == 1
+
+
+async def test_after_an_outage_replay_resends_what_failed_and_nothing_that_arrived(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    server = await make_server(max_retry_attempts=1)
+    created = await subscribe(server, receiver.url(), ["product.*"])
+    arrived = await publish(server, entity_id="arrived")
+    [before] = await deliveries_of(server, arrived.id)
+    await wait_delivery(server, before.id)
+    receiver.on("/hook", statuses=[503])  # the outage
+    lost = await publish(server, entity_id="lost")
+    [failed] = await deliveries_of(server, lost.id)
+    assert (await wait_delivery(server, failed.id)).status == dpb.DELIVERY_STATUS_FAILED
+    receiver.on("/hook", statuses=[200])
+    request = dpb.ReplayEventsRequest(subscription_id=created.subscription.id)
+    replayed = await server.deliveries.ReplayEvents(request)
+    assert replayed.queued == 1
+    again = await server.deliveries.ReplayEvents(request)  # the new one is under way
+    assert again.queued == 0
+    await receiver.wait_for(
+        lambda got: any(r.headers["webhook-id"] == lost.id and r.status == 200 for r in got)
+    )
+    deliveries = {d.id: d.status for d in await deliveries_of(server, lost.id)}
+    assert deliveries.pop(failed.id) == dpb.DELIVERY_STATUS_FAILED  # kept, with its attempt
+    [resent] = deliveries
+    assert (await wait_delivery(server, resent)).status == dpb.DELIVERY_STATUS_SUCCEEDED
+    assert len(await deliveries_of(server, arrived.id)) == 1

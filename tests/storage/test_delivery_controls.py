@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from webhook_grpc.domain.models import SubscriptionChanges
+from webhook_grpc.domain.models import DeliveryStatus, SubscriptionChanges
 from webhook_grpc.storage.ports import LeaseRequest, Storage
 
 from .conftest import NOW, SECRET, later, new_delivery, new_event, new_subscription, publish
@@ -69,14 +69,14 @@ async def test_events_without_a_delivery_to_a_subscription_in_a_window(storage: 
 
     async def page(after: tuple[datetime, int] | None, limit: int = 10) -> list[str]:
         async with storage.read() as unit:
-            found = await unit.events.without_delivery_to(
+            found = await unit.events.not_delivered_to(
                 "acme", subscription.id, later(1), later(5), after=after, limit=limit
             )
         return [item.event.id for item in found]
 
     assert await page(None) == [e["id"] for e in inside[1:]]
     async with storage.read() as unit:
-        [first] = await unit.events.without_delivery_to(
+        [first] = await unit.events.not_delivered_to(
             "acme", subscription.id, later(1), later(5), after=None, limit=1
         )
     assert await page((first.event.published_at, first.position.seq)) == [
@@ -85,3 +85,31 @@ async def test_events_without_a_delivery_to_a_subscription_in_a_window(storage: 
     async with storage.transaction() as unit:
         await unit.deliveries.insert([new_delivery(e, subscription.id) for e in inside[1:]])
     assert await page(None) == []
+
+
+async def test_an_event_whose_deliveries_all_failed_is_not_delivered(storage: Storage) -> None:
+    """Replay's notion of delivered: a delivery that succeeded, or one still pending, counts;
+    one that failed or was cancelled does not."""
+    subscription = new_subscription()
+    async with storage.transaction() as unit:
+        await unit.subscriptions.insert(subscription, SECRET)
+    events = {status: new_event(published_at=later(i)) for i, status in enumerate(DeliveryStatus)}
+    # The failed event was also cancelled once: no delivery of it reached the endpoint.
+    once_more = new_delivery(events[DeliveryStatus.FAILED], subscription.id)
+    await publish(
+        storage,
+        list(events.values()),
+        [
+            {**new_delivery(event, subscription.id), "status": status.value}
+            for status, event in events.items()
+        ]
+        + [{**once_more, "status": DeliveryStatus.CANCELLED.value}],
+    )
+    async with storage.read() as unit:
+        found = await unit.events.not_delivered_to(
+            "acme", subscription.id, NOW, None, after=None, limit=10
+        )
+    assert [item.event.id for item in found] == [
+        events[DeliveryStatus.FAILED]["id"],
+        events[DeliveryStatus.CANCELLED]["id"],
+    ]

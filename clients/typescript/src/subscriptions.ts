@@ -326,7 +326,8 @@ export class Subscriptions {
 
   /**
    * Queue deliveries of stored events in the window that match the subscription (and
-   * `eventPatterns`) and have no delivery to it yet; `queued` says how many. Repeating it queues
+   * `eventPatterns`) and were not delivered to it (no delivery that succeeded or is still
+   * pending; failed ones are sent again); `queued` says how many. Repeating it queues
    * nothing new, so it is retried like reads. When `hasMore`, call again with
    * `since: timestampDate(response.nextSince)`.
    */

@@ -205,10 +205,11 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
     replay = actions.add_parser(
         "replay",
         parents=[common],
-        help="queue deliveries of stored events it has not been sent yet",
+        help="queue deliveries of stored events it has not received",
         description="Queue deliveries of the stored events of a window that match the "
-        "subscription and have no delivery to it yet (a second run queues nothing new). "
-        "Failed deliveries are re-sent with recovery, not replay.",
+        "subscription and were not delivered to it: an event whose delivery succeeded or is "
+        "still pending is skipped (a second run queues nothing new); one whose deliveries "
+        "failed, as in an outage, is sent again.",
     )
     replay.add_argument("id", help="sub_…")
     replay.add_argument(

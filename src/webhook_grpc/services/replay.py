@@ -1,9 +1,10 @@
 """ReplayEvents: queue deliveries of stored events to one subscription (SPEC §11).
 
 Backfill for a new endpoint, or catch-up after an outage: the events of a window that match the
-subscription (its patterns and filter, and the request's patterns) and have no delivery to it
-yet. An event that has one, in any status, is skipped, so replaying twice queues nothing new; a
-delivery that failed is re-sent with RetryDelivery or RecoverFailedDeliveries instead.
+subscription (its patterns and filter, and the request's patterns) and were not delivered to it.
+An event whose delivery succeeded, or is still pending, is skipped, so replaying twice queues
+nothing new; one whose deliveries all failed (or were cancelled, as disabling does) gets a new
+delivery, the earlier ones staying as they were, with their attempts.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class EventReplay:
         queued = examined = 0
         after: tuple[datetime, int] | None = None
         while examined < self._max_examined:
-            page = await unit.events.without_delivery_to(
+            page = await unit.events.not_delivered_to(
                 subscription.tenant_id,
                 subscription.id,
                 since,
@@ -114,7 +115,7 @@ class EventReplay:
             chosen = await selection.matching(unit, page)
             await unit.deliveries.insert([_delivery(item, subscription.id, now) for item in chosen])
             queued += len(chosen)
-        following = await unit.events.without_delivery_to(
+        following = await unit.events.not_delivered_to(
             subscription.tenant_id, subscription.id, since, until, after=after, limit=1
         )
         return Replayed(queued, following[0].event.published_at if following else None)

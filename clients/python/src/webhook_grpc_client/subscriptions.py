@@ -272,8 +272,9 @@ class Subscriptions:
         event_patterns: Sequence[str] = (),
     ) -> deliveries_pb2.ReplayEventsResponse:
         """Queue deliveries of stored events published in [since, until) that match the
-        subscription (and `event_patterns`, if given) and have no delivery to it yet; returns
-        ``.queued``. Repeating it queues nothing new. When ``.has_more``, call again with
+        subscription (and `event_patterns`, if given) and were not delivered to it (no delivery
+        that succeeded or is still pending; failed ones are sent again); returns ``.queued``.
+        Repeating it queues nothing new. When ``.has_more``, call again with
         ``since=response.next_since.ToDatetime(tzinfo=UTC)``."""
         if self._deliveries is None:
             raise RuntimeError("this Subscriptions was made without a DeliveryService stub")

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
-from webhook_grpc.domain.models import Event, StoredEvent
+from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent
 from webhook_grpc.domain.trace_context import TraceContext
 
 from ..ports import NewDelivery, NewEvent, PublishContext
@@ -21,6 +21,9 @@ from ..tables.base import table_of
 
 E = table_of(EventRow)
 D = table_of(DeliveryRow)
+# What keeps an event from being replayed to a subscription: a delivery that reached it, or one
+# that still may (replaying that would send the event twice).
+DELIVERED_OR_UNDER_WAY = (DeliveryStatus.SUCCEEDED.value, DeliveryStatus.PENDING.value)
 
 
 EVENT_COLUMNS = (
@@ -92,7 +95,7 @@ class CoreEvents(ABC):
     async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
         return await by_ids(self._conn, event_ids)
 
-    async def without_delivery_to(
+    async def not_delivered_to(
         self,
         tenant_id: str,
         subscription_id: str,
@@ -102,7 +105,11 @@ class CoreEvents(ABC):
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[StoredEvent]:
-        delivered = exists().where(D.c.event_id == E.c.id, D.c.subscription_id == subscription_id)
+        delivered = exists().where(
+            D.c.event_id == E.c.id,
+            D.c.subscription_id == subscription_id,
+            D.c.status.in_(DELIVERED_OR_UNDER_WAY),
+        )
         query = (
             select(*EVENT_COLUMNS)
             .where(

@@ -55,7 +55,7 @@ class EventRepository(Protocol):
 
     async def by_ids(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]: ...
 
-    async def without_delivery_to(
+    async def not_delivered_to(
         self,
         tenant_id: str,
         subscription_id: str,
@@ -66,7 +66,8 @@ class EventRepository(Protocol):
         limit: int,
     ) -> list[StoredEvent]:
         """Up to `limit` of the tenant's events published in [since, until) (until None: no
-        end) that have no delivery (in any status) to `subscription_id`, ordered by
+        end) that have no delivery to `subscription_id` that succeeded or is still pending (one
+        that failed or was cancelled does not count), ordered by
         (published_at, position's seq) and starting after `after` in that order: what
         ReplayEvents may queue."""
         ...

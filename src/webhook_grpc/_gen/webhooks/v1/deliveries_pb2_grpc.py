@@ -99,9 +99,9 @@ class DeliveryServiceServicer:
     def ReplayEvents(self, request, context):
         """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
         and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
-        an outage. Events that already have a delivery to this subscription are skipped, so calling
-        it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
-        RecoverFailedDeliveries, not by replay.
+        an outage. Events delivered to this subscription successfully, or whose delivery is still
+        pending, are skipped, so calling it twice queues nothing new; an event whose deliveries all
+        failed (or were cancelled) gets a new delivery, the failed ones staying as they were.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,9 +48,9 @@ class DeliveryServiceStub:
     ReplayEvents: _grpc.UnaryUnaryMultiCallable[_deliveries_pb2.ReplayEventsRequest, _deliveries_pb2.ReplayEventsResponse]
     """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
     and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
-    an outage. Events that already have a delivery to this subscription are skipped, so calling
-    it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
-    RecoverFailedDeliveries, not by replay.
+    an outage. Events delivered to this subscription successfully, or whose delivery is still
+    pending, are skipped, so calling it twice queues nothing new; an event whose deliveries all
+    failed (or were cancelled) gets a new delivery, the failed ones staying as they were.
     """
 
 @_typing.type_check_only
@@ -73,9 +73,9 @@ class DeliveryServiceAsyncStub(DeliveryServiceStub):
     ReplayEvents: _aio.UnaryUnaryMultiCallable[_deliveries_pb2.ReplayEventsRequest, _deliveries_pb2.ReplayEventsResponse]  # type: ignore[assignment]
     """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
     and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
-    an outage. Events that already have a delivery to this subscription are skipped, so calling
-    it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
-    RecoverFailedDeliveries, not by replay.
+    an outage. Events delivered to this subscription successfully, or whose delivery is still
+    pending, are skipped, so calling it twice queues nothing new; an event whose deliveries all
+    failed (or were cancelled) gets a new delivery, the failed ones staying as they were.
     """
 
 class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -125,9 +125,9 @@ class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deliveries_pb2.ReplayEventsResponse, _abc.Awaitable[_deliveries_pb2.ReplayEventsResponse]]:
         """ReplayEvents queues deliveries of stored events that match the subscription (its patterns
         and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
-        an outage. Events that already have a delivery to this subscription are skipped, so calling
-        it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
-        RecoverFailedDeliveries, not by replay.
+        an outage. Events delivered to this subscription successfully, or whose delivery is still
+        pending, are skipped, so calling it twice queues nothing new; an event whose deliveries all
+        failed (or were cancelled) gets a new delivery, the failed ones staying as they were.
         """
 
 def add_DeliveryServiceServicer_to_server(servicer: DeliveryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

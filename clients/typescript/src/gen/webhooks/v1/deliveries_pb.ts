@@ -551,9 +551,9 @@ export const DeliveryService: GenService<{
   /**
    * ReplayEvents queues deliveries of stored events that match the subscription (its patterns
    * and filter, and the request's patterns) in a window: backfill for a new endpoint, or after
-   * an outage. Events that already have a delivery to this subscription are skipped, so calling
-   * it twice queues nothing new; an earlier failed delivery is re-sent with RetryDelivery or
-   * RecoverFailedDeliveries, not by replay.
+   * an outage. Events delivered to this subscription successfully, or whose delivery is still
+   * pending, are skipped, so calling it twice queues nothing new; an event whose deliveries all
+   * failed (or were cancelled) gets a new delivery, the failed ones staying as they were.
    *
    * @generated from rpc webhooks.v1.DeliveryService.ReplayEvents
    */
