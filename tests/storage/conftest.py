@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from webhook_grpc.domain.models import DeliveryStatus, PayloadMode, Subscription
 from webhook_grpc.storage import migrate
 from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.ports import NewDelivery, NewEvent, Storage
+from webhook_grpc.storage.sqlite.storage import SqliteStorage
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + "A" * 43
@@ -23,8 +26,27 @@ SECRET = "whsec_" + "A" * 43
 
 @pytest.fixture
 async def storage(database_url: str) -> AsyncIterator[Storage]:
-    await asyncio.to_thread(migrate.upgrade, database_url)
-    opened = open_storage(database_url)
+    async with migrated(database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Path:
+    """The database file of `sqlite_storage`, for tests of the SQLite driver alone."""
+    return tmp_path / "webhooks.db"
+
+
+@pytest.fixture
+async def sqlite_storage(sqlite_file: Path) -> AsyncIterator[SqliteStorage]:
+    async with migrated(f"sqlite:///{sqlite_file}") as opened:
+        assert isinstance(opened, SqliteStorage)
+        yield opened
+
+
+@asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Storage]:
+    await asyncio.to_thread(migrate.upgrade, url)
+    opened = open_storage(url)
     yield opened
     await opened.dispose()
 

@@ -16,28 +16,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook_grpc.storage import migrate
-from webhook_grpc.storage.common.unit_of_work import SqlStorage
-from webhook_grpc.storage.factory import open_storage
+from webhook_grpc.storage.sqlite.storage import SqliteStorage
 
 # One row, once gate() lets it: the statement is then still open (sqlite3 has stepped it to
 # its first row only) when the cancelled task's connection is closed.
 GATED_QUERY = "SELECT gate()"
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    return str(tmp_path / "webhooks.db")
-
-
-@pytest.fixture
-async def storage(database: str) -> AsyncIterator[SqlStorage]:
-    url = f"sqlite:///{database}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    opened = open_storage(url)
-    assert isinstance(opened, SqlStorage)
-    yield opened
-    await opened.dispose()
 
 
 @pytest.fixture
@@ -82,7 +65,7 @@ async def gated_query_in_a_write_transaction(
         await connection.execute(text(GATED_QUERY))
 
 
-def write_lock_is_free(database: str) -> bool:
+def write_lock_is_free(database: Path) -> bool:
     probe = sqlite3.connect(database, timeout=0, isolation_level=None)
     try:
         probe.execute("BEGIN IMMEDIATE")
@@ -96,26 +79,26 @@ def write_lock_is_free(database: str) -> bool:
 
 @pytest.mark.usefixtures("no_garbage_collection")
 async def test_a_write_transaction_cancelled_mid_query_releases_the_write_lock(
-    storage: SqlStorage, database: str, gate: Gate
+    sqlite_storage: SqliteStorage, sqlite_file: Path, gate: Gate
 ) -> None:
-    task = asyncio.create_task(gated_query_in_a_write_transaction(storage.engine, gate, []))
+    task = asyncio.create_task(gated_query_in_a_write_transaction(sqlite_storage.engine, gate, []))
     await gate.entered.wait()
     task.cancel()
     gate.open.set()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert write_lock_is_free(database)
-    async with storage.transaction() as unit:
+    assert write_lock_is_free(sqlite_file)
+    async with sqlite_storage.transaction() as unit:
         assert await unit.state.get("anything") is None
 
 
 async def test_a_query_cancelled_again_while_its_connection_closes_leaves_no_task_pending(
-    storage: SqlStorage, gate: Gate
+    sqlite_storage: SqliteStorage, gate: Gate
 ) -> None:
     connections: list[Any] = []
     task = asyncio.create_task(
-        gated_query_in_a_write_transaction(storage.engine, gate, connections)
+        gated_query_in_a_write_transaction(sqlite_storage.engine, gate, connections)
     )
     await gate.entered.wait()
     before = asyncio.all_tasks()
@@ -133,7 +116,7 @@ async def test_a_query_cancelled_again_while_its_connection_closes_leaves_no_tas
     for _ in range(10):
         await asyncio.sleep(0)
     assert all(started.done() for started in closing), closing
-    async with storage.transaction() as unit:
+    async with sqlite_storage.transaction() as unit:
         assert await unit.state.get("anything") is None
 
 

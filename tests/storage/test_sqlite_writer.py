@@ -4,28 +4,12 @@ each acknowledged only once committed, a failing one rolled back alone."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from webhook_grpc.storage import migrate
-from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.sqlite.storage import SqliteStorage
 
 from .conftest import new_event
 
 CALLERS = 16
-
-
-@pytest.fixture
-async def sqlite_storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    url = f"sqlite:///{tmp_path / 'writer.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    opened = open_storage(url)
-    assert isinstance(opened, SqliteStorage)
-    yield opened
-    await opened.dispose()
 
 
 async def test_concurrent_writers_share_commits_and_return_only_once_committed(
