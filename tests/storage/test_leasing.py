@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from webhook_grpc.domain.models import DisabledReason
+from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.trace_context import TraceContext
 from webhook_grpc.storage import migrate
 from webhook_grpc.storage.factory import open_storage
@@ -62,6 +63,28 @@ async def test_lease_brings_due_deliveries_with_their_events_and_targets(
         True,
         SECRET,
     )
+
+
+async def test_lease_brings_the_field_rules_of_its_events_entities(storage: Storage) -> None:
+    """PostgreSQL reads them in the lease statement, on the first row of each entity: whichever
+    delivery that row is (here several share an event), every entity gets its rules."""
+    first, second = await add_subscription(storage), await add_subscription(storage)
+    rules = {"id": Classification.PUBLIC, "price": Classification.CONFIDENTIAL}
+    async with storage.transaction() as unit:
+        await unit.registry.upsert_type("product.created", "product", "", NOW)
+        await unit.registry.upsert_fields("product", rules, NOW)
+    events = [new_event(), new_event(entity_id="p2"), new_event(type="order.created")]
+    rows = [new_delivery(e, s.id, later(-i)) for i, e in enumerate(events) for s in (first, second)]
+    await publish(storage, events, rows)
+    work = await lease(storage)
+    assert len(work.deliveries) == 6
+    if work.schemas is not None:  # else the dispatcher reads them from the registry
+        assert work.schemas == {"product": rules, "order": {}}
+    async with storage.read() as unit:
+        assert await unit.registry.entity_fields({"product", "order"}) == {
+            "product": rules,
+            "order": {},
+        }
 
 
 async def test_a_leased_row_is_not_leased_again_until_its_lease_expires(

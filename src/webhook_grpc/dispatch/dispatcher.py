@@ -288,9 +288,11 @@ class Dispatcher:
                 self._capacity.drained(subscription_id)
 
     async def _batch(self, unit: UnitOfWork, work: LeasedWork) -> _Batch:
-        schemas = await unit.registry.entity_fields(
-            {entity_of(s.event.type) for s in work.events.values()}
-        )
+        schemas = work.schemas
+        if schemas is None:
+            schemas = await unit.registry.entity_fields(
+                {entity_of(s.event.type) for s in work.events.values()}
+            )
         # Projected again with today's schema: a field reclassified since publishing is gone.
         events = {
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])

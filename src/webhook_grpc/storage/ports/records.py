@@ -95,12 +95,19 @@ class LeasedWork:
     """By event id; an event purged since is missing."""
     targets: dict[str, DeliveryTarget]
     """By subscription id; a subscription deleted since is missing."""
+    schemas: dict[str, dict[str, Classification]] | None = None
+    """Field rules by entity, for the entities of `events`, when the lease read them along
+    (PostgreSQL, in the lease statement); None: the caller reads them from the registry."""
 
     def merged(self, other: LeasedWork) -> LeasedWork:
+        schemas = (
+            None if self.schemas is None or other.schemas is None else self.schemas | other.schemas
+        )
         return LeasedWork(
             self.deliveries + other.deliveries,
             self.events | other.events,
             self.targets | other.targets,
+            schemas,
         )
 
 

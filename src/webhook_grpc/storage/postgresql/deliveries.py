@@ -14,6 +14,8 @@ from typing import Any
 from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.models import Event, StoredEvent
+from webhook_grpc.domain.patterns import entity_of
+from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.rate_limit import RateLimit
 from webhook_grpc.domain.subscriptions import DeliveryTarget
 from webhook_grpc.domain.trace_context import TraceContext
@@ -34,7 +36,7 @@ class PostgresDeliveries(CoreDeliveries):
     async def lease_work(self, request: LeaseRequest) -> LeasedWork:
         """On an autocommit unit of work (`Storage.autocommit()`)."""
         rows = await psycopg_path.fetch_all(self._conn, _LEASE_WORK, _lease_params(request))
-        work = LeasedWork([], {}, {})
+        work = LeasedWork([], {}, {}, {})
         token = request.lease_token
         for row in rows:
             if row.id is None:
@@ -53,7 +55,7 @@ class PostgresDeliveries(CoreDeliveries):
         (`_LEASE_CONTROLLED`)."""
         params = _lease_params(request) | {"limit": room}
         rows = await psycopg_path.fetch_all(self._conn, _LEASE_CONTROLLED, params)
-        work = LeasedWork([], {}, {})
+        work = LeasedWork([], {}, {}, {})
         for row in rows:
             limit = RateLimit(row.rate) if row.rate > 0 else None
             work.deliveries.append(
@@ -94,9 +96,15 @@ def _lease_params(request: LeaseRequest) -> dict[str, Any]:
 
 
 def _add_event_and_target(work: LeasedWork, row: Any) -> None:
-    """The leased row's event and subscription, unless purged or deleted since."""
-    if row.e_id is not None and row.event_id not in work.events:
-        work.events[row.event_id] = _stored_event(row)
+    """The leased row's event and subscription, unless purged or deleted since, and its
+    entity's field rules (`e_fields`, on the first row of each entity; `_FIELD_RULES`)."""
+    if row.e_id is not None:
+        if row.event_id not in work.events:
+            work.events[row.event_id] = _stored_event(row)
+        assert work.schemas is not None
+        schema = work.schemas.setdefault(entity_of(row.e_type), {})
+        for path, classification in row.e_fields or ():
+            schema[path] = Classification(classification)
     if row.s_id is not None and row.subscription_id not in work.targets:
         work.targets[row.subscription_id] = _target(row)
 
@@ -208,6 +216,17 @@ _LEASE = f"""
 
 # The event's columns as e_<name>, the subscription's as s_<name>.
 _EVENT_VALUES = ", ".join(f"e.{column.name} AS e_{column.name}" for column in EVENT_COLUMNS)
+# The field rules of the event's entity (domain/patterns.py's `entity_of`: the type up to its
+# first dot) as [[path, classification], ...], read along with the lease instead of by a
+# statement of their own (`registry.entity_fields`): on the first row of each entity only (a
+# scalar subquery in a CASE branch runs only when taken), NULL on the others.
+_ENTITY = "split_part(e.type, '.', 1)"
+_FIELD_RULES = f"""
+    CASE WHEN row_number() OVER (PARTITION BY {_ENTITY}) = 1 THEN (
+        SELECT json_agg(json_build_array(f.path, f.classification))
+        FROM entity_fields AS f WHERE f.entity = {_ENTITY})
+    END AS e_fields
+"""
 _TARGET_VALUES = ", ".join(
     f"s.{column.name} AS s_{column.name}" for column in DELIVERY_TARGET_COLUMNS
 )
@@ -216,7 +235,7 @@ _TARGET_VALUES = ", ".join(
 _LEASE_WORK = f"""
     WITH leased AS ({_LEASE})
     SELECT leased.id, leased.event_id, leased.subscription_id, leased.attempt_count,
-           controlled.controlled_due, {_EVENT_VALUES}, {_TARGET_VALUES}
+           controlled.controlled_due, {_EVENT_VALUES}, {_FIELD_RULES}, {_TARGET_VALUES}
     FROM ({_CONTROLLED_DUE}) AS controlled
     LEFT JOIN leased ON true
     LEFT JOIN events AS e ON e.id = leased.event_id
@@ -322,7 +341,8 @@ _LEASE_CONTROLLED = f"""
         RETURNING 1
     )
     SELECT leased.id, leased.event_id, leased.subscription_id, leased.attempt_count,
-           leased.fifo, leased.rate, leased.start, {_EVENT_VALUES}, {_TARGET_VALUES}
+           leased.fifo, leased.rate, leased.start, {_EVENT_VALUES}, {_FIELD_RULES},
+           {_TARGET_VALUES}
     FROM leased
     LEFT JOIN events AS e ON e.id = leased.event_id
     LEFT JOIN subscriptions AS s ON s.id = leased.subscription_id
