@@ -33,7 +33,7 @@ from webhook_grpc.domain.patterns import entity_of
 from webhook_grpc.domain.payload import encode_body
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
-from webhook_grpc.domain.signing import delivery_headers
+from webhook_grpc.domain.signing import SigningKeys, delivery_headers
 from webhook_grpc.domain.subscriptions import DeliveryTarget
 from webhook_grpc.encryption import SealedSecretError, SecretBox, open_signing_keys
 from webhook_grpc.metrics import Metrics
@@ -54,6 +54,8 @@ from .transport import HttpOutcome, HttpTransport
 
 log = logging.getLogger(__name__)
 LEASE_BATCH = 200
+# Subscriptions whose opened signing keys are kept (see `OpenedKeys`).
+OPENED_KEYS = 10_000
 
 
 @dataclass
@@ -76,6 +78,30 @@ class _Batch:
     def deliverable(self, delivery: LeasedDelivery) -> bool:
         target = self.targets.get(delivery.subscription_id)
         return target is not None and target.active and delivery.event_id in self.events
+
+
+class OpenedKeys:
+    """Signing keys opened (decrypted) once per subscription and sealed value, not once per
+    lease: with many subscriptions each seeing little work, nearly every lease would open keys
+    again. Keyed by the sealed values, which change (a new nonce) whenever the secret does, so
+    a rotated or replaced secret is opened anew. Holds up to OPENED_KEYS subscriptions, the
+    oldest forgotten first; opened keys live as long in this process's memory as they would in
+    a lease batch held for a long attempt."""
+
+    def __init__(self, box: SecretBox, size: int = OPENED_KEYS) -> None:
+        self._box = box
+        self._size = size
+        self._opened: dict[tuple[str, SigningKeys], SigningKeys] = {}
+
+    def open(self, subscription_id: str, sealed: SigningKeys) -> SigningKeys:
+        key = (subscription_id, sealed)
+        opened = self._opened.get(key)
+        if opened is None:
+            opened = open_signing_keys(self._box, subscription_id, sealed)
+            if len(self._opened) >= self._size:
+                del self._opened[next(iter(self._opened))]
+            self._opened[key] = opened
+        return opened
 
 
 @dataclass
@@ -104,7 +130,7 @@ class Dispatcher:
         self._tracing = tracing
         self._storage = storage
         self._metrics = metrics
-        self._box = box
+        self._keys = OpenedKeys(box)
         self._settings = settings
         self._notifier = notifier
         self._transport = transport
@@ -299,13 +325,13 @@ class Dispatcher:
             for event_id, item in work.events.items()
         }
         batch = _Batch(events, {})
-        # Decrypted once per lease batch and subscription, not per attempt.
+        # Opened once per subscription and sealed value (`OpenedKeys`), not per attempt.
         for subscription_id, target in work.targets.items():
             if not target.active:
                 batch.targets[subscription_id] = target
                 continue
             try:
-                keys = open_signing_keys(self._box, subscription_id, target.keys)
+                keys = self._keys.open(subscription_id, target.keys)
             except SealedSecretError as error:
                 # One bad row must not stop the others, nor lose its deliveries.
                 log.error("cannot sign for %s, retried after the lease: %s", subscription_id, error)
