@@ -38,7 +38,7 @@ class PostgresStorage(SqlStorage):
         unit.committed()
 
 
-def open_postgres(url: URL, database_url: str, *, pool_size: int = 10) -> PostgresStorage:
+def open_postgres(url: URL, database_url: str, *, pool_size: int = 20) -> PostgresStorage:
     """Storage on the PostgreSQL database at `url` (psycopg 3); wake-ups also reach other
     processes through LISTEN/NOTIFY on `database_url`."""
     # While the database is away every call must fail fast with UNAVAILABLE: a new connection
@@ -48,6 +48,10 @@ def open_postgres(url: URL, database_url: str, *, pool_size: int = 10) -> Postgr
     # trip on every checkout). TCP keepalives and tcp_user_timeout let the kernel declare a
     # pooled connection dead when the network drops packets silently, instead of after the
     # default ~15 minutes of retransmissions.
+    # The pool keeps `pool_size` connections open between calls; the overflow beyond it is
+    # closed at check-in. With 10 kept, 16 concurrent publishers opened a new PostgreSQL
+    # session (a backend fork, a few ms of CPU on both sides) for about 1 publish in 19; with
+    # 20 kept, none.
     engine = create_async_engine(
         url,
         pool_size=pool_size,
