@@ -18,7 +18,7 @@ from ..common.engine import unavailable_on_failure
 from ..common.unit_of_work import DriverRepositories, SqlStorage, SqlUnitOfWork
 from ..notifications import Notifier
 from .deliveries import PostgresDeliveries
-from .events import PostgresEvents
+from .events import KeptContexts, PostgresEvents
 from .repositories import PostgresFeed, PostgresRetention, PostgresSubscriptions
 
 CONNECT_TIMEOUT = 3
@@ -33,7 +33,7 @@ class PostgresStorage(SqlStorage):
         each on PostgreSQL."""
         async with unavailable_on_failure(), self.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            unit = REPOSITORIES.unit(connection)
+            unit = self._unit(connection)
             yield unit
         unit.committed()
 
@@ -68,18 +68,21 @@ def open_postgres(url: URL, database_url: str, *, pool_size: int = 20) -> Postgr
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed_by_server)
     return PostgresStorage(
-        engine, Notifier(database_url), REPOSITORIES.unit, wakeup_precedes_visibility=True
+        engine, Notifier(database_url), repositories().unit, wakeup_precedes_visibility=True
     )
 
 
-REPOSITORIES = DriverRepositories(
-    events=PostgresEvents,
-    deliveries=PostgresDeliveries,
-    subscriptions=PostgresSubscriptions,
-    feed=PostgresFeed,
-    retention=PostgresRetention,
-    insert=postgresql.insert,
-)
+def repositories() -> DriverRepositories:
+    """The driver's repositories; the publish contexts they keep are the storage's own."""
+    kept = KeptContexts()
+    return DriverRepositories(
+        events=lambda conn: PostgresEvents(conn, kept),
+        deliveries=PostgresDeliveries,
+        subscriptions=PostgresSubscriptions,
+        feed=PostgresFeed,
+        retention=PostgresRetention,
+        insert=postgresql.insert,
+    )
 
 
 def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
