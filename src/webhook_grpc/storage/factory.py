@@ -12,7 +12,7 @@ from .sqlite import open_sqlite
 from .urls import async_url
 
 
-def open_storage(database_url: str, *, pool_size: int = 20) -> Storage:
+def open_storage(database_url: str, *, pool_size: int = 10) -> Storage:
     """Storage for `database_url` (sqlite:/// or postgresql://), with its engine's driver."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
