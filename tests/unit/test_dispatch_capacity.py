@@ -118,20 +118,3 @@ def test_deliveries_handed_back_on_stop_free_their_room_and_their_lane() -> None
     cap.attempt_finished("a", recorded=False)  # cancelled at the end of the grace
     assert (cap.held, cap.room(), cap.in_flight) == (0, 10, 0)
     assert cap.lane_room() == {}
-
-
-def test_a_lane_whose_lease_took_all_that_was_due_does_not_ask_for_a_refill() -> None:
-    cap, wakes = capacity(dispatcher_concurrency=100, endpoint_concurrency=4)
-    lease(cap, "drained", 2)
-    cap.drained("drained")
-    lease(cap, "capped", 2)  # the lease that brought these was full: more may be due
-    attempt(cap, "drained")
-    attempt(cap, "drained")
-    assert wakes.at == []
-    attempt(cap, "capped")
-    assert wakes.at == [1]
-    # New work for the lane: it may ask again, unless that lease drained it too.
-    lease(cap, "drained", 1)
-    assert cap.needs_refill("drained")
-    cap.drained("gone")  # a lane that holds nothing: nothing to mark
-    assert cap.lane_room() == {"drained": 7, "capped": 7}

@@ -13,11 +13,7 @@ The process holds up to `dispatcher_concurrency` deliveries: leased (waiting or 
 attempted and handed to the recorder, until it commits them, so a slow database holds back
 leasing instead of letting attempts pile up unrecorded. It asks for a refill when a quarter of
 that room is free, or when a lane runs low: fewer than half its workers' worth waits, so the
-refill lands before its workers run dry. A lane whose last lease took all that was due for it
-(the lease was capped neither by the lane's room nor by its own limit) does not ask: there is
-nothing more to lease for it until new work comes, and new work wakes the lease loop by itself
-(a publish's notification, a retry's timer). With many subscriptions each seeing little work
-(the `tenants` bench scenario) that refill was a second, empty lease for every delivery.
+refill lands before its workers run dry.
 
 `DispatchCapacity` counts all of it. The dispatcher tells it what happens (leased, attempt
 started, attempt finished, committed, released) and asks it how much to lease and which lanes
@@ -36,9 +32,8 @@ LEASE_AHEAD = 2
 class _LaneCount:
     waiting: int = 0
     attempting: int = 0
-    # Asked for a refill since the last lease that brought it work, or that lease took all
-    # that was due for it (`drained`): it asks at most once, so a lane whose subscription has
-    # nothing more due does not make every attempt wake the lease loop.
+    # Asked for a refill since the last lease that brought it work: it asks once, so a lane
+    # whose subscription has nothing more due does not make every attempt wake the lease loop.
     asked: bool = False
 
     @property
@@ -111,13 +106,6 @@ class DispatchCapacity:
         lane.waiting += 1
         lane.asked = False
         self._held += 1
-
-    def drained(self, subscription_id: str) -> None:
-        """The lease that just brought the lane work took all that was due for it: the lane
-        does not ask for a refill as it runs low (new work wakes the lease loop by itself)."""
-        lane = self._lanes.get(subscription_id)
-        if lane is not None:
-            lane.asked = True
 
     def attempt_started(self, subscription_id: str) -> None:
         lane = self._lanes[subscription_id]

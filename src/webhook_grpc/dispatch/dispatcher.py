@@ -9,9 +9,7 @@ timer set for the earliest due time this process knows of, so poll_interval is o
 It knows the due time of each retry its recorder commits (backoff or Retry-After), and, before
 sleeping, looks up the next due time in the table: a retry another process recorded, or a lease
 that expires (a crashed dispatcher's work). Only a lease that expires while this process has no
-room for more work waits for a wake-up or the poll. That look-up follows a lease that found
-nothing: lanes that a lease drained do not wake the loop again as they run dry (capacity.py),
-so after a busy spell the next empty lease (a wake-up, or at the latest the poll) makes it."""
+room for more work waits for a wake-up or the poll."""
 
 from __future__ import annotations
 
@@ -299,19 +297,7 @@ class Dispatcher:
             if batch.deliverable(delivery):
                 self._enqueue(delivery, batch)
         filled = capacity.any_full(d.subscription_id for d in leased)
-        capped = len(leased) == wanted
-        if not capped:
-            self._drained(leased)
-        return len(leased), capped or filled
-
-    def _drained(self, leased: list[LeasedDelivery]) -> None:
-        """The lease took fewer than it asked for: each lane it did not fill got all that was
-        due for it, and needs no refill when it runs low. Lanes under delivery controls keep
-        asking: a rate limit or FIFO order, not the lease, capped what they got."""
-        controlled = {d.subscription_id for d in leased if d.ordered or d.interval}
-        for subscription_id in {d.subscription_id for d in leased} - controlled:
-            if not self._capacity.any_full([subscription_id]):
-                self._capacity.drained(subscription_id)
+        return len(leased), len(leased) == wanted or filled
 
     async def _batch(self, unit: UnitOfWork, work: LeasedWork) -> _Batch:
         schemas = work.schemas
