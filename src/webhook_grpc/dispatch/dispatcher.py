@@ -29,7 +29,6 @@ from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, PayloadMode
 from webhook_grpc.domain.patterns import entity_of
-from webhook_grpc.domain.payload import encode_body
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import delivery_headers
@@ -46,6 +45,7 @@ from webhook_grpc.storage.ports import (
 )
 from webhook_grpc.tracing import Tracing
 
+from .bodies import BodyCache
 from .capacity import DispatchCapacity
 from .pacing import SlotPacer
 from .recorder import AttemptRecorder
@@ -64,13 +64,10 @@ class _Batch:
     unsignable: set[str] = field(default_factory=set)
     """Subscriptions whose keys no configured key opens: their deliveries wait for the lease to
     expire (and the configuration to be fixed), neither attempted nor cancelled."""
-    bodies: dict[tuple[str, PayloadMode], bytes] = field(default_factory=dict)
+    bodies: BodyCache = field(default_factory=BodyCache)
 
     def body(self, event: Event, mode: PayloadMode) -> bytes:
-        key = (event.id, mode)
-        if key not in self.bodies:
-            self.bodies[key] = encode_body(event, mode)
-        return self.bodies[key]
+        return self.bodies.body(event, mode)
 
     def deliverable(self, delivery: LeasedDelivery) -> bool:
         target = self.targets.get(delivery.subscription_id)
@@ -131,6 +128,7 @@ class Dispatcher:
         # Rate-limited subscriptions: when their attempts may start (see `_wait_for_slot`).
         self._pacer = SlotPacer()
         self._counters = _Counters(metrics)
+        self._bodies = BodyCache()
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -284,7 +282,7 @@ class Dispatcher:
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])
             for event_id, item in work.events.items()
         }
-        batch = _Batch(events, {})
+        batch = _Batch(events, {}, bodies=self._bodies)
         # Decrypted once per lease batch and subscription, not per attempt.
         for subscription_id, target in work.targets.items():
             if not target.active:
