@@ -126,13 +126,6 @@ class AttemptRecorder:
                 callback(earliest)
 
     async def _commit(self, records: list[AttemptRecord]) -> None:
-        if all(r.succeeded for r in records):
-            # The usual batch: no subscription to check or disable, and recording is one
-            # atomic statement on PostgreSQL, so it commits by itself (no BEGIN and COMMIT
-            # round trips).
-            async with self._storage.autocommit() as unit:
-                await unit.deliveries.record_attempts(records)
-            return
         now = self._clock()
         async with self._storage.transaction() as unit:
             await unit.deliveries.record_attempts(records)

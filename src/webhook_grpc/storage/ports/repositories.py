@@ -110,8 +110,7 @@ class DeliveryRepository(Protocol):
         """Store attempts and move their deliveries on. A delivery whose lease was lost
         keeps the newer lease's state; the attempt itself is still recorded. Relaxes the
         transaction's durability as `relax_durability` does: recording is the dispatcher's
-        bookkeeping. Attempts that all succeeded are recorded atomically also on an
-        `autocommit()` unit of work."""
+        bookkeeping."""
         ...
 
     async def failure_figures(self, subscription_id: str, since: datetime) -> tuple[int, int]:
