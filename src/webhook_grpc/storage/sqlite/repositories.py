@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
 
@@ -17,10 +18,25 @@ from ..common.registry import types_with_schemas
 from ..common.retention import CoreRetention
 from ..common.subscriptions import CoreSubscriptions, active_recipients, by_tenant
 from ..ports import NewDelivery, NewEvent, PublishContext
+from .publish_context import PublishContextCache
 
 
 class SqliteEvents(CoreEvents):
+    def __init__(self, conn: AsyncConnection, cache: PublishContextCache | None = None) -> None:
+        super().__init__(conn)
+        self._cache = cache
+
     async def publish_context(self, event_types: set[str], tenant_ids: set[str]) -> PublishContext:
+        if self._cache is None:
+            return await self._read_context(event_types, tenant_ids)
+        context = self._cache.get(event_types, tenant_ids)
+        if context is None:
+            began = self._cache.generation()
+            context = await self._read_context(event_types, tenant_ids)
+            self._cache.keep(began, event_types, context)
+        return context
+
+    async def _read_context(self, event_types: set[str], tenant_ids: set[str]) -> PublishContext:
         known, schemas = await types_with_schemas(self._conn, event_types)
         found = await active_recipients(self._conn, tenant_ids)
         return PublishContext(known, schemas, by_tenant(found, tenant_ids))
