@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
-from ..common.engine import READ_ONLY
+from ..common.engine import READ_ONLY, unavailable_on_failure
 from ..common.unit_of_work import DriverRepositories, SqlStorage, SqlUnitOfWork
 from ..notifications import Notifier
 from .connection import StopOnce
@@ -41,6 +41,18 @@ class SqliteStorage(SqlStorage):
     async def transaction(self) -> AsyncIterator[SqlUnitOfWork]:
         async with self.writer.transaction() as unit:
             yield unit
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlUnitOfWork]:
+        # BEGIN with the first statement (a deferred transaction takes its snapshot there
+        # anyway), so that a read answered from memory (publish_context.py) runs none.
+        async with unavailable_on_failure(), self.engine.connect() as connection:
+            await connection.execution_options(**{READ_ONLY: True})
+            unit = self._unit(connection)
+            yield unit
+            if connection.in_transaction():
+                await connection.commit()
+        unit.committed()
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[SqlUnitOfWork]:
