@@ -86,6 +86,10 @@ class StopOnce(aiosqlite.Connection):
         outcome: _Outcome = await self._execute(run, self._conn, sql, parameters)  # type: ignore[no-untyped-call]
         return outcome
 
+    async def execute_each(self, statements: Sequence[str]) -> None:
+        """`statements` (without parameters or rows) in one trip to the worker thread."""
+        await self._execute(_run_each, self._conn, statements)  # type: ignore[no-untyped-call]
+
     async def close(self) -> None:
         if self._stopped is None:
             await super().close()
@@ -175,6 +179,11 @@ def _run_many(
         return _outcome(cursor)
     finally:
         cursor.close()
+
+
+def _run_each(connection: sqlite3.Connection, statements: Sequence[str]) -> None:
+    for statement in statements:
+        connection.execute(statement).close()
 
 
 def _outcome(cursor: sqlite3.Cursor) -> _Outcome:
