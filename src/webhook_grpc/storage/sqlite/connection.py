@@ -88,7 +88,15 @@ class StopOnce(aiosqlite.Connection):
 
     async def execute_each(self, statements: Sequence[str]) -> None:
         """`statements` (without parameters or rows) in one trip to the worker thread."""
-        await self._execute(_run_each, self._conn, statements)  # type: ignore[no-untyped-call]
+        await self.submit_each(statements)
+
+    def submit_each(self, statements: Sequence[str]) -> asyncio.Future[None]:
+        """Queue `statements` for the worker thread without waiting: whatever is queued next
+        runs after them (the thread takes its queue in order). The future tells how they went;
+        await it."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tx.put_nowait((future, partial(_run_each, self._conn, statements)))
+        return future
 
     async def close(self) -> None:
         if self._stopped is None:

@@ -164,14 +164,18 @@ class Writer:
                 await connection.begin()
                 driver = (await connection.get_raw_connection()).driver_connection
                 assert isinstance(driver, StopOnce)
-                # The savepoints go to the driver, one trip from one caller to the next
-                # (SQLAlchemy's took two, each with its own bookkeeping). A savepoint rolled
-                # back to stays open: the next caller's. COMMIT releases the last one.
+                # The savepoints go to the driver in one call from one caller to the next
+                # (SQLAlchemy's took two statements, each with its own bookkeeping), queued
+                # ahead of the caller's statements rather than waited for: the thread runs its
+                # queue in order, and their outcome is checked before the caller's work counts.
+                # A savepoint rolled back to stays open: the next caller's. COMMIT releases the
+                # last one.
                 step: tuple[str, ...] = _FIRST
                 while turn is not None:
-                    await driver.execute_each(step)
+                    opened = driver.submit_each(step)
                     turn.granted.set_result(connection)
                     outcome = await asyncio.shield(turn.finished)
+                    await opened
                     if outcome is None:
                         ran.append(turn)
                         step = _NEXT
