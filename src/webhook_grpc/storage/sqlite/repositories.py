@@ -20,6 +20,18 @@ from ..common.subscriptions import CoreSubscriptions, active_recipients, by_tena
 from ..ports import NewDelivery, NewEvent, PublishContext
 from .publish_context import PublishContextCache
 
+# Built once: a statement object keeps its cache key, which SQLAlchemy would otherwise compute
+# again on every publish to find the compiled form.
+_INSERT_EVENTS = (
+    sqlite.insert(E)
+    .on_conflict_do_nothing(
+        index_elements=[E.c.tenant_id, E.c.idempotency_key],
+        index_where=E.c.idempotency_key.is_not(None),
+    )
+    .returning(E.c.id, E.c.tx, E.c.seq)
+)
+_INSERT_DELIVERIES = D.insert()
+
 
 class SqliteEvents(CoreEvents):
     def __init__(self, conn: AsyncConnection, cache: PublishContextCache | None = None) -> None:
@@ -47,15 +59,7 @@ class SqliteEvents(CoreEvents):
         # Two statements in the caller's write transaction.
         if not events:
             return {}
-        statement = (
-            sqlite.insert(E)
-            .on_conflict_do_nothing(
-                index_elements=[E.c.tenant_id, E.c.idempotency_key],
-                index_where=E.c.idempotency_key.is_not(None),
-            )
-            .returning(E.c.id, E.c.tx, E.c.seq)
-        )
-        result = await self._conn.execute(statement, list(events))
+        result = await self._conn.execute(_INSERT_EVENTS, list(events))
         positions = {row.id: FeedPosition(row.tx, row.seq) for row in result}
         inserted: list[Any] = [
             {
@@ -67,7 +71,7 @@ class SqliteEvents(CoreEvents):
             if d["event_id"] in positions
         ]
         if inserted:
-            await self._conn.execute(D.insert(), inserted)
+            await self._conn.execute(_INSERT_DELIVERIES, inserted)
         return positions
 
 
