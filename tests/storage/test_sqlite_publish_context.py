@@ -5,9 +5,11 @@ written is not kept."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from webhook_grpc.domain.models import DisabledReason, SubscriptionChanges
 from webhook_grpc.domain.projection import Classification
+from webhook_grpc.storage.factory import open_storage
 from webhook_grpc.storage.ports import PublishContext, Storage
 from webhook_grpc.storage.sqlite.storage import SqliteStorage
 
@@ -119,3 +121,15 @@ async def test_a_rolled_back_change_leaves_what_publishing_reads_as_it_was(
     except Abandoned:
         pass
     assert await recipient_ids(storage) == {first.id}
+
+
+async def test_storages_of_one_process_on_one_file_see_each_others_changes(
+    sqlite_storage: SqliteStorage, sqlite_file: Path
+) -> None:
+    other = open_storage(f"sqlite:///{sqlite_file}")
+    try:
+        assert await recipient_ids(sqlite_storage) == set()
+        added = await add_subscription(other)
+        assert await recipient_ids(sqlite_storage) == {added.id}
+    finally:
+        await other.dispose()

@@ -5,7 +5,8 @@ Every publish read them in a read transaction of its own: a third of the stateme
 publish on SQLite, beside writes that are one SAVEPOINT in a group commit. One process uses a
 SQLite database (storage/process_lock.py), so this process sees every change as it is written:
 temporary triggers on the three tables call back into the process, on the connection that
-writes (installed on each connection before its first write transaction).
+writes (installed on each connection before its first write transaction). Storages of one
+process on one file (tests run several apps on one) share one cache (`shared_cache`).
 
 A changed row makes the cache forget everything, and so does the end of the transaction that
 changed it (its connection back in the pool: committed or rolled back), since reads on other
@@ -17,13 +18,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import URL
 
 from webhook_grpc.domain.projection import Classification
 from webhook_grpc.domain.subscriptions import Recipient
 
 from ..ports import PublishContext
+from ..urls import sqlite_file
 
 CHANGED = "webhook_grpc_publish_context_changed"
 """The SQL function the triggers call."""
@@ -121,6 +127,23 @@ class PublishContextCache:
                 self._recipients.clear()
             self._types[frozenset(event_types)] = (set(context.known_types), context.schemas)
             self._recipients.update(context.recipients)
+
+
+_by_file: weakref.WeakValueDictionary[Path, PublishContextCache] = weakref.WeakValueDictionary()
+_guard = threading.Lock()
+
+
+def shared_cache(url: URL) -> PublishContextCache:
+    """The cache of every storage of this process on the database at `url` (one of its own
+    for an in-memory database)."""
+    database = sqlite_file(url.render_as_string(hide_password=False))
+    if database is None:
+        return PublishContextCache()
+    with _guard:
+        cache = _by_file.get(database)
+        if cache is None:
+            cache = _by_file[database] = PublishContextCache()
+        return cache
 
 
 def install_triggers(connection: sqlite3.Connection | Any, statements: Iterable[str]) -> bool:

@@ -19,7 +19,7 @@ from ..common.unit_of_work import DriverRepositories, SqlStorage, SqlUnitOfWork
 from ..notifications import Notifier
 from .connection import StopOnce
 from .deliveries import SqliteDeliveries
-from .publish_context import TRIGGERS, PublishContextCache, install_triggers
+from .publish_context import TRIGGERS, PublishContextCache, install_triggers, shared_cache
 from .repositories import SqliteEvents, SqliteFeed, SqliteRetention, SqliteSubscriptions
 from .writer import Writer
 
@@ -74,7 +74,7 @@ def open_sqlite(url: URL) -> SqliteStorage:
         return StopOnce(*arguments, **options)
 
     engine = create_async_engine(url, async_creator=connect)
-    publish_contexts = PublishContextCache()
+    publish_contexts = shared_cache(url)
     _configure(engine, publish_contexts)
     return SqliteStorage(engine, publish_contexts)
 
