@@ -94,6 +94,8 @@ class StopOnce(aiosqlite.Connection):
         """Queue `statements` for the worker thread without waiting: whatever is queued next
         runs after them (the thread takes its queue in order). The future tells how they went;
         await it."""
+        if not self._running:  # as aiosqlite's own calls: nothing would answer
+            raise ValueError("Connection closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tx.put_nowait((future, partial(_run_each, self._conn, statements)))
         return future
