@@ -59,8 +59,9 @@ class SqliteEvents(CoreEvents):
         deliveries: Sequence[NewDelivery],
         context: PublishContext | None = None,
     ) -> dict[str, FeedPosition]:
-        # Two statements in the caller's write transaction. SQLite keeps no contexts: the
-        # one given was read for this publish, and is never stale.
+        # Two statements in the caller's write transaction. Never StaleContext: a context
+        # kept in memory (publish_context.py) is current when publishing takes it, before it
+        # joins the writer's queue, as a context read then from the database would be.
         if not events:
             return {}
         result = await self._conn.execute(_INSERT_EVENTS, list(events))
