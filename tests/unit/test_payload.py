@@ -50,3 +50,8 @@ def test_iso_millis_converts_to_utc() -> None:
 
     local = datetime(2026, 1, 1, 12, 0, 0, 999999, tzinfo=timezone(timedelta(hours=2)))
     assert iso_millis(local) == "2026-01-01T10:00:00.999Z"
+
+
+def test_iso_millis_keeps_zero_milliseconds_and_truncates_micros() -> None:
+    assert iso_millis(datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
+    assert iso_millis(datetime(2026, 1, 1, 0, 0, 0, 1999, tzinfo=UTC)) == "2026-01-01T00:00:00.001Z"

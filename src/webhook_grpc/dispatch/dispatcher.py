@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from opentelemetry.trace import Span, Status, StatusCode
+from prometheus_client import Counter
 
 from webhook_grpc import tracing
 from webhook_grpc.config import DeliverySettings
@@ -28,7 +29,6 @@ from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, PayloadMode
 from webhook_grpc.domain.patterns import entity_of
-from webhook_grpc.domain.payload import encode_body
 from webhook_grpc.domain.projection import project_event
 from webhook_grpc.domain.retry import RetryPolicy, next_attempt_after_failure
 from webhook_grpc.domain.signing import SigningKeys, delivery_headers
@@ -45,6 +45,7 @@ from webhook_grpc.storage.ports import (
 )
 from webhook_grpc.tracing import Tracing
 
+from .bodies import BodyCache
 from .capacity import DispatchCapacity
 from .pacing import SlotPacer
 from .recorder import AttemptRecorder
@@ -65,13 +66,10 @@ class _Batch:
     unsignable: set[str] = field(default_factory=set)
     """Subscriptions whose keys no configured key opens: their deliveries wait for the lease to
     expire (and the configuration to be fixed), neither attempted nor cancelled."""
-    bodies: dict[tuple[str, PayloadMode], bytes] = field(default_factory=dict)
+    bodies: BodyCache = field(default_factory=BodyCache)
 
     def body(self, event: Event, mode: PayloadMode) -> bytes:
-        key = (event.id, mode)
-        if key not in self.bodies:
-            self.bodies[key] = encode_body(event, mode)
-        return self.bodies[key]
+        return self.bodies.body(event, mode)
 
     def deliverable(self, delivery: LeasedDelivery) -> bool:
         target = self.targets.get(delivery.subscription_id)
@@ -155,6 +153,8 @@ class Dispatcher:
         recorder.on_committed(self._after_commit)
         # Rate-limited subscriptions: when their attempts may start (see `_wait_for_slot`).
         self._pacer = SlotPacer()
+        self._counters = _Counters(metrics)
+        self._bodies = BodyCache()
 
     async def run(self) -> None:
         """Deliver until `stop` is called."""
@@ -310,7 +310,7 @@ class Dispatcher:
             event_id: project_event(item.event, schemas[entity_of(item.event.type)])
             for event_id, item in work.events.items()
         }
-        batch = _Batch(events, {})
+        batch = _Batch(events, {}, bodies=self._bodies)
         # Opened once per subscription and sealed value (`OpenedKeys`), not per attempt.
         for subscription_id, target in work.targets.items():
             if not target.active:
@@ -378,6 +378,8 @@ class Dispatcher:
     async def _wait_for_slot(self, delivery: LeasedDelivery) -> bool:
         """Wait for the slot the subscription's rate limit reserved (SPEC §11); False when it
         was missed, and the delivery is to be handed back for a new slot (see pacing.py)."""
+        if delivery.not_before is None:
+            return True  # no rate limit: nothing to wait for (nor a clock to read)
         while (start := self._pacer.start_at(delivery)) is not None:
             wait = (start - self._clock()).total_seconds()
             if wait <= 0:
@@ -423,7 +425,7 @@ class Dispatcher:
                 self._clock(),
             )
             status = DeliveryStatus.FAILED if next_at is None else DeliveryStatus.PENDING
-        _observe(self._metrics, delivery, outcome, status)
+        _observe(self._counters, self._metrics, delivery, outcome, status)
         if span is not None:
             _describe(span, outcome, status)
         self._ordered_unrecorded = self._ordered_unrecorded or delivery.ordered
@@ -486,14 +488,40 @@ def _describe(span: Span, outcome: HttpOutcome, status: DeliveryStatus) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
+class _Counters:
+    """The labelled counters of attempts and finished deliveries, each looked up once: `labels`
+    takes a lock and builds a key on every call, and every attempt counts in both."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._attempts: dict[str, Counter] = {}
+        self._finished: dict[str, Counter] = {}
+
+    def attempt(self, result: str) -> Counter:
+        counter = self._attempts.get(result)
+        if counter is None:
+            counter = self._attempts[result] = self._metrics.attempts.labels(result)
+        return counter
+
+    def finished(self, status: str) -> Counter:
+        counter = self._finished.get(status)
+        if counter is None:
+            counter = self._finished[status] = self._metrics.deliveries_finished.labels(status)
+        return counter
+
+
 def _observe(
-    metrics: Metrics, delivery: LeasedDelivery, outcome: HttpOutcome, status: DeliveryStatus
+    counters: _Counters,
+    metrics: Metrics,
+    delivery: LeasedDelivery,
+    outcome: HttpOutcome,
+    status: DeliveryStatus,
 ) -> None:
     result = outcome.error.value if outcome.error else "success"
-    metrics.attempts.labels(result).inc()
+    counters.attempt(result).inc()
     metrics.attempt_latency.observe(outcome.latency.total_seconds())
     if status is not DeliveryStatus.PENDING:
-        metrics.deliveries_finished.labels(status.value).inc()
+        counters.finished(status.value).inc()
     # A failed attempt is what an operator looks for (WARNING, with its error); a successful one
     # is routine (DEBUG).
     level = logging.DEBUG if outcome.error is None else logging.WARNING

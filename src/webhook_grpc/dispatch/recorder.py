@@ -128,7 +128,6 @@ class AttemptRecorder:
     async def _commit(self, records: list[AttemptRecord]) -> None:
         now = self._clock()
         async with self._storage.transaction() as unit:
-            await unit.deliveries.relax_durability()
             await unit.deliveries.record_attempts(records)
             gone = {r.subscription_id for r in records if r.status_code == GONE}
             for subscription_id in sorted(gone):

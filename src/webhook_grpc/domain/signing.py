@@ -125,6 +125,28 @@ def _signing_key_parts(signing_key: str) -> tuple[str, str]:
     return "", first
 
 
+@dataclass(frozen=True)
+class _Signer:
+    """One signing key, decoded for signing: what `signature_headers` needs per attempt."""
+
+    ed25519: Ed25519PrivateKey | None
+    """The Ed25519 private key (``v1a,``), or None for an HMAC secret (``v1,``)."""
+    standard: bytes
+    """The HMAC key of ``v1,`` (the base64-decoded part of the secret), when not Ed25519."""
+    overview: bytes | None
+    """The HMAC key of ``X-Webhook-Signature`` (the secret as issued), when there is a secret."""
+
+
+# Decoding a key costs as much as the signature it makes, and the dispatcher signs with the
+# same few keys over and over; only in this process's memory, like the opened keys.
+@functools.lru_cache(maxsize=4096)
+def _signer(signing_key: str) -> _Signer:
+    private_key, secret = _signing_key_parts(signing_key)
+    if private_key:
+        return _Signer(_ed25519_key(private_key), b"", secret.encode() if secret else None)
+    return _Signer(None, _standard_key(secret), secret.encode() if secret else None)
+
+
 def signature_headers(
     secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
@@ -134,6 +156,14 @@ def signature_headers(
     signing key ``whsk_… whsec_…`` signs ``v1a,`` with the private key and
     ``X-Webhook-Signature`` with the shared secret (SPEC §12: ``webhook-signature`` carries
     ``v1a`` only)."""
+    headers: dict[str, str] = {}
+    _sign_into(headers, secrets, msg_id, timestamp, body)
+    return headers
+
+
+def _sign_into(
+    headers: dict[str, str], secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
+) -> None:
     if not secrets:
         raise ValueError("at least one secret is needed to sign a delivery")
     # Built once and shared by every secret: the body can be up to max_payload_bytes.
@@ -141,32 +171,32 @@ def signature_headers(
     standard = []
     overview = []
     for signing_key in secrets:
-        private_key, secret = _signing_key_parts(signing_key)
-        if private_key:
-            signature = _ed25519_key(private_key).sign(message)
-            standard.append("v1a," + base64.b64encode(signature).decode("ascii"))
+        signer = _signer(signing_key)
+        if signer.ed25519 is not None:
+            signature = signer.ed25519.sign(message)
+            standard.append("v1a," + binascii.b2a_base64(signature, newline=False).decode())
         else:
-            digest = hmac.digest(_standard_key(secret), message, "sha256")
-            standard.append("v1," + base64.b64encode(digest).decode("ascii"))
-        if secret:
-            overview.append("sha256=" + hmac.digest(secret.encode(), body, "sha256").hex())
-    headers = {STANDARD_SIGNATURE_HEADER: " ".join(standard)}
+            digest = hmac.digest(signer.standard, message, "sha256")
+            standard.append("v1," + binascii.b2a_base64(digest, newline=False).decode())
+        if signer.overview is not None:
+            overview.append("sha256=" + hmac.digest(signer.overview, body, "sha256").hex())
+    headers[STANDARD_SIGNATURE_HEADER] = " ".join(standard)
     if overview:
         headers[OVERVIEW_SIGNATURE_HEADER] = " ".join(overview)
-    return headers
 
 
 def delivery_headers(
     secrets: Sequence[str], event_id: str, event_type: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
     """Every header of one delivery attempt except User-Agent (SPEC §4), signed with `secrets`."""
-    return {
+    headers = {
         "Content-Type": "application/json",
         "webhook-id": event_id,
         "webhook-timestamp": str(timestamp),
         "X-Webhook-Event": event_type,
-        **signature_headers(secrets, event_id, timestamp, body),
     }
+    _sign_into(headers, secrets, event_id, timestamp, body)
+    return headers
 
 
 @dataclass(frozen=True)

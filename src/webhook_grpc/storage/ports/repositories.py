@@ -115,7 +115,9 @@ class DeliveryRepository(Protocol):
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         """Store attempts and move their deliveries on. A delivery whose lease was lost
-        keeps the newer lease's state; the attempt itself is still recorded."""
+        keeps the newer lease's state; the attempt itself is still recorded. Relaxes the
+        transaction's durability as `relax_durability` does: recording is the dispatcher's
+        bookkeeping."""
         ...
 
     async def failure_figures(self, subscription_id: str, since: datetime) -> tuple[int, int]:

@@ -353,6 +353,8 @@ _LEASE_CONTROLLED = f"""
 # One prepared statement for the whole batch, which travels as one JSON document (one
 # json.dumps costs far less than adapting an array per column). The count is only there
 # because the fast path fetches a result.
+# Relaxes its transaction's commit (as `relax_durability`) in the same round trip: an attempt
+# recorded twice after a crash is what at-least-once delivery allows.
 _RECORD = """
     WITH batch AS (
         SELECT * FROM json_to_recordset(CAST(%(batch)s AS json))
@@ -375,5 +377,5 @@ _RECORD = """
         WHERE d.id = b.delivery_id AND d.lease_token = b.lease_token
         RETURNING 1
     )
-    SELECT count(*) FROM moved
+    SELECT count(*), set_config('synchronous_commit', 'off', true) FROM moved
 """

@@ -27,6 +27,20 @@ from ..common.events import by_ids
 from ..common.subscriptions import delivery_targets
 from ..ports import LeasedWork, LeaseRequest
 
+# Built once, so that their cache keys are too (see repositories.py).
+_INSERT_ATTEMPTS = A.insert()
+_RECORD = (
+    update(D)
+    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"))
+    .values(
+        status=bindparam("b_status"),
+        attempt_count=bindparam("b_count"),
+        next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
+        lease_token=None,
+        updated_at=bindparam("b_now", type_=D.c.updated_at.type),
+    )
+)
+
 
 class SqliteDeliveries(CoreDeliveries):
     async def relax_durability(self) -> None:
@@ -63,18 +77,12 @@ class SqliteDeliveries(CoreDeliveries):
         if not records:
             return
         attempts = attempt_values(records)
-        await self._conn.execute(A.insert(), [{k: a[k] for k in ATTEMPT_COLUMNS} for a in attempts])
+        await self._conn.execute(
+            _INSERT_ATTEMPTS, [{k: a[k] for k in ATTEMPT_COLUMNS} for a in attempts]
+        )
         await push_after_too_many_requests(self._conn, records)
         await self._conn.execute(
-            update(D)
-            .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"))
-            .values(
-                status=bindparam("b_status"),
-                attempt_count=bindparam("b_count"),
-                next_attempt_at=bindparam("b_next", type_=D.c.next_attempt_at.type),
-                lease_token=None,
-                updated_at=bindparam("b_now", type_=D.c.updated_at.type),
-            ),
+            _RECORD,
             [
                 {
                     "b_id": a["delivery_id"],

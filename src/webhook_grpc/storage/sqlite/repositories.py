@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
 
@@ -17,10 +18,37 @@ from ..common.registry import types_with_schemas
 from ..common.retention import CoreRetention
 from ..common.subscriptions import CoreSubscriptions, active_recipients, by_tenant
 from ..ports import NewDelivery, NewEvent, PublishContext
+from .publish_context import PublishContextCache
+
+# Built once: a statement object keeps its cache key, which SQLAlchemy would otherwise compute
+# again on every publish to find the compiled form.
+_INSERT_EVENTS = (
+    sqlite.insert(E)
+    .on_conflict_do_nothing(
+        index_elements=[E.c.tenant_id, E.c.idempotency_key],
+        index_where=E.c.idempotency_key.is_not(None),
+    )
+    .returning(E.c.id, E.c.tx, E.c.seq)
+)
+_INSERT_DELIVERIES = D.insert()
 
 
 class SqliteEvents(CoreEvents):
+    def __init__(self, conn: AsyncConnection, cache: PublishContextCache | None = None) -> None:
+        super().__init__(conn)
+        self._cache = cache
+
     async def publish_context(self, event_types: set[str], tenant_ids: set[str]) -> PublishContext:
+        if self._cache is None:
+            return await self._read_context(event_types, tenant_ids)
+        context = self._cache.get(event_types, tenant_ids)
+        if context is None:
+            began = self._cache.generation()
+            context = await self._read_context(event_types, tenant_ids)
+            self._cache.keep(began, event_types, context)
+        return context
+
+    async def _read_context(self, event_types: set[str], tenant_ids: set[str]) -> PublishContext:
         known, schemas = await types_with_schemas(self._conn, event_types)
         found = await active_recipients(self._conn, tenant_ids)
         return PublishContext(known, schemas, by_tenant(found, tenant_ids))
@@ -31,19 +59,12 @@ class SqliteEvents(CoreEvents):
         deliveries: Sequence[NewDelivery],
         context: PublishContext | None = None,
     ) -> dict[str, FeedPosition]:
-        # Two statements in the caller's write transaction. SQLite keeps no contexts: the
-        # one given was read for this publish, and is never stale.
+        # Two statements in the caller's write transaction. Never StaleContext: a context
+        # kept in memory (publish_context.py) is current when publishing takes it, before it
+        # joins the writer's queue, as a context read then from the database would be.
         if not events:
             return {}
-        statement = (
-            sqlite.insert(E)
-            .on_conflict_do_nothing(
-                index_elements=[E.c.tenant_id, E.c.idempotency_key],
-                index_where=E.c.idempotency_key.is_not(None),
-            )
-            .returning(E.c.id, E.c.tx, E.c.seq)
-        )
-        result = await self._conn.execute(statement, list(events))
+        result = await self._conn.execute(_INSERT_EVENTS, list(events))
         positions = {row.id: FeedPosition(row.tx, row.seq) for row in result}
         inserted: list[Any] = [
             {
@@ -55,7 +76,7 @@ class SqliteEvents(CoreEvents):
             if d["event_id"] in positions
         ]
         if inserted:
-            await self._conn.execute(D.insert(), inserted)
+            await self._conn.execute(_INSERT_DELIVERIES, inserted)
         return positions
 
 

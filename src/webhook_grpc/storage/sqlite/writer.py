@@ -31,8 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..common.engine import unavailable_on_failure
 from ..common.unit_of_work import SqlUnitOfWork
+from .connection import StopOnce
 
 MAX_BATCH = 64
+
+# Each caller's block runs in this savepoint: opened, released for the next caller, or rolled
+# back to (and so still open) for the next caller.
+_FIRST = ("SAVEPOINT caller",)
+_NEXT = ("RELEASE caller", "SAVEPOINT caller")
+_UNDO = ("ROLLBACK TO caller",)
 
 
 @dataclass(eq=False)
@@ -155,16 +162,28 @@ class Writer:
         try:
             async with self._engine.connect() as connection:
                 await connection.begin()
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert isinstance(driver, StopOnce)
+                # The savepoints go to the driver in one call from one caller to the next
+                # (SQLAlchemy's took two statements, each with its own bookkeeping), queued
+                # ahead of the caller's statements rather than waited for: the thread runs its
+                # queue in order, and their outcome is checked before the caller's work counts.
+                # A savepoint rolled back to stays open: the next caller's. COMMIT releases the
+                # last one.
+                step: tuple[str, ...] = _FIRST
                 while turn is not None:
-                    savepoint = await connection.begin_nested()
+                    opened = driver.submit_each(step)
                     turn.granted.set_result(connection)
                     outcome = await asyncio.shield(turn.finished)
+                    await opened
                     if outcome is None:
-                        await savepoint.commit()
                         ran.append(turn)
+                        step = _NEXT
                     else:
-                        await savepoint.rollback()
+                        step = _UNDO
                     turn = self._next() if len(ran) < self._max_batch else None
+                if step is _UNDO:
+                    await driver.execute_each(_UNDO)
                 await connection.commit()
         except BaseException as error:
             for waiting in [*ran, *([turn] if turn is not None else [])]:
