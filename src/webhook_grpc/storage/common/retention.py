@@ -1,17 +1,23 @@
 """Purging events past retention, and the per-tenant watermark that makes old cursors fail.
-The drivers add the lock that lets one purger run at a time."""
+The drivers add the lock that lets one purger run at a time.
+
+A batch picks its events once, then deletes their attempts, deliveries and the events by key,
+children first: the foreign keys' ON DELETE CASCADE would do it one parent row at a time (a
+trigger and a query per row, 3-4 times the cost, docs/PERFORMANCE.md), and `seq IN (SELECT ...
+LIMIT n)` let the planner scan the whole events table for large n."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.cursors import FeedPosition
 
-from .events import E
+from ..tables.deliveries import LEASED
+from .deliveries import A, D, E
 from .state import CoreState
 
 
@@ -28,24 +34,40 @@ class CoreRetention(ABC):
     async def try_lock(self) -> bool: ...
 
     async def purge_batch(self, cutoff: datetime, limit: int) -> int:
-        oldest = (
-            select(E.c.seq).where(E.c.published_at < cutoff).order_by(E.c.published_at).limit(limit)
-        )
-        result = await self._conn.execute(
-            delete(E).where(E.c.seq.in_(oldest)).returning(E.c.tenant_id, E.c.tx, E.c.seq)
-        )
-        highest: dict[str, FeedPosition] = {}
-        count = 0
-        for tenant_id, tx, seq in result:
-            count += 1
-            position = FeedPosition(tx, seq)
-            if tenant_id not in highest or highest[tenant_id] < position:
-                highest[tenant_id] = position
+        count, highest = await self._delete_oldest(cutoff, limit)
         for tenant_id, position in sorted(highest.items()):
             current = await self.purged_through(tenant_id)
             if current is None or current < position:
                 await self._state.put(_watermark_name(tenant_id), f"{position.tx}:{position.seq}")
         return count
+
+    async def _delete_oldest(
+        self, cutoff: datetime, limit: int
+    ) -> tuple[int, dict[str, FeedPosition]]:
+        """Delete up to `limit` of the oldest events published before `cutoff` whose
+        deliveries are not leased now (an attempt in flight is recorded first), with their
+        deliveries and attempts: how many, and each tenant's highest position among them."""
+        leased = select(D.c.event_id).where(text(LEASED))
+        oldest = (
+            select(E.c.seq, E.c.id, E.c.tenant_id, E.c.tx)
+            .where(E.c.published_at < cutoff, E.c.id.not_in(leased))
+            .order_by(E.c.published_at)
+            .limit(limit)
+        )
+        doomed = (await self._conn.execute(oldest)).all()
+        if not doomed:
+            return 0, {}
+        ids = [row.id for row in doomed]
+        of_doomed = select(D.c.id).where(D.c.event_id.in_(ids))
+        await self._conn.execute(delete(A).where(A.c.delivery_id.in_(of_doomed)))
+        await self._conn.execute(delete(D).where(D.c.event_id.in_(ids)))
+        await self._conn.execute(delete(E).where(E.c.seq.in_([row.seq for row in doomed])))
+        highest: dict[str, FeedPosition] = {}
+        for row in doomed:
+            position = FeedPosition(row.tx, row.seq)
+            if row.tenant_id not in highest or highest[row.tenant_id] < position:
+                highest[row.tenant_id] = position
+        return len(doomed), highest
 
     async def purged_through(self, tenant_id: str) -> FeedPosition | None:
         value = await self._state.get(_watermark_name(tenant_id))
