@@ -106,9 +106,11 @@ class DeliveryRepository(Protocol):
 
     async def cancel_pending(self, subscription_id: str, now: datetime) -> int: ...
 
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> int:
         """Store attempts and move their deliveries on. A delivery whose lease was lost
-        keeps the newer lease's state; the attempt itself is still recorded."""
+        keeps the newer lease's state; the attempt itself is still recorded. The attempts of
+        deliveries deleted meanwhile (retention purged their event) are left out: returns how
+        many."""
         ...
 
     async def failure_figures(self, subscription_id: str, since: datetime) -> tuple[int, int]:
