@@ -347,7 +347,7 @@ _RECORD = """
                  next_status text, next_attempt_at timestamptz, lease_token text)
     ), live AS (
         SELECT d.id FROM deliveries AS d
-        WHERE d.id IN (SELECT delivery_id FROM batch)
+        WHERE d.id = ANY(ARRAY(SELECT delivery_id FROM batch))
         FOR KEY SHARE
     ), recorded AS (
         INSERT INTO attempts (delivery_id, subscription_id, attempt_number, attempted_at,
