@@ -77,10 +77,10 @@ class PostgresRetention(CoreRetention):
 
 # The oldest events past the cutoff and everything hanging off them, children first, each by
 # key in one pass: the foreign keys' ON DELETE CASCADE would find the children one parent row at
-# a time (their triggers still run, and find nothing). The keys travel as arrays (`= ANY(ARRAY(...))`), so
-# each table is reached through its index whatever the planner thinks of its size: joined to a
-# CTE, a table of some 10^5 rows got a hash join over a full scan, four per batch. The result:
-# each tenant's highest purged position, and the count on every row.
+# a time (their triggers still run, and find nothing). The keys travel as arrays
+# (`= ANY(ARRAY(...))`), so each table is reached through its index whatever the planner thinks
+# of its size: joined to a CTE, a table of some 10^5 rows got a hash join over a full scan,
+# four per batch. The result: each tenant's highest purged position, and the count on every row.
 _PURGE = f"""
     WITH relaxed AS (
         SELECT set_config('synchronous_commit', 'off', true)
