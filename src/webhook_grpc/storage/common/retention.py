@@ -1,10 +1,9 @@
 """Purging events past retention, and the per-tenant watermark that makes old cursors fail.
 The drivers add the lock that lets one purger run at a time.
 
-A batch picks its events once, then deletes their attempts, deliveries and the events by key,
-children first: the foreign keys' ON DELETE CASCADE would do it one parent row at a time (a
-trigger and a query per row, 3-4 times the cost, docs/PERFORMANCE.md), and `seq IN (SELECT ...
-LIMIT n)` let the planner scan the whole events table for large n."""
+A batch picks its events once and deletes them by key; the foreign keys' ON DELETE CASCADE
+takes their deliveries and attempts. `seq IN (SELECT ... LIMIT n)` let PostgreSQL's planner scan
+the whole events table for large n (its driver runs the batch as one statement of its own)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from webhook_grpc.domain.cursors import FeedPosition
 
 from ..tables.deliveries import LEASED
-from .deliveries import A, D, E
+from .deliveries import D, E
 from .state import CoreState
 
 
@@ -45,11 +44,12 @@ class CoreRetention(ABC):
         self, cutoff: datetime, limit: int
     ) -> tuple[int, dict[str, FeedPosition]]:
         """Delete up to `limit` of the oldest events published before `cutoff` whose
-        deliveries are not leased now (an attempt in flight is recorded first), with their
-        deliveries and attempts: how many, and each tenant's highest position among them."""
+        deliveries are not leased now (an attempt in flight is recorded first), and with them
+        their deliveries and attempts: how many, and each tenant's highest position among
+        them."""
         leased = select(D.c.event_id).where(text(LEASED))
         oldest = (
-            select(E.c.seq, E.c.id, E.c.tenant_id, E.c.tx)
+            select(E.c.seq, E.c.tenant_id, E.c.tx)
             .where(E.c.published_at < cutoff, E.c.id.not_in(leased))
             .order_by(E.c.published_at)
             .limit(limit)
@@ -57,10 +57,6 @@ class CoreRetention(ABC):
         doomed = (await self._conn.execute(oldest)).all()
         if not doomed:
             return 0, {}
-        ids = [row.id for row in doomed]
-        of_doomed = select(D.c.id).where(D.c.event_id.in_(ids))
-        await self._conn.execute(delete(A).where(A.c.delivery_id.in_(of_doomed)))
-        await self._conn.execute(delete(D).where(D.c.event_id.in_(ids)))
         await self._conn.execute(delete(E).where(E.c.seq.in_([row.seq for row in doomed])))
         highest: dict[str, FeedPosition] = {}
         for row in doomed:
