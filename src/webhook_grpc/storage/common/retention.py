@@ -1,9 +1,9 @@
 """Purging events past retention, and the per-tenant watermark that makes old cursors fail.
 The drivers add the lock that lets one purger run at a time.
 
-A batch picks its events once and deletes them by key; the foreign keys' ON DELETE CASCADE
-takes their deliveries and attempts. `seq IN (SELECT ... LIMIT n)` let PostgreSQL's planner scan
-the whole events table for large n (its driver runs the batch as one statement of its own)."""
+The foreign keys' ON DELETE CASCADE takes the purged events' deliveries and attempts. On
+PostgreSQL `seq IN (SELECT ... LIMIT n)` let the planner scan the whole events table for large
+n: its driver runs the batch as a statement of its own."""
 
 from __future__ import annotations
 
@@ -49,21 +49,22 @@ class CoreRetention(ABC):
         them."""
         leased = select(D.c.event_id).where(text(LEASED))
         oldest = (
-            select(E.c.seq, E.c.tenant_id, E.c.tx)
+            select(E.c.seq)
             .where(E.c.published_at < cutoff, E.c.id.not_in(leased))
             .order_by(E.c.published_at)
             .limit(limit)
         )
-        doomed = (await self._conn.execute(oldest)).all()
-        if not doomed:
-            return 0, {}
-        await self._conn.execute(delete(E).where(E.c.seq.in_([row.seq for row in doomed])))
+        result = await self._conn.execute(
+            delete(E).where(E.c.seq.in_(oldest)).returning(E.c.tenant_id, E.c.tx, E.c.seq)
+        )
         highest: dict[str, FeedPosition] = {}
-        for row in doomed:
-            position = FeedPosition(row.tx, row.seq)
-            if row.tenant_id not in highest or highest[row.tenant_id] < position:
-                highest[row.tenant_id] = position
-        return len(doomed), highest
+        count = 0
+        for tenant_id, tx, seq in result:
+            count += 1
+            position = FeedPosition(tx, seq)
+            if tenant_id not in highest or highest[tenant_id] < position:
+                highest[tenant_id] = position
+        return count, highest
 
     async def purged_through(self, tenant_id: str) -> FeedPosition | None:
         value = await self._state.get(_watermark_name(tenant_id))
