@@ -575,7 +575,9 @@ bench` stops it before any other scenario, whose events it would deliver)."""
 
 # Scenarios in modules of their own (which read DURATION and SCALE from here at run time).
 from .growth import growth  # noqa: E402
+from .purge import purge  # noqa: E402
 from .sqlite import sqlite  # noqa: E402
 
 SCENARIOS["sqlite"] = sqlite
 SCENARIOS["growth"] = growth
+SCENARIOS["purge"] = purge

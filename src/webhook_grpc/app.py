@@ -217,6 +217,7 @@ class App:
                 self.storage,
                 AutoDisabler(settings.auto_disable, self.publisher, self.metrics),
                 self.clock,
+                self.metrics,
             )
             self.recorder.start()
             self.dispatcher = Dispatcher(

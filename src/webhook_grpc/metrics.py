@@ -52,6 +52,11 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+        self.attempts_of_purged_deliveries = Counter(
+            "webhook_attempts_of_purged_deliveries",
+            "Attempts not recorded: retention purged their delivery while they were in flight",
+            registry=registry,
+        )
         self.attempt_latency = Histogram(
             "webhook_attempt_latency_seconds",
             "Duration of one HTTP delivery attempt",

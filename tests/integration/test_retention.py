@@ -4,9 +4,11 @@ hangs off a purged event (its deliveries and their attempts) gone too, and recen
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import ServerFactory
@@ -87,3 +89,41 @@ async def test_the_scheduled_purge_takes_old_events_with_their_deliveries_and_at
     finally:
         engine.dispose()
     assert attempts == sum(d.attempt_count for d in recent_deliveries)
+
+
+async def test_an_attempt_whose_delivery_was_purged_in_flight_is_counted_the_rest_recorded(
+    make_server: ServerFactory,
+    receiver: Receiver,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The purge leaves events whose deliveries are leased, but one that leases after the purge
+    chose its batch loses the race (or an operator deletes rows): the attempt comes back to a
+    delivery that is gone. Counted, not an error, and the other attempts of its batch are
+    recorded, not dropped with it to be sent again."""
+    server = await make_server()
+    answer = asyncio.Event()
+    receiver.on("/held", hold=answer)
+    await subscribe(server, receiver.url("/held"))
+    purged, kept = [await publish(server, entity_id=f"p{i}") for i in range(2)]
+    await receiver.wait_count(2)  # both attempts in flight, their answers held
+    [kept_delivery] = await deliveries_of(server, kept.id)
+    engine = sa.create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as conn:
+            for table, column in (("deliveries", "event_id"), ("events", "id")):
+                conn.execute(
+                    sa.text(f"DELETE FROM {table} WHERE {column} = :id"), {"id": purged.id}
+                )
+    finally:
+        engine.dispose()
+    answer.set()
+
+    recorded = await wait_delivery(server, kept_delivery.id)
+    assert (recorded.status, recorded.attempt_count) == (dpb.DELIVERY_STATUS_SUCCEEDED, 1)
+    registry = server.app.metrics.registry
+    deadline = asyncio.get_running_loop().time() + 10
+    while registry.get_sample_value("webhook_attempts_of_purged_deliveries_total") != 1:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
+
 from webhook_grpc.domain.deliveries import AttemptRecord, LeasedDelivery
 from webhook_grpc.domain.models import AttemptError, DeliveryStatus
 from webhook_grpc.storage.ports import Storage
+from webhook_grpc.storage.urls import sync_url
 
 from .conftest import NOW, add_subscription, later, new_delivery, new_event, publish
 from .test_leasing import lease
@@ -135,3 +138,37 @@ async def test_delivery_pages_go_newest_first_with_filters(storage: Storage) -> 
         none = await unit.deliveries.list_page("acme", status=DeliveryStatus.SUCCEEDED, limit=5)
     assert [d.id for d in page + rest] == [r["id"] for r in reversed(rows)]
     assert [d.id for d in by_event] == [rows[0]["id"]] and none == []
+
+
+async def test_attempts_of_deliveries_deleted_meanwhile_are_left_out_the_rest_recorded(
+    storage: Storage, database_url: str
+) -> None:
+    """Retention may purge a delivery while its attempt is in flight: the other attempts of
+    the batch are still recorded."""
+    subscription = await add_subscription(storage)
+    events = [new_event(entity_id=f"p{i}") for i in range(2)]
+    await publish(storage, events, [new_delivery(e, subscription.id) for e in events])
+    gone, kept = sorted(
+        (await lease(storage)).deliveries, key=lambda d: d.event_id != events[0]["id"]
+    )
+    engine = sa.create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM deliveries WHERE id = :id"), {"id": gone.id})
+    finally:
+        engine.dispose()
+    async with storage.transaction() as unit:
+        recorded = await unit.deliveries.record_attempts(
+            [
+                attempt(gone, DeliveryStatus.SUCCEEDED, succeeded=True),
+                attempt(kept, DeliveryStatus.SUCCEEDED, succeeded=True),
+            ]
+        )
+    assert recorded == 1
+    async with storage.read() as unit:
+        assert await unit.deliveries.get(gone.id, None) is None
+        delivery = await unit.deliveries.get(kept.id, None)
+        assert await unit.deliveries.failure_figures(subscription.id, NOW) == (1, 0)
+    assert delivery is not None
+    assert (delivery.status, delivery.attempt_count) == (DeliveryStatus.SUCCEEDED, 1)
+    assert len(delivery.attempts) == 1

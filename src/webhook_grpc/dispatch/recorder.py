@@ -3,7 +3,9 @@
 Callers hand an attempt over and move on; `stop` lets the recorder commit what is queued. A
 failed commit (database down) is retried with backoff; nothing is dropped. If the process dies
 first, or the database stays away past the grace of `stop`, the deliveries' leases expire and
-another dispatcher attempts them again (at-least-once)."""
+another dispatcher attempts them again (at-least-once). An attempt whose delivery was purged by
+retention while in flight has nothing left to record: it is counted
+(`webhook_attempts_of_purged_deliveries`), and the rest of its batch is recorded."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from webhook_grpc.domain.deliveries import AttemptRecord
 from webhook_grpc.domain.errors import StorageUnavailable
 from webhook_grpc.domain.models import DeliveryStatus, DisabledReason
 from webhook_grpc.domain.retry import GONE
+from webhook_grpc.metrics import Metrics
 from webhook_grpc.services.auto_disable import AutoDisabler
 from webhook_grpc.storage.ports import Storage
 
@@ -29,10 +32,13 @@ GATHER_SECONDS = 0.02
 
 
 class AttemptRecorder:
-    def __init__(self, storage: Storage, disabler: AutoDisabler, clock: Clock) -> None:
+    def __init__(
+        self, storage: Storage, disabler: AutoDisabler, clock: Clock, metrics: Metrics | None = None
+    ) -> None:
         self._storage = storage
         self._disabler = disabler
         self._clock = clock
+        self._metrics = metrics
         self._queue: list[AttemptRecord] = []
         self._committed: list[Callable[[int], None]] = []
         self._retry_scheduled: list[Callable[[datetime], None]] = []
@@ -128,7 +134,7 @@ class AttemptRecorder:
     async def _commit(self, records: list[AttemptRecord]) -> None:
         now = self._clock()
         async with self._storage.transaction() as unit:
-            await unit.deliveries.record_attempts(records)
+            gone_deliveries = await unit.deliveries.record_attempts(records)
             gone = {r.subscription_id for r in records if r.status_code == GONE}
             for subscription_id in sorted(gone):
                 await self._disabler.disable(
@@ -141,3 +147,7 @@ class AttemptRecorder:
             }
             for subscription_id in sorted(failing):
                 await self._disabler.check_failure_rate(unit, subscription_id, now)
+        if gone_deliveries:
+            log.info("%d attempts not recorded: their deliveries were purged", gone_deliveries)
+            if self._metrics is not None:
+                self._metrics.attempts_of_purged_deliveries.inc(gone_deliveries)

@@ -113,11 +113,12 @@ class DeliveryRepository(Protocol):
 
     async def cancel_pending(self, subscription_id: str, now: datetime) -> int: ...
 
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> int:
         """Store attempts and move their deliveries on. A delivery whose lease was lost
-        keeps the newer lease's state; the attempt itself is still recorded. Relaxes the
-        transaction's durability as `relax_durability` does: recording is the dispatcher's
-        bookkeeping."""
+        keeps the newer lease's state; the attempt itself is still recorded. The attempts of
+        deliveries deleted meanwhile (retention purged their event) are left out: returns how
+        many. Relaxes the transaction's durability as `relax_durability` does: recording is the
+        dispatcher's bookkeeping."""
         ...
 
     async def failure_figures(self, subscription_id: str, since: datetime) -> tuple[int, int]:

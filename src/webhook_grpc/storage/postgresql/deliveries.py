@@ -73,11 +73,13 @@ class PostgresDeliveries(CoreDeliveries):
             _add_event_and_target(work, row)
         return work
 
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
-        if records:
-            batch = psycopg_path.json_document(attempt_values(records))
-            await psycopg_path.fetch_all(self._conn, _RECORD, {"batch": batch})
-            await push_after_too_many_requests(self._conn, records)
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> int:
+        if not records:
+            return 0
+        batch = psycopg_path.json_document(attempt_values(records))
+        rows = await psycopg_path.fetch_all(self._conn, _RECORD, {"batch": batch})
+        await push_after_too_many_requests(self._conn, records)
+        return int(rows[0].gone)
 
 
 def _lease_params(request: LeaseRequest) -> dict[str, Any]:
@@ -351,8 +353,11 @@ _LEASE_CONTROLLED = f"""
 """
 
 # One prepared statement for the whole batch, which travels as one JSON document (one
-# json.dumps costs far less than adapting an array per column). The count is only there
-# because the fast path fetches a result.
+# json.dumps costs far less than adapting an array per column). An attempt whose delivery is
+# gone (purged by retention while the attempt was in flight) is left out, not inserted to fail
+# the foreign key and the whole batch with it: `live` holds the deliveries that are still there
+# (FOR KEY SHARE: one deleted since the statement's snapshot is skipped, one not yet deleted
+# stays until the commit), and the result says how many were left out.
 # Relaxes its transaction's commit (as `relax_durability`) in the same round trip: an attempt
 # recorded twice after a crash is what at-least-once delivery allows.
 _RECORD = """
@@ -362,13 +367,18 @@ _RECORD = """
                  attempted_at timestamptz, succeeded boolean, status_code int,
                  latency_ms float8, error text, error_message text, response_body text,
                  next_status text, next_attempt_at timestamptz, lease_token text)
+    ), live AS (
+        SELECT d.id FROM deliveries AS d
+        WHERE d.id = ANY(ARRAY(SELECT delivery_id FROM batch))
+        FOR KEY SHARE
     ), recorded AS (
         INSERT INTO attempts (delivery_id, subscription_id, attempt_number, attempted_at,
                               succeeded, status_code, latency_ms, error, error_message,
                               response_body)
         SELECT delivery_id, subscription_id, attempt_number, attempted_at, succeeded,
                status_code, latency_ms, error, error_message, response_body
-        FROM batch
+        FROM batch JOIN live ON live.id = batch.delivery_id
+        RETURNING 1
     ), moved AS (
         UPDATE deliveries AS d
         SET status = b.next_status, attempt_count = b.attempt_number,
@@ -377,5 +387,7 @@ _RECORD = """
         WHERE d.id = b.delivery_id AND d.lease_token = b.lease_token
         RETURNING 1
     )
-    SELECT count(*), set_config('synchronous_commit', 'off', true) FROM moved
+    SELECT (SELECT count(*) FROM batch) - (SELECT count(*) FROM recorded) AS gone,
+           (SELECT count(*) FROM moved) AS moved,
+           set_config('synchronous_commit', 'off', true) AS relaxed
 """

@@ -29,6 +29,7 @@ from ..ports import LeasedWork, LeaseRequest
 
 # Built once, so that their cache keys are too (see repositories.py).
 _INSERT_ATTEMPTS = A.insert()
+_LIVE = select(D.c.id).where(D.c.id.in_(bindparam("ids", expanding=True)))
 _RECORD = (
     update(D)
     .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"))
@@ -73,28 +74,35 @@ class SqliteDeliveries(CoreDeliveries):
             work = work.merged(controlled)
         return work
 
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> int:
         if not records:
-            return
-        attempts = attempt_values(records)
-        await self._conn.execute(
-            _INSERT_ATTEMPTS, [{k: a[k] for k in ATTEMPT_COLUMNS} for a in attempts]
-        )
+            return 0
+        # Attempts of deliveries purged while in flight are left out (the write transaction
+        # holds the database: none can go between this read and the insert).
+        wanted = sorted({r.delivery_id for r in records})
+        found = await self._conn.execute(_LIVE, {"ids": wanted})
+        live = set(found.scalars())
+        attempts = [a for a in attempt_values(records) if a["delivery_id"] in live]
         await push_after_too_many_requests(self._conn, records)
-        await self._conn.execute(
-            _RECORD,
-            [
-                {
-                    "b_id": a["delivery_id"],
-                    "b_token": a["lease_token"],
-                    "b_status": a["next_status"],
-                    "b_count": a["attempt_number"],
-                    "b_next": a["next_attempt_at"],
-                    "b_now": a["attempted_at"],
-                }
-                for a in attempts
-            ],
-        )
+        if attempts:
+            await self._conn.execute(
+                _INSERT_ATTEMPTS, [{k: a[k] for k in ATTEMPT_COLUMNS} for a in attempts]
+            )
+            await self._conn.execute(
+                _RECORD,
+                [
+                    {
+                        "b_id": a["delivery_id"],
+                        "b_token": a["lease_token"],
+                        "b_status": a["next_status"],
+                        "b_count": a["attempt_number"],
+                        "b_next": a["next_attempt_at"],
+                        "b_now": a["attempted_at"],
+                    }
+                    for a in attempts
+                ],
+            )
+        return len(records) - len(attempts)
 
 
 def _candidates(request: LeaseRequest) -> Select[tuple[str]]:
