@@ -15,7 +15,11 @@ from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
 from webhook_grpc.app import Roles
+from webhook_grpc.storage.tables import EventRow
+from webhook_grpc.storage.tables.base import table_of
 from webhook_grpc.storage.urls import sync_url
+
+EVENTS = table_of(EventRow)
 
 
 async def publish_many(server: RunningServer, count: int, tenant_id: str = "acme") -> list[str]:
@@ -204,3 +208,64 @@ async def test_concurrent_purgers_split_the_work_without_deadlock(
     assert purged == 2500
     page = await servers[1].feed.ListEvents(pb.ListEventsRequest(tenant_id="acme"))
     assert list(page.events) == []
+
+
+def _plant_in_stored_data(server: RunningServer, event_id: str, data: dict[str, object]) -> None:
+    """Overwrite an event's stored data behind the service's back, keeping its rules version."""
+    engine = sa.create_engine(sync_url(server.app.settings.database.database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(data=data))
+    finally:
+        engine.dispose()
+
+
+async def test_feed_projects_again_only_after_the_rules_change(server: RunningServer) -> None:
+    # Publishing stores the version of the rules it projected with; while the entity's rules
+    # give the same version, the feed serves the stored data as it is. A field the rules do not
+    # declare, planted in the stored row, shows that: projecting again would drop it.
+    await server.events.RegisterEventType(
+        events_pb2.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                events_pb2.FieldRule(path="id", classification=events_pb2.CLASSIFICATION_PUBLIC),
+                events_pb2.FieldRule(
+                    path="amount", classification=events_pb2.CLASSIFICATION_PUBLIC
+                ),
+            ],
+        )
+    )
+    event = await publish(server, "invoice.paid", "inv_1", {"id": "inv_1", "amount": 5})
+    _plant_in_stored_data(server, event.id, {"id": "inv_1", "amount": 5, "planted": "x"})
+
+    async def served() -> dict[str, object]:
+        [listed] = (await server.feed.ListEvents(pb.ListEventsRequest(tenant_id="acme"))).events
+        call = server.feed.StreamEvents(pb.StreamEventsRequest(tenant_id="acme"))
+        streamed = (await call.read()).events[0]  # type: ignore[union-attr]
+        call.cancel()
+        assert listed == streamed
+        return dict(listed.data)
+
+    assert await served() == {"id": "inv_1", "amount": 5, "planted": "x"}
+    # Rules unchanged but stated again: same version, still skipped.
+    await server.events.RegisterEventType(
+        events_pb2.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                events_pb2.FieldRule(path="amount", classification=events_pb2.CLASSIFICATION_PUBLIC)
+            ],
+        )
+    )
+    assert await served() == {"id": "inv_1", "amount": 5, "planted": "x"}
+    # A rules change after storing: projected again with today's rules.
+    await server.events.RegisterEventType(
+        events_pb2.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                events_pb2.FieldRule(
+                    path="amount", classification=events_pb2.CLASSIFICATION_CONFIDENTIAL
+                )
+            ],
+        )
+    )
+    assert await served() == {"id": "inv_1"}

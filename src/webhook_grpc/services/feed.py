@@ -12,7 +12,7 @@ from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.patterns import entity_of, validate_patterns
-from webhook_grpc.domain.projection import project_event
+from webhook_grpc.domain.projection import project_stored, rules_version
 from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import Storage, UnitOfWork, Wakeups, wait_for_wake
 
@@ -204,16 +204,17 @@ class FeedService:
 
     async def present(self, unit: UnitOfWork, stored: Sequence[StoredEvent]) -> list[Event]:
         """Events as a consumer may see them: re-projected with the current schema (a field
-        reclassified as confidential since publishing disappears) and with their cursor."""
+        reclassified as confidential since publishing disappears; events stored under the
+        current rules are left as they are) and with their cursor."""
         schemas = await unit.registry.entity_fields({entity_of(s.event.type) for s in stored})
-        return [
-            project_event(
-                item.event,
-                schemas[entity_of(item.event.type)],
-                cursor=self._cursors.encode(item.event.tenant_id, item.position),
-            )
-            for item in stored
-        ]
+        versions = {entity: rules_version(rules) for entity, rules in schemas.items()}
+        encode = self._cursors.encode
+        events = []
+        for item in stored:
+            entity = entity_of(item.event.type)
+            cursor = encode(item.event.tenant_id, item.position)
+            events.append(project_stored(item, schemas[entity], versions[entity], cursor))
+        return events
 
 
 def _purged_past(

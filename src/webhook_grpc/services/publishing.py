@@ -22,7 +22,12 @@ from webhook_grpc.domain.filters import FilterInput, compile_filter
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
-from webhook_grpc.domain.projection import Classification, hides_every_change, project
+from webhook_grpc.domain.projection import (
+    Classification,
+    hides_every_change,
+    project,
+    rules_version,
+)
 from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.domain.trace_context import TraceContext
 from webhook_grpc.metrics import Metrics
@@ -164,7 +169,11 @@ class Publisher:
                     f"event type {draft.type!r} is not registered; register it with "
                     "RegisterEventType first",
                 )
-        events = [self._event_row(draft, context.schemas, now, stored_context) for draft in drafts]
+        versions = {entity: rules_version(rules) for entity, rules in context.schemas.items()}
+        events = [
+            self._event_row(draft, context.schemas, versions, now, stored_context)
+            for draft in drafts
+        ]
         hidden = {
             row["id"]
             for draft, row in zip(drafts, events, strict=True)
@@ -213,10 +222,12 @@ class Publisher:
     def _event_row(
         draft: EventDraft,
         schemas: dict[str, dict[str, Classification]],
+        versions: dict[str, int],
         now: datetime,
         trace_context: str | None,
     ) -> NewEvent:
-        rules = schemas[entity_of(draft.type)]
+        entity = entity_of(draft.type)
+        rules = schemas[entity]
         return {
             "id": new_id("evt"),
             "tenant_id": draft.tenant_id,
@@ -228,6 +239,7 @@ class Publisher:
             "published_at": now,
             "idempotency_key": draft.idempotency_key or None,
             "trace_context": trace_context,
+            "rules_version": versions[entity],
         }
 
     def _delivery_rows(
