@@ -206,12 +206,14 @@ class FeedService:
         """Events as a consumer may see them: re-projected with the current schema (a field
         reclassified as confidential since publishing disappears; events stored under the
         current rules are left as they are) and with their cursor."""
-        schemas = await unit.registry.entity_fields({entity_of(s.event.type) for s in stored})
+        # Per type, not per event: a batch holds hundreds of events of a few types.
+        entities = {type: entity_of(type) for type in {s.event.type for s in stored}}
+        schemas = await unit.registry.entity_fields(set(entities.values()))
         versions = {entity: rules_version(rules) for entity, rules in schemas.items()}
         encode = self._cursors.encode
         events = []
         for item in stored:
-            entity = entity_of(item.event.type)
+            entity = entities[item.event.type]
             cursor = encode(item.event.tenant_id, item.position)
             events.append(project_stored(item, schemas[entity], versions[entity], cursor))
         return events
