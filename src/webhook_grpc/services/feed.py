@@ -95,7 +95,7 @@ class FeedService:
         not sent yet are purged, instead of jumping over them."""
         with self.slots.hold(query.tenant_id):
             patterns = await self._validated(query)
-            waiter = self._notifier.waiter()
+            waiter = self._notifier.waiter(query.tenant_id)
             self._open_streams.inc()
             try:
                 await self._follow(query, from_latest, patterns, waiter, send)

@@ -186,7 +186,8 @@ class Publisher:
         }
         positions = await self._insert(unit, stored, deliveries)
         if positions:
-            unit.on_commit(self._notifier.wake)
+            tenant_ids = {row["tenant_id"] for row in stored}
+            unit.on_commit(lambda: self._notifier.wake(tenant_ids))
         earlier = await self._earlier_events(unit, stored, positions)
         results: list[Published] = []
         for row in events:
