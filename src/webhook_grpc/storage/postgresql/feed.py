@@ -1,11 +1,14 @@
-"""PostgreSQL's feed reads on the psycopg fast path: a catch-up reads thousands of rows a
-second, and SQLAlchemy's result processing (rows, mappings, type decorators) cost as much CPU as
-the rest of serving them."""
+"""PostgreSQL's feed reads as one plain SQL statement: a catch-up reads thousands of rows a
+second, and SQLAlchemy's statement and result processing (compilation, mappings, type
+decorators) cost as much CPU as the rest of serving them. It still runs through SQLAlchemy's
+connection (exec_driver_sql), which cleans up after a read cancelled halfway (a stream's client
+going away): psycopg_path's direct use of the driver connection left such connections unclosed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,7 +16,6 @@ from webhook_grpc.domain.cursors import FeedPosition
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.trace_context import TraceContext
 
-from . import psycopg_path
 from .horizon import HORIZON_SQL
 
 
@@ -38,7 +40,8 @@ async def read_sized(
         "entity_id": entity_id,
         "limit": limit,
     }
-    rows = await psycopg_path.fetch_tuples(conn, _READ, params)
+    # Plain rows of the statement's columns, unpacked by position below.
+    rows = cast(Iterable[tuple[Any, ...]], await conn.exec_driver_sql(_READ, params))
     read: list[tuple[StoredEvent, int]] = []
     for (
         id,

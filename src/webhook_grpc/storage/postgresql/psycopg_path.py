@@ -12,40 +12,24 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString
 
 import psycopg
-from psycopg.rows import AsyncRowFactory, namedtuple_row, tuple_row
+from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from webhook_grpc.domain.errors import StorageUnavailable
 
 Params = dict[str, Any]
-Row = TypeVar("Row")
 
 
 async def fetch_all(conn: AsyncConnection, query: LiteralString, params: Params) -> list[Any]:
     """The rows of `query` (prepared once per connection), run on `conn`'s driver connection,
     as named tuples: read by column name, never by position."""
-    return await _fetch(conn, query, params, namedtuple_row)
-
-
-async def fetch_tuples(
-    conn: AsyncConnection, query: LiteralString, params: Params
-) -> list[tuple[Any, ...]]:
-    """`fetch_all` with plain tuples, for reads of thousands of rows (the feed), where building
-    named tuples shows in the profile: the caller unpacks each row into names, in the order of
-    the statement's columns."""
-    return await _fetch(conn, query, params, tuple_row)
-
-
-async def _fetch(
-    conn: AsyncConnection, query: LiteralString, params: Params, rows: AsyncRowFactory[Row]
-) -> list[Row]:
     driver = (await conn.get_raw_connection()).driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     try:
-        async with driver.cursor(row_factory=rows) as cursor:
+        async with driver.cursor(row_factory=namedtuple_row) as cursor:
             await cursor.execute(query, params, prepare=True)
             return await cursor.fetchall()
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
