@@ -63,11 +63,14 @@ async def delivered_after(publisher: RunningServer, receiver: Receiver, timeout:
 
 
 async def streamed_after(
-    publisher: RunningServer, stream: grpc.aio.UnaryStreamCall, timeout: float
+    publisher: RunningServer,
+    stream: grpc.aio.UnaryStreamCall,
+    timeout: float,
+    tenant_id: str = "acme",
 ) -> float:
-    """Publish one event through `publisher`; how long until `stream` sent it."""
+    """Publish one event of `tenant_id` through `publisher`; how long until `stream` sent it."""
     started = time.monotonic()
-    event = await publish(publisher)
+    event = await publish(publisher, tenant_id=tenant_id)
 
     async def arrived() -> None:
         while True:
@@ -233,3 +236,35 @@ async def test_a_wake_up_for_one_tenant_leaves_other_tenants_streams_asleep(
     finally:
         await here.stop()
         await there.stop()
+
+
+async def test_a_publish_for_one_tenant_does_not_wake_another_tenants_stream(
+    publisher: RunningServer, servers: list[RunningServer], postgres_url: str
+) -> None:
+    reader = await start_server(postgres_url, serve_dispatcher=False, **QUIET)
+    servers.append(reader)
+    stream = reader.feed.StreamEvents(fpb.StreamEventsRequest(tenant_id="globex"))
+    await streamed_after(publisher, stream, timeout=10, tenant_id="globex")
+    # The publisher's NOTIFYs arrive in order: once one naming "sync" has set this waiter,
+    # every earlier one has been handled (twice, as its listener's first wake-up sets it too).
+    sync = reader.app.notifier.waiter("sync")
+
+    async def synced() -> None:
+        for _ in range(2):
+            sync.clear()
+            await publish(publisher, tenant_id="sync")
+            await until_set(sync)
+        for _ in range(3):  # a stream woken with `sync` resumes in these turns of the loop
+            await asyncio.sleep(0)
+
+    def wakeups() -> float:
+        value = reader.app.metrics.registry.get_sample_value("webhook_feed_stream_wakeups_total")
+        return value or 0.0
+
+    await synced()
+    before = wakeups()
+    await publish(publisher, tenant_id="acme")
+    await synced()
+    assert wakeups() == before
+    await streamed_after(publisher, stream, timeout=WAKE_WITHIN, tenant_id="globex")
+    stream.cancel()

@@ -70,6 +70,7 @@ class FeedService:
     ) -> None:
         self._storage = storage
         self._open_streams = metrics.feed_streams
+        self._wakeups = metrics.feed_stream_wakeups
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -159,7 +160,8 @@ class FeedService:
             if recheck is not None:
                 timeout = recheck.total_seconds()
                 recheck = min(recheck * 2, self._settings.poll_interval)
-            await wait_for_wake(waiter, min(timeout, heartbeat_in))
+            if await wait_for_wake(waiter, min(timeout, heartbeat_in)):
+                self._wakeups.inc()
 
     async def _validated(self, query: FeedQuery) -> tuple[str, ...]:
         if not query.tenant_id:
