@@ -8,12 +8,14 @@ import json
 import grpc
 import sqlalchemy as sa
 
-from tests.support.factories import publish, publish_request, subscribe
+from tests.conftest import ServerFactory
+from tests.support.factories import deliveries_of, publish, publish_request, subscribe
 from tests.support.receiver import Receiver
 from tests.support.rpc import invalid_field, rpc_error
 from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import events_pb2 as pb
 from webhook_grpc._gen.webhooks.v1 import feed_pb2
+from webhook_grpc._gen.webhooks.v1 import subscriptions_pb2 as spb
 from webhook_grpc.storage.urls import sync_url
 
 PRODUCT = {
@@ -318,3 +320,57 @@ async def test_a_previous_emptied_by_a_later_reclassification_is_left_out(
     )
     [after] = (await server.feed.ListEvents(feed_pb2.ListEventsRequest(tenant_id="acme"))).events
     assert not after.HasField("previous")
+
+
+async def test_a_publish_honours_what_another_server_changed_just_before(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    """A server may keep the subscriptions and field rules it read for earlier publishes; a
+    change committed through another server (process) applies to its very next publish."""
+    publishing, other = await make_server(), await make_server()
+
+    async def classify(name: int) -> None:
+        await other.events.RegisterEventType(
+            pb.RegisterEventTypeRequest(
+                type="gadget.created",
+                fields=[
+                    pb.FieldRule(path="id", classification=pb.CLASSIFICATION_PUBLIC),
+                    pb.FieldRule(path="name", classification=name),  # type: ignore[arg-type]
+                ],
+            )
+        )
+
+    async def delivered_to(event: pb.Event) -> set[str]:
+        return {d.subscription_id for d in await deliveries_of(publishing, event.id)}
+
+    await classify(pb.CLASSIFICATION_PUBLIC)
+    first = (await subscribe(other, receiver.url("/a"), ["gadget.*"])).subscription
+    gadget = {"id": "g1", "name": "Widget"}
+    for _ in range(2):  # the second publish may use what the first read
+        event = await publish(publishing, "gadget.created", "g1", gadget)
+        assert await delivered_to(event) == {first.id}
+        assert dict(event.data) == gadget
+
+    second = (await subscribe(other, receiver.url("/b"), ["gadget.*"])).subscription
+    event = await publish(publishing, "gadget.created", "g1", gadget)
+    assert await delivered_to(event) == {first.id, second.id}
+
+    await other.subscriptions.DisableSubscription(
+        spb.DisableSubscriptionRequest(tenant_id="acme", id=first.id)
+    )
+    event = await publish(publishing, "gadget.created", "g1", gadget)
+    assert await delivered_to(event) == {second.id}
+
+    await other.subscriptions.UpdateSubscription(
+        spb.UpdateSubscriptionRequest(
+            subscription=spb.Subscription(id=second.id, tenant_id="acme", event_patterns=["x.*"]),
+            update_mask={"paths": ["event_patterns"]},
+        )
+    )
+    event = await publish(publishing, "gadget.created", "g1", gadget)
+    assert await delivered_to(event) == set()
+
+    await classify(pb.CLASSIFICATION_CONFIDENTIAL)
+    event = await publish(publishing, "gadget.created", "g1", gadget)
+    assert dict(event.data) == {"id": "g1"}
+    assert stored_events(publishing)[-1]["data"] == {"id": "g1"}

@@ -17,7 +17,12 @@ from webhook_grpc.domain.access import check_tenant_id
 from webhook_grpc.domain.builtin_types import SERVICE_ENTITY, is_service_type
 from webhook_grpc.domain.clock import Clock, system_clock
 from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
-from webhook_grpc.domain.errors import InvalidArgument, LimitExceeded, PermissionDenied
+from webhook_grpc.domain.errors import (
+    InvalidArgument,
+    LimitExceeded,
+    PermissionDenied,
+    StorageUnavailable,
+)
 from webhook_grpc.domain.filters import FilterInput, compile_filter
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subscription
@@ -35,6 +40,7 @@ from webhook_grpc.storage.ports import (
     NewDelivery,
     NewEvent,
     PublishContext,
+    StaleContext,
     Storage,
     UnitOfWork,
     Wakeups,
@@ -46,6 +52,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 500
 MAX_ENTITY_ID = 256
 MAX_IDEMPOTENCY_KEY = 256
+CONTEXT_READS = 3
+"""How often a publish reads its context when subscriptions or field rules keep changing under
+it (each read is answered by the insert that follows with StaleContext)."""
 
 
 @dataclass(frozen=True)
@@ -160,31 +169,42 @@ class Publisher:
         if trace_context is None and self._tracing.enabled:
             trace_context = tracing.current()
         stored_context = trace_context.text() if trace_context else None
-        if context is None:
-            context = await _context(unit, drafts)
-        for index, draft in enumerate(drafts):
-            if draft.type not in context.known_types:
-                raise InvalidArgument(
-                    f"{field_prefix.format(index)}type",
-                    f"event type {draft.type!r} is not registered; register it with "
-                    "RegisterEventType first",
-                )
-        versions = {entity: rules_version(rules) for entity, rules in context.schemas.items()}
-        events = [
-            self._event_row(draft, context.schemas, versions, now, stored_context)
-            for draft in drafts
-        ]
-        hidden = {
-            row["id"]
-            for draft, row in zip(drafts, events, strict=True)
-            if hides_every_change(draft.previous, row["previous"])
-        }
-        stored = [row for row in events if row["id"] not in hidden]
-        deliveries = {
-            row["id"]: self._delivery_rows(row, context.recipients, only_subscription, now)
-            for row in stored
-        }
-        positions = await self._insert(unit, stored, deliveries)
+        for attempt in range(1, CONTEXT_READS + 1):
+            if context is None:
+                context = await _context(unit, drafts)
+            for index, draft in enumerate(drafts):
+                if draft.type not in context.known_types:
+                    raise InvalidArgument(
+                        f"{field_prefix.format(index)}type",
+                        f"event type {draft.type!r} is not registered; register it with "
+                        "RegisterEventType first",
+                    )
+            versions = {e: rules_version(rules) for e, rules in context.schemas.items()}
+            events = [
+                self._event_row(draft, context.schemas, versions, now, stored_context)
+                for draft in drafts
+            ]
+            hidden = {
+                row["id"]
+                for draft, row in zip(drafts, events, strict=True)
+                if hides_every_change(draft.previous, row["previous"])
+            }
+            stored = [row for row in events if row["id"] not in hidden]
+            deliveries = {
+                row["id"]: self._delivery_rows(row, context.recipients, only_subscription, now)
+                for row in stored
+            }
+            try:
+                positions = await self._insert(unit, stored, deliveries, context)
+                break
+            except StaleContext:
+                # A subscription or field rule changed since the storage kept the context:
+                # nothing was inserted; read it again and remake the rows.
+                if attempt == CONTEXT_READS:
+                    raise StorageUnavailable(
+                        "subscriptions or field rules kept changing during the publish"
+                    ) from None
+                context = None
         if positions:
             tenant_ids = {row["tenant_id"] for row in stored}
             unit.on_commit(lambda: self._notifier.wake(tenant_ids))
@@ -207,17 +227,21 @@ class Publisher:
         return results
 
     async def _insert(
-        self, unit: UnitOfWork, events: list[NewEvent], deliveries: dict[str, list[NewDelivery]]
+        self,
+        unit: UnitOfWork,
+        events: list[NewEvent],
+        deliveries: dict[str, list[NewDelivery]],
+        context: PublishContext,
     ) -> dict[str, FeedPosition]:
         rows = [d for each in deliveries.values() for d in each]
         if not self._tracing.enabled:
-            return await unit.events.insert_with_deliveries(events, rows)
+            return await unit.events.insert_with_deliveries(events, rows, context)
         with self._tracing.tracer.start_as_current_span(
             "INSERT events", kind=SpanKind.CLIENT, attributes={"db.operation.name": "INSERT"}
         ) as span:
             span.set_attribute("db.collection.name", "events")
             span.set_attribute("webhook.delivery_count", len(rows))
-            return await unit.events.insert_with_deliveries(events, rows)
+            return await unit.events.insert_with_deliveries(events, rows, context)
 
     @staticmethod
     def _event_row(

@@ -81,7 +81,10 @@ class CoreEvents(ABC):
 
     @abstractmethod
     async def insert_with_deliveries(
-        self, events: Sequence[NewEvent], deliveries: Sequence[NewDelivery]
+        self,
+        events: Sequence[NewEvent],
+        deliveries: Sequence[NewDelivery],
+        context: PublishContext | None = None,
     ) -> dict[str, FeedPosition]: ...
 
     async def by_idempotency_keys(

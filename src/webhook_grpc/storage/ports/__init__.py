@@ -9,6 +9,7 @@ from .records import (
     PortalLinkState,
     PublishContext,
     SealedSecrets,
+    StaleContext,
 )
 from .repositories import (
     DeliveryRepository,
@@ -38,6 +39,7 @@ __all__ = [
     "RegistryRepository",
     "RetentionRepository",
     "SealedSecrets",
+    "StaleContext",
     "StateRepository",
     "Storage",
     "SubscriptionRepository",

@@ -70,6 +70,11 @@ class PublishContext:
     """Active subscriptions by tenant (every tenant asked for is a key)."""
 
 
+class StaleContext(Exception):
+    """The publish context given to `insert_with_deliveries` (one a driver kept from an
+    earlier call) no longer matches the database: nothing was inserted; read it again."""
+
+
 @dataclass(frozen=True)
 class LeaseRequest:
     """Up to `limit` due deliveries, at most `per_subscription` of each subscription or

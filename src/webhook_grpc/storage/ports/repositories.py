@@ -37,16 +37,23 @@ from .records import (
 
 
 class EventRepository(Protocol):
-    async def publish_context(
-        self, event_types: set[str], tenant_ids: set[str]
-    ) -> PublishContext: ...
+    async def publish_context(self, event_types: set[str], tenant_ids: set[str]) -> PublishContext:
+        """The registered types among `event_types`, their schemas and the active recipients
+        of `tenant_ids`. A driver may answer from what it kept of an earlier call; the insert
+        it is given to then checks that it is still current."""
+        ...
 
     async def insert_with_deliveries(
-        self, events: Sequence[NewEvent], deliveries: Sequence[NewDelivery]
+        self,
+        events: Sequence[NewEvent],
+        deliveries: Sequence[NewDelivery],
+        context: PublishContext | None = None,
     ) -> dict[str, FeedPosition]:
         """Insert events and the deliveries of those inserted, atomically; an event whose
         (tenant_id, idempotency_key) exists already is skipped with its deliveries. Returns
-        the feed position of each inserted event by id."""
+        the feed position of each inserted event by id. `context`, the one the rows were
+        made from: raises StaleContext, inserting nothing, if it was kept from an earlier
+        call and the database no longer matches it."""
         ...
 
     async def by_idempotency_keys(

@@ -26,9 +26,13 @@ class SqliteEvents(CoreEvents):
         return PublishContext(known, schemas, by_tenant(found, tenant_ids))
 
     async def insert_with_deliveries(
-        self, events: Sequence[NewEvent], deliveries: Sequence[NewDelivery]
+        self,
+        events: Sequence[NewEvent],
+        deliveries: Sequence[NewDelivery],
+        context: PublishContext | None = None,
     ) -> dict[str, FeedPosition]:
-        # Two statements in the caller's write transaction.
+        # Two statements in the caller's write transaction. SQLite keeps no contexts: the
+        # one given was read for this publish, and is never stale.
         if not events:
             return {}
         statement = (
