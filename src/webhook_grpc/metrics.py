@@ -82,6 +82,12 @@ class Metrics:
             "StreamEvents calls open on this process",
             registry=registry,
         )
+        self.feed_stream_wakeups = Counter(
+            "webhook_feed_stream_wakeups",
+            "Times a waiting StreamEvents call was woken by a commit (not its poll); each costs a"
+            " read",
+            registry=registry,
+        )
 
 
 class MetricsServer:

@@ -15,6 +15,10 @@ from tests.support.server import RunningServer
 from webhook_grpc._gen.webhooks.v1 import events_pb2
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
 from webhook_grpc.app import Roles
+from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.ids import new_id
+from webhook_grpc.domain.projection import Classification, rules_version
+from webhook_grpc.storage.ports import NewEvent
 from webhook_grpc.storage.urls import sync_url
 
 
@@ -204,3 +208,79 @@ async def test_concurrent_purgers_split_the_work_without_deadlock(
     assert purged == 2500
     page = await servers[1].feed.ListEvents(pb.ListEventsRequest(tenant_id="acme"))
     assert list(page.events) == []
+
+
+async def test_feed_projects_again_only_after_the_rules_change(server: RunningServer) -> None:
+    # Publishing stores the version of the rules it projected with; while the entity's rules
+    # give the same version, the feed serves the stored data as it is. An event stored with
+    # today's version but a field the rules do not declare shows that: projecting again would
+    # drop the field.
+    await server.events.RegisterEventType(
+        events_pb2.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                events_pb2.FieldRule(path="id", classification=events_pb2.CLASSIFICATION_PUBLIC),
+                events_pb2.FieldRule(
+                    path="amount", classification=events_pb2.CLASSIFICATION_PUBLIC
+                ),
+            ],
+        )
+    )
+    current = rules_version({"id": Classification.PUBLIC, "amount": Classification.PUBLIC})
+    published = await publish(server, "invoice.paid", "inv_0", {"id": "inv_0"})
+    async with server.app.storage.read() as unit:
+        [as_stored] = await unit.feed.read_page("acme", FeedPosition.START, 10)
+    assert (as_stored.event.id, as_stored.rules_version) == (published.id, current)
+    now = datetime.now(UTC)
+    stored = NewEvent(
+        id=new_id("evt"),
+        tenant_id="acme",
+        type="invoice.paid",
+        entity_id="inv_1",
+        data={"id": "inv_1", "amount": 5, "planted": "x"},
+        previous=None,
+        occurred_at=now,
+        published_at=now,
+        idempotency_key=None,
+        trace_context=None,
+        rules_version=current,
+    )
+    async with server.app.storage.transaction() as unit:
+        await unit.events.insert_with_deliveries([stored], [])
+
+    async def served() -> dict[str, object]:
+        page = await server.feed.ListEvents(
+            pb.ListEventsRequest(tenant_id="acme", after_cursor=published.cursor)
+        )
+        [listed] = page.events
+        call = server.feed.StreamEvents(
+            pb.StreamEventsRequest(tenant_id="acme", after_cursor=published.cursor)
+        )
+        streamed = (await call.read()).events[0]  # type: ignore[union-attr]
+        call.cancel()
+        assert listed == streamed
+        return dict(listed.data)
+
+    assert await served() == {"id": "inv_1", "amount": 5, "planted": "x"}
+    # Rules unchanged but stated again: same version, still skipped.
+    await server.events.RegisterEventType(
+        events_pb2.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                events_pb2.FieldRule(path="amount", classification=events_pb2.CLASSIFICATION_PUBLIC)
+            ],
+        )
+    )
+    assert await served() == {"id": "inv_1", "amount": 5, "planted": "x"}
+    # A rules change after storing: projected again with today's rules.
+    await server.events.RegisterEventType(
+        events_pb2.RegisterEventTypeRequest(
+            type="invoice.paid",
+            fields=[
+                events_pb2.FieldRule(
+                    path="amount", classification=events_pb2.CLASSIFICATION_CONFIDENTIAL
+                )
+            ],
+        )
+    )
+    assert await served() == {"id": "inv_1"}

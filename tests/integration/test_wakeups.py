@@ -19,6 +19,7 @@ from tests.support.fault_proxy import FaultProxy, Outage
 from tests.support.receiver import Receiver
 from tests.support.server import RunningServer, start_server
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as fpb
+from webhook_grpc.storage.notifications import Notifier
 
 pytestmark = pytest.mark.postgres
 
@@ -62,11 +63,14 @@ async def delivered_after(publisher: RunningServer, receiver: Receiver, timeout:
 
 
 async def streamed_after(
-    publisher: RunningServer, stream: grpc.aio.UnaryStreamCall, timeout: float
+    publisher: RunningServer,
+    stream: grpc.aio.UnaryStreamCall,
+    timeout: float,
+    tenant_id: str = "acme",
 ) -> float:
-    """Publish one event through `publisher`; how long until `stream` sent it."""
+    """Publish one event of `tenant_id` through `publisher`; how long until `stream` sent it."""
     started = time.monotonic()
-    event = await publish(publisher)
+    event = await publish(publisher, tenant_id=tenant_id)
 
     async def arrived() -> None:
         while True:
@@ -190,4 +194,77 @@ async def test_a_stream_keeps_up_with_concurrent_publishers_without_polling(
 
     await asyncio.wait_for(all_arrived(), RECOVERY_WITHIN)
     assert time.monotonic() - published_at < WAKE_WITHIN
+    stream.cancel()
+
+
+async def until_set(*events: asyncio.Event) -> None:
+    async with asyncio.timeout(RECOVERY_WITHIN):
+        await asyncio.gather(*(event.wait() for event in events))
+
+
+async def test_a_wake_up_for_one_tenant_leaves_other_tenants_streams_asleep(
+    postgres_url: str,
+) -> None:
+    # In-process (SQLite has only this one) and through NOTIFY to another process's notifier.
+    here, there = Notifier(postgres_url), Notifier(postgres_url)
+    await here.start()
+    await there.start()
+    try:
+        local = {t: here.waiter(t) for t in ("acme", "globex", None)}
+        remote = {t: there.waiter(t) for t in ("acme", "globex", None)}
+        # The listener wakes everyone once it listens (what committed meanwhile); then quiet.
+        await until_set(*remote.values())
+        await asyncio.sleep(0)
+        for event in [*local.values(), *remote.values()]:
+            event.clear()
+        here.wake({"acme"})
+        assert [t for t, event in local.items() if event.is_set()] == ["acme", None]
+        # One NOTIFY wakes the chosen waiters together: once the every-tenant one is set, so
+        # would be globex's, had the payload not named acme alone.
+        await until_set(remote["acme"], remote[None])
+        assert not remote["globex"].is_set()
+
+        # Naming no tenant, or more than a payload holds, wakes every waiter.
+        for event in remote.values():
+            event.clear()
+        here.wake({f"tenant-{i:05}" for i in range(1_000)})
+        await until_set(*remote.values())
+        for event in local.values():
+            event.clear()
+        here.wake()
+        assert all(event.is_set() for event in local.values())
+    finally:
+        await here.stop()
+        await there.stop()
+
+
+async def test_a_publish_for_one_tenant_does_not_wake_another_tenants_stream(
+    publisher: RunningServer, servers: list[RunningServer], postgres_url: str
+) -> None:
+    reader = await start_server(postgres_url, serve_dispatcher=False, **QUIET)
+    servers.append(reader)
+    stream = reader.feed.StreamEvents(fpb.StreamEventsRequest(tenant_id="globex"))
+    await streamed_after(publisher, stream, timeout=10, tenant_id="globex")
+    # The publisher's NOTIFYs arrive in order: once one naming "sync" has set this waiter,
+    # every earlier one has been handled (twice, as its listener's first wake-up sets it too).
+    sync = reader.app.notifier.waiter("sync")
+
+    async def synced() -> None:
+        for _ in range(2):
+            sync.clear()
+            await publish(publisher, tenant_id="sync")
+            await until_set(sync)
+        for _ in range(3):  # a stream woken with `sync` resumes in these turns of the loop
+            await asyncio.sleep(0)
+
+    def wakeups() -> float:
+        value = reader.app.metrics.registry.get_sample_value("webhook_feed_stream_wakeups_total")
+        return value or 0.0
+
+    await synced()
+    before = wakeups()
+    await publish(publisher, tenant_id="acme")
+    await synced()
+    assert wakeups() == before
+    await streamed_after(publisher, stream, timeout=WAKE_WITHIN, tenant_id="globex")
     stream.cancel()

@@ -71,6 +71,7 @@ def new_event(
         published_at=published_at,
         idempotency_key=idempotency_key,
         trace_context=trace_context,
+        rules_version=None,
     )
 
 

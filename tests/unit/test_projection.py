@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook_grpc.domain.models import Event
+from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.projection import (
     Classification,
     FieldRules,
@@ -19,6 +20,8 @@ from webhook_grpc.domain.projection import (
     less_private,
     project,
     project_event,
+    project_stored,
+    rules_version,
 )
 
 P, I, C, R = (
@@ -280,3 +283,31 @@ def test_a_previous_that_projects_to_nothing_is_dropped_not_sent_empty() -> None
     assert project_event(event, {"id": P, "amount": P}).previous == {"amount": 5}
     assert project_event(event, {"id": P, "amount": C}).previous is None
     assert project_event(replace(event, previous=None), {"id": P}).previous is None
+
+
+def test_the_rules_version_changes_with_any_rule_and_only_with_the_rules() -> None:
+    rules: FieldRules = {"id": P, "amount": P, "customer.email": C}
+    version = rules_version(rules)
+    assert rules_version(dict(reversed(rules.items()))) == version  # order does not matter
+    assert 0 <= version < 2**63  # fits a signed 64-bit column
+    changed = [
+        {"id": P, "amount": I, "customer.email": C},  # a class
+        {"id": P, "amount": P},  # a rule removed
+        {"id": P, "amount": P, "customer.email": C, "notes": P},  # a rule added
+        {"id": P, "amount": P, "customer.mail": C},  # a path
+        {},
+    ]
+    assert len({version, *(rules_version(other) for other in changed)}) == len(changed) + 1
+
+
+def test_an_event_stored_under_todays_rules_is_not_projected_again() -> None:
+    now = datetime.now(UTC)
+    # Holds a field that the rules would drop: only a skipped projection keeps it.
+    event = Event("evt_1", "acme", "invoice.paid", "inv_1", {"id": "i", "x": 1}, None, now, now)
+    rules: FieldRules = {"id": P}
+    current = rules_version(rules)
+    skipped = project_stored(StoredEvent(event, FeedPosition(0, 1), current), rules, current, "c")
+    assert skipped == replace(event, cursor="c")
+    for stored_version in (None, rules_version({"id": P, "x": C})):
+        stored = StoredEvent(event, FeedPosition(0, 1), stored_version)
+        assert project_stored(stored, rules, current, "c") == project_event(event, rules, "c")

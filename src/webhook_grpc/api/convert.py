@@ -85,11 +85,19 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    # As Timestamp.FromDatetime (naive means UTC), at a quarter of its cost.
+    message = timestamp_pb2.Timestamp()
+    set_timestamp(message, value)
+    return message
+
+
+def set_timestamp(message: timestamp_pb2.Timestamp, value: datetime) -> None:
+    """`value` written into `message` (a field of another message, which is then present), as
+    Timestamp.FromDatetime does (naive means UTC) at a quarter of its cost."""
     delta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
-    return timestamp_pb2.Timestamp(
-        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
-    )
+    message.seconds = delta.days * 86_400 + delta.seconds
+    message.nanos = delta.microseconds * 1000
+    if not (message.seconds or message.nanos):
+        message.SetInParent()  # zeros alone would leave the field unset
 
 
 def from_timestamp(message: timestamp_pb2.Timestamp, field: str) -> datetime:
@@ -156,8 +164,21 @@ def _value(message: struct_pb2.Value) -> Any:
 
 def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
-    message.update(value)
+    fill_struct(message, value)
     return message
+
+
+def fill_struct(message: struct_pb2.Struct, value: Mapping[str, Any]) -> None:
+    """As `message.update(value)`, which dispatches on each value's type in Python, with the
+    commonest value, a string, set directly (twice as fast on payloads of strings). The
+    struct is present in its parent afterwards, even when `value` is empty."""
+    message.SetInParent()
+    fields = message.fields
+    for key, item in value.items():
+        if type(item) is str:
+            fields[key].string_value = item
+        else:
+            message[key] = item
 
 
 def subscription(
@@ -201,17 +222,25 @@ def subscription_health(value: SubscriptionHealth) -> subscriptions_pb2.Subscrip
 
 
 def event(value: models.Event) -> events_pb2.Event:
-    return events_pb2.Event(
-        id=value.id,
-        tenant_id=value.tenant_id,
-        type=value.type,
-        entity_id=value.entity_id,
-        data=dict_to_struct(value.data),
-        previous=dict_to_struct(value.previous) if value.previous is not None else None,
-        occurred_at=timestamp(value.occurred_at),
-        published_at=timestamp(value.published_at),
-        cursor=value.cursor,
-    )
+    message = events_pb2.Event()
+    fill_event(message, value)
+    return message
+
+
+def fill_event(message: events_pb2.Event, value: models.Event) -> None:
+    """`value` written into the empty `message`, e.g. one from a repeated field's `add()`:
+    building the parts as messages of their own and copying them in costs as much again
+    (the feed sends thousands a second)."""
+    message.id = value.id
+    message.tenant_id = value.tenant_id
+    message.type = value.type
+    message.entity_id = value.entity_id
+    fill_struct(message.data, value.data)
+    if value.previous is not None:
+        fill_struct(message.previous, value.previous)
+    set_timestamp(message.occurred_at, value.occurred_at)
+    set_timestamp(message.published_at, value.published_at)
+    message.cursor = value.cursor
 
 
 def delivery(value: models.Delivery) -> deliveries_pb2.Delivery:

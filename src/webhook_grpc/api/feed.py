@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from webhook_grpc._gen.webhooks.v1 import feed_pb2 as pb
 from webhook_grpc._gen.webhooks.v1 import feed_pb2_grpc
 from webhook_grpc.domain.access import Role
+from webhook_grpc.domain.models import Event
 from webhook_grpc.services.feed import FeedQuery, FeedService, StreamMessage
 
 from . import convert
@@ -36,11 +38,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: pb.ListEventsRequest, context: Any
     ) -> pb.ListEventsResponse:
         page = await self._feed.page(self._query(context, request), request.page_size)
-        return pb.ListEventsResponse(
-            events=[convert.event(e) for e in page.events],
-            next_cursor=page.next_cursor,
-            has_more=page.has_more,
-        )
+        response = pb.ListEventsResponse(next_cursor=page.next_cursor, has_more=page.has_more)
+        _add_events(response.events, page.events)
+        return response
 
     # Writes with context.write (see `streaming`), which the generated stub does not declare.
     @streaming
@@ -57,10 +57,17 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
 
 def _stream_response(message: StreamMessage) -> pb.StreamEventsResponse:
     if message.events:
-        return pb.StreamEventsResponse(
-            events=[convert.event(e) for e in message.events], cursor=message.cursor
-        )
+        response = pb.StreamEventsResponse(cursor=message.cursor)
+        _add_events(response.events, message.events)
+        return response
     return pb.StreamEventsResponse(
         cursor=message.cursor,
         heartbeat=pb.Heartbeat(cursor=message.cursor, sent_at=convert.timestamp(datetime.now(UTC))),
     )
+
+
+def _add_events(into: Any, events: Sequence[Event]) -> None:
+    """`events` appended to the repeated field `into`, each written in place."""
+    add = into.add
+    for event in events:
+        convert.fill_event(add(), event)

@@ -138,10 +138,13 @@ class Event:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """A published event with its place in the feed (the service makes the cursor from it)."""
+    """A published event with its place in the feed (the service makes the cursor from it),
+    and the `rules_version` of the rules it was projected with when stored (None before
+    versions were stored)."""
 
     event: Event
     position: FeedPosition
+    rules_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from webhook_grpc.domain.cursors import CursorCodec, FeedPosition
 from webhook_grpc.domain.errors import InvalidArgument, OutOfRange
 from webhook_grpc.domain.models import Event, StoredEvent
 from webhook_grpc.domain.patterns import entity_of, validate_patterns
-from webhook_grpc.domain.projection import project_event
+from webhook_grpc.domain.projection import project_stored, rules_version
 from webhook_grpc.metrics import Metrics
 from webhook_grpc.storage.ports import Storage, UnitOfWork, Wakeups, wait_for_wake
 
@@ -70,6 +70,7 @@ class FeedService:
     ) -> None:
         self._storage = storage
         self._open_streams = metrics.feed_streams
+        self._wakeups = metrics.feed_stream_wakeups
         self._settings = settings
         self._cursors = cursors
         self._notifier = notifier
@@ -95,7 +96,7 @@ class FeedService:
         not sent yet are purged, instead of jumping over them."""
         with self.slots.hold(query.tenant_id):
             patterns = await self._validated(query)
-            waiter = self._notifier.waiter()
+            waiter = self._notifier.waiter(query.tenant_id)
             self._open_streams.inc()
             try:
                 await self._follow(query, from_latest, patterns, waiter, send)
@@ -159,7 +160,8 @@ class FeedService:
             if recheck is not None:
                 timeout = recheck.total_seconds()
                 recheck = min(recheck * 2, self._settings.poll_interval)
-            await wait_for_wake(waiter, min(timeout, heartbeat_in))
+            if await wait_for_wake(waiter, min(timeout, heartbeat_in)):
+                self._wakeups.inc()
 
     async def _validated(self, query: FeedQuery) -> tuple[str, ...]:
         if not query.tenant_id:
@@ -204,16 +206,19 @@ class FeedService:
 
     async def present(self, unit: UnitOfWork, stored: Sequence[StoredEvent]) -> list[Event]:
         """Events as a consumer may see them: re-projected with the current schema (a field
-        reclassified as confidential since publishing disappears) and with their cursor."""
-        schemas = await unit.registry.entity_fields({entity_of(s.event.type) for s in stored})
-        return [
-            project_event(
-                item.event,
-                schemas[entity_of(item.event.type)],
-                cursor=self._cursors.encode(item.event.tenant_id, item.position),
-            )
-            for item in stored
-        ]
+        reclassified as confidential since publishing disappears; events stored under the
+        current rules are left as they are) and with their cursor."""
+        # Per type, not per event: a batch holds hundreds of events of a few types.
+        entities = {type: entity_of(type) for type in {s.event.type for s in stored}}
+        schemas = await unit.registry.entity_fields(set(entities.values()))
+        versions = {entity: rules_version(rules) for entity, rules in schemas.items()}
+        encode = self._cursors.encode
+        events = []
+        for item in stored:
+            entity = entities[item.event.type]
+            cursor = encode(item.event.tenant_id, item.position)
+            events.append(project_stored(item, schemas[entity], versions[entity], cursor))
+        return events
 
 
 def _purged_past(

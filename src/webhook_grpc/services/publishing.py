@@ -27,7 +27,12 @@ from webhook_grpc.domain.filters import FilterInput, compile_filter
 from webhook_grpc.domain.ids import new_id
 from webhook_grpc.domain.models import DeliveryStatus, Event, StoredEvent, Subscription
 from webhook_grpc.domain.patterns import entity_of, matches_any
-from webhook_grpc.domain.projection import Classification, hides_every_change, project
+from webhook_grpc.domain.projection import (
+    Classification,
+    hides_every_change,
+    project,
+    rules_version,
+)
 from webhook_grpc.domain.subscriptions import Recipient
 from webhook_grpc.domain.trace_context import TraceContext
 from webhook_grpc.metrics import Metrics
@@ -174,8 +179,10 @@ class Publisher:
                         f"event type {draft.type!r} is not registered; register it with "
                         "RegisterEventType first",
                     )
+            versions = {e: rules_version(rules) for e, rules in context.schemas.items()}
             events = [
-                self._event_row(draft, context.schemas, now, stored_context) for draft in drafts
+                self._event_row(draft, context.schemas, versions, now, stored_context)
+                for draft in drafts
             ]
             hidden = {
                 row["id"]
@@ -199,7 +206,8 @@ class Publisher:
                     ) from None
                 context = None
         if positions:
-            unit.on_commit(self._notifier.wake)
+            tenant_ids = {row["tenant_id"] for row in stored}
+            unit.on_commit(lambda: self._notifier.wake(tenant_ids))
         earlier = await self._earlier_events(unit, stored, positions)
         results: list[Published] = []
         for row in events:
@@ -239,10 +247,12 @@ class Publisher:
     def _event_row(
         draft: EventDraft,
         schemas: dict[str, dict[str, Classification]],
+        versions: dict[str, int],
         now: datetime,
         trace_context: str | None,
     ) -> NewEvent:
-        rules = schemas[entity_of(draft.type)]
+        entity = entity_of(draft.type)
+        rules = schemas[entity]
         return {
             "id": new_id("evt"),
             "tenant_id": draft.tenant_id,
@@ -254,6 +264,7 @@ class Publisher:
             "published_at": now,
             "idempotency_key": draft.idempotency_key or None,
             "trace_context": trace_context,
+            "rules_version": versions[entity],
         }
 
     def _delivery_rows(

@@ -38,6 +38,7 @@ EVENT_COLUMNS = (
     E.c.tx,
     E.c.seq,
     E.c.trace_context,
+    E.c.rules_version,
 )
 
 
@@ -56,6 +57,7 @@ def to_stored(row: Row[*tuple[Any, ...]]) -> StoredEvent:
             trace_context=TraceContext.from_text(m["trace_context"]),
         ),
         FeedPosition(m["tx"], m["seq"]),
+        m["rules_version"],
     )
 
 

@@ -29,6 +29,9 @@ class NewEvent(TypedDict):
     idempotency_key: str | None
     trace_context: str | None
     """`TraceContext.text()` of the publisher's trace context, sent on with each delivery."""
+    rules_version: int | None
+    """`projection.rules_version` of the rules `data` and `previous` were projected with; None
+    if unknown (readers then always project again)."""
 
 
 class NewDelivery(TypedDict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Protocol
 
 
@@ -11,14 +12,16 @@ class Wakeups(Protocol):
 
     async def stop(self) -> None: ...
 
-    def waiter(self) -> asyncio.Event:
-        """An event set on every wake-up; clear it before checking for work, then wait on it."""
+    def waiter(self, tenant_id: str | None = None) -> asyncio.Event:
+        """An event set on every wake-up for `tenant_id`'s work (on every wake-up when None);
+        clear it before checking for work, then wait on it."""
         ...
 
     def forget(self, event: asyncio.Event) -> None: ...
 
-    def wake(self) -> None:
-        """After a commit: wake this process now, and other processes soon after."""
+    def wake(self, tenant_ids: Collection[str] | None = None) -> None:
+        """After a commit of work for `tenant_ids` (None: any tenant's): wake this process now,
+        and other processes soon after."""
         ...
 
 

@@ -152,13 +152,13 @@ _CONTEXT: LiteralString = (
 # says whether it was (a row even when every event was an idempotent repeat).
 _EVENTS: LiteralString = """
         INSERT INTO events (id, tenant_id, type, entity_id, data, previous, occurred_at,
-                            published_at, idempotency_key, trace_context)
+                            published_at, idempotency_key, trace_context, rules_version)
         SELECT e.id, e.tenant_id, e.type, e.entity_id, e.data, e.previous, e.occurred_at,
-               e.published_at, e.idempotency_key, e.trace_context
+               e.published_at, e.idempotency_key, e.trace_context, e.rules_version
         FROM batch, json_to_recordset(batch.doc -> 'events')
              AS e(id text, tenant_id text, type text, entity_id text, data json, previous json,
                   occurred_at timestamptz, published_at timestamptz, idempotency_key text,
-                  trace_context text)
+                  trace_context text, rules_version bigint)
 """
 _EVENTS_END: LiteralString = """
         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

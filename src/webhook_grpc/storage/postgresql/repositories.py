@@ -3,37 +3,25 @@ retention purge in one statement."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, text
 
 from webhook_grpc.domain.cursors import FeedPosition
+from webhook_grpc.domain.models import StoredEvent
 
 from ..common.events import E
 from ..common.feed import CoreFeed
 from ..common.retention import CoreRetention
 from ..common.subscriptions import CoreSubscriptions
 from ..tables.deliveries import LEASED
-from . import psycopg_path
+from . import feed, psycopg_path
+from .horizon import HORIZON_SQL as HORIZON_SQL  # deliveries.py imports it from here
 
 _RETENTION_LOCK_KEY = "webhook_grpc:retention"
 
-# The oldest transaction of *this* database that may still commit: the snapshot's in-progress
-# ids, less those that pg_stat_activity shows running in another database, else the snapshot's
-# xmax (every id from there on is invisible to the snapshot anyway). The cluster-wide
-# pg_snapshot_xmin would let any write transaction anywhere on the server (a CREATE DATABASE,
-# another application's batch job) hold this feed back. An id that ended between the snapshot
-# and the pg_stat_activity read is not attributed elsewhere, so it counts: the error is only
-# ever towards waiting. backend_xid is 32 bits; it is compared with the id's low 32 bits.
-HORIZON_SQL = """(SELECT coalesce(
-        (SELECT min(xip::text::bigint) FROM pg_snapshot_xip(s.snap) AS xip
-         WHERE NOT EXISTS (
-             SELECT 1 FROM pg_stat_activity AS a
-             WHERE a.backend_xid::text::bigint = xip::text::bigint % 4294967296
-               AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
-        pg_snapshot_xmax(s.snap)::text::bigint)
-     FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
 _HORIZON = text(HORIZON_SQL)
 
 
@@ -55,6 +43,27 @@ class PostgresFeed(CoreFeed):
 
     def _visible(self, query: Select[Any]) -> Select[Any]:
         return query.where(E.c.tx < _HORIZON)
+
+    async def read_page(
+        self,
+        tenant_id: str,
+        after: FeedPosition,
+        limit: int,
+        patterns: Sequence[str] = (),
+        entity_id: str = "",
+    ) -> list[StoredEvent]:
+        sized = await feed.read_sized(self._conn, tenant_id, after, limit, patterns, entity_id)
+        return [stored for stored, _ in sized]
+
+    async def read_sized(
+        self,
+        tenant_id: str,
+        after: FeedPosition,
+        limit: int,
+        patterns: Sequence[str] = (),
+        entity_id: str = "",
+    ) -> list[tuple[StoredEvent, int]]:
+        return await feed.read_sized(self._conn, tenant_id, after, limit, patterns, entity_id)
 
 
 class PostgresRetention(CoreRetention):

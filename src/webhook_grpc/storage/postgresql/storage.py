@@ -95,6 +95,7 @@ def _engine(url: URL, pool_size: int, **options: Any) -> AsyncEngine:
         **options,
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed_by_server)
+    event.listen(engine.sync_engine, "connect", _in_utc)
     return engine
 
 
@@ -126,3 +127,13 @@ def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: An
     poller.register(connection.fileno(), select.POLLIN)
     if poller.poll(0):
         raise InvalidatePoolError("the server closed the connection")
+
+
+def _in_utc(connection: Any, _record: Any) -> None:
+    """Each new connection's session in UTC: psycopg then reads timestamptz values as datetimes
+    in datetime.UTC, which need no conversion (from the server's default zone, converting cost
+    about 2 us per value on the feed's hot path). Instants are the same in any session zone."""
+    cursor = connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    connection.commit()  # else the pool's rollback on return would undo it

@@ -41,3 +41,6 @@ class EventRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
     # The publisher's W3C trace context (domain/trace_context.py's text form), or NULL.
     trace_context: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # domain/projection.py's rules_version of the rules `data` and `previous` were projected
+    # with; readers skip projecting again while the entity's rules give the same version.
+    rules_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
